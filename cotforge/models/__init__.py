@@ -1,0 +1,1 @@
+"""Models cotforge builds or resolves: the tiny random test model and the embedded default (SmolLM2)."""

@@ -1,0 +1,195 @@
+"""Run folders: where stages read their inputs and write their outputs, atomically.
+
+A whole-file output is written to a temporary file in the same folder and renamed over the target, so a
+crash leaves either the old file or the new one, never half of one. Streaming outputs (generation, sampling)
+go through :class:`AppendLog`, which fsyncs each batch and, on reopen, cuts a torn last line left by a kill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from cotforge.errors import CotforgeError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class RunFolderError(CotforgeError):
+    """A run-folder input is missing or unreadable; the message says which file and what to do."""
+
+
+class RunFiles:
+    """The file names stages agree on, relative to the run folder."""
+
+    PROMPTS = "prompts.jsonl"
+    PROMPT_REJECTS = "prompts.rejects.jsonl"
+    SAMPLES = "samples.jsonl"
+    GENERATE_REJECTS = "generate.rejects.jsonl"
+    ACCEPTED = "accepted.jsonl"
+    VERDICTS = "verdicts.jsonl"
+    VALIDATE_REJECTS = "validate.rejects.jsonl"
+    REVIEWED = "reviewed.jsonl"
+    AUGMENTED = "augmented.jsonl"
+    CANDIDATES = "candidates.jsonl"
+    JUDGMENTS = "judgments.jsonl"
+    PAIRS = "pairs.jsonl"
+    PAIRS_TRL = "pairs.trl.jsonl"
+    MANIFESTS = "manifests"
+    CACHE = "cache.sqlite"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _line_of(record: BaseModel | dict[str, Any]) -> str:
+    if isinstance(record, BaseModel):
+        return record.model_dump_json()
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def atomic_write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> int:
+    """Write records as JSON lines atomically; returns how many were written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(_line_of(record))
+                fh.write("\n")
+                count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
+    """Read a run-folder JSONL file of ``model`` records.
+
+    These files are written by cotforge, so a bad line is a corrupted run: raise with file and line.
+    """
+    if not path.exists():
+        raise RunFolderError(f"{path}: not found; run the stage that writes it first")
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield model.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "record"
+                raise RunFolderError(
+                    f"{path}:{lineno}: not a valid {model.__name__} ({where}: {first['msg']}); "
+                    "fix or remove the line, or re-run the stage that wrote the file"
+                ) from None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (streamed)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class AppendLog:
+    """An append-only JSONL file that survives being killed mid-write.
+
+    On open, a last line without its newline (torn by a kill) is cut off; :meth:`append` writes whole lines
+    and :meth:`flush` fsyncs, so after a crash every line in the file is complete.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired_bytes = self._cut_torn_tail(path)
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+
+    @staticmethod
+    def _cut_torn_tail(path: Path) -> int:
+        if not path.exists() or path.stat().st_size == 0:
+            return 0
+        with path.open("rb+") as fh:
+            data = fh.read()
+            if data.endswith(b"\n"):
+                return 0
+            keep = data.rfind(b"\n") + 1
+            fh.truncate(keep)
+            return len(data) - keep
+
+    def append(self, record: BaseModel | dict[str, Any]) -> None:
+        self._fh.write(_line_of(record) + "\n")
+
+    def flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.flush()
+            self._fh.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RunFolder:
+    """A run folder: paths of the standard files and typed reads/writes of them."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def ensure(self) -> RunFolder:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def read(self, name: str, model: type[T]) -> list[T]:
+        return list(read_jsonl(self.path(name), model))
+
+    def write(self, name: str, records: Iterable[BaseModel | dict[str, Any]]) -> int:
+        return atomic_write_jsonl(self.path(name), records)
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def require(self, name: str, stage_hint: str) -> Path:
+        """The path of an input that must exist, or an error naming the stage that writes it."""
+        p = self.path(name)
+        if not p.exists():
+            raise RunFolderError(f"{p}: not found; run `cotforge {stage_hint} --run {self.root}` first")
+        return p
+
+    def manifest_path(self, stage: str) -> Path:
+        return self.root / RunFiles.MANIFESTS / f"{stage}.json"
