@@ -37,11 +37,13 @@ class RunFiles:
     VERDICTS = "verdicts.jsonl"
     VALIDATE_REJECTS = "validate.rejects.jsonl"
     REVIEWED = "reviewed.jsonl"
+    REVIEW_VERDICTS = "review.verdicts.jsonl"
     AUGMENTED = "augmented.jsonl"
     CANDIDATES = "candidates.jsonl"
     JUDGMENTS = "judgments.jsonl"
     PAIRS = "pairs.jsonl"
     PAIRS_TRL = "pairs.trl.jsonl"
+    PAIRS_REJECTS = "pairs.rejects.jsonl"
     MANIFESTS = "manifests"
     CACHE = "cache.sqlite"
 
