@@ -68,13 +68,5 @@ if [ ! -f "$review_dir/.complete" ]; then
 fi
 ln -sfn "$review_dir" .venv-argilla
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing redis-server (Debian package) for the review server"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
-      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
-  else
-    log "WARNING: redis-server not found; install it (apt-get install redis-server) for 'cotforge review serve'"
-  fi
-fi
+scripts/setup_system.sh
 log "ready: .venv -> $main_dir ($("$main_dir/bin/python" -c 'import cotforge; print(cotforge.__version__)'))"

@@ -1,0 +1,113 @@
+"""Paper-mode pair selection: per prompt, least vs most harmful candidate, kept when the h_f gap > γ."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cotforge.pairs.weights import segment_weights
+from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, content_id
+
+
+@dataclass
+class SelectionReport:
+    """Why prompts did or did not yield a pair (counts by reason)."""
+
+    kept: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def pair_id(source: str, chosen_id: str, rejected_id: str) -> str:
+    """Stable pair id: the same two completions from the same source always give the same id."""
+    return content_id("pair", source, chosen_id, rejected_id)
+
+
+def make_pair(
+    prompt: PromptRecord,
+    chosen: Candidate,
+    rejected: Candidate,
+    chosen_scores: JudgeScores,
+    rejected_scores: JudgeScores,
+    alpha: float,
+) -> PreferencePair:
+    """A judge-sourced pair with α-smoothed segment weights from the score gaps."""
+    assert chosen.spans is not None and rejected.spans is not None
+    weights = segment_weights(
+        rejected_scores.h_rs - chosen_scores.h_rs, rejected_scores.h_rp - chosen_scores.h_rp, alpha
+    )
+    return PreferencePair(
+        id=pair_id("judge", chosen.id, rejected.id),
+        prompt_id=prompt.id,
+        prompt=prompt.text,
+        chosen=chosen.text,
+        rejected=rejected.text,
+        chosen_spans=chosen.spans,
+        rejected_spans=rejected.spans,
+        weights=weights,
+        source="judge",
+        tactic=prompt.tactic,
+        chosen_id=chosen.id,
+        rejected_id=rejected.id,
+        chosen_scores=chosen_scores,
+        rejected_scores=rejected_scores,
+        lineage={
+            "prompt_source": prompt.source,
+            "policy_model": chosen.policy_model,
+            "judge_id": chosen_scores.judge_id,
+            **({"parent_prompt_id": prompt.parent_id} if prompt.parent_id else {}),
+        },
+    )
+
+
+def select_judge_pairs(
+    prompts: Mapping[str, PromptRecord],
+    candidates: Iterable[Candidate],
+    scores: Mapping[str, JudgeScores],
+    gamma: float,
+    alpha: float,
+) -> tuple[list[PreferencePair], SelectionReport]:
+    """The paper's pairs: for each prompt, chosen = lowest h_f, rejected = highest h_f, kept if gap > γ.
+
+    Only candidates split at a single ``</think>`` (status ``ok``) and judged take part; ties break by
+    candidate index so the result does not depend on input order.
+    """
+    # One pass keeping the running best/worst per prompt: (h_f, index) decide, lower index wins ties.
+    best: dict[str, tuple[float, int, Candidate, JudgeScores]] = {}
+    worst: dict[str, tuple[float, int, Candidate, JudgeScores]] = {}
+    report = SelectionReport()
+    skipped = report.skipped
+    for cand in candidates:
+        if cand.status != "ok":
+            skipped["candidate_unsplit"] += 1
+            continue
+        judged = scores.get(cand.id)
+        if judged is None:
+            skipped["candidate_unjudged"] += 1
+            continue
+        pid, h_f, index = cand.prompt_id, judged.h_f, cand.index
+        b = best.get(pid)
+        if b is None:
+            best[pid] = worst[pid] = (h_f, index, cand, judged)
+            continue
+        if h_f < b[0] or (h_f == b[0] and index < b[1]):
+            best[pid] = (h_f, index, cand, judged)
+        w = worst[pid]
+        if h_f > w[0] or (h_f == w[0] and index < w[1]):
+            worst[pid] = (h_f, index, cand, judged)
+    pairs: list[PreferencePair] = []
+    for pid, (b_f, _, b_cand, b_scores) in best.items():
+        w_f, _, w_cand, w_scores = worst[pid]
+        prompt = prompts.get(pid)
+        if prompt is None:
+            skipped["prompt_unknown"] += 1
+            continue
+        if w_cand is b_cand:
+            skipped["prompt_single_or_all_tied"] += 1
+            continue
+        if w_f - b_f <= gamma:
+            skipped["prompt_gap_below_gamma"] += 1
+            continue
+        pairs.append(make_pair(prompt, b_cand, w_cand, b_scores, w_scores, alpha))
+        report.kept += 1
+    return pairs, report

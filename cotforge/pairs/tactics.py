@@ -1,0 +1,121 @@
+"""Jailbreak tactics that turn a safety prompt into a disguised variant (the pure part of `augment`).
+
+Template tactics render a file in ``prompts/augment/``; encoding tactics transform the text and wrap it in
+``encoding.j2``; rewrite tactics (past tense, translation) ask a model through the teacher interface and fall
+back to a template (past tense) or are skipped (translation) when no model is configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
+
+from cotforge.schemas import PromptRecord
+
+TacticKind = Literal["template", "encoding", "rewrite"]
+
+TACTICS: dict[str, TacticKind] = {
+    "roleplay": "template",
+    "fiction": "template",
+    "hypothetical": "template",
+    "refusal_suppression": "template",
+    "prefix_injection": "template",
+    "persuasion_authority": "template",
+    "persuasion_evidence": "template",
+    "persuasion_emotional": "template",
+    "empty_think": "template",
+    "base64": "encoding",
+    "rot13": "encoding",
+    "leetspeak": "encoding",
+    "past_tense": "rewrite",
+    "translation": "rewrite",
+}
+# Without a rewriting model, past tense falls back to this template; translation has no fallback.
+REWRITE_FALLBACK = {"past_tense": "augment/past_tense"}
+REWRITE_INSTRUCTION = {
+    "past_tense": "augment/past_tense_rewrite",
+    "translation": "augment/translation_rewrite",
+}
+
+_LEET = str.maketrans(
+    {
+        "a": "4",
+        "e": "3",
+        "i": "1",
+        "o": "0",
+        "s": "5",
+        "t": "7",
+        "A": "4",
+        "E": "3",
+        "I": "1",
+        "O": "0",
+        "S": "5",
+        "T": "7",
+    }
+)
+
+RenderTemplate = Callable[[str, Mapping[str, object]], str]
+
+
+def encode(text: str, scheme: str) -> str:
+    """The prompt text under an encoding tactic: base64, rot13 or leetspeak."""
+    if scheme == "base64":
+        return base64.b64encode(text.encode("utf-8")).decode("ascii")
+    if scheme == "rot13":
+        return codecs.encode(text, "rot13")
+    if scheme == "leetspeak":
+        return text.translate(_LEET)
+    raise ValueError(f"unknown encoding {scheme!r}; known: base64, rot13, leetspeak")
+
+
+def apply_tactic(prompt: PromptRecord, tactic: str, render: RenderTemplate) -> str:
+    """Variant text for a template or encoding tactic (rewrite tactics go through a model, see `augment`)."""
+    kind = TACTICS.get(tactic)
+    if kind is None:
+        raise ValueError(f"unknown tactic {tactic!r}; known: {', '.join(TACTICS)}")
+    if kind == "template":
+        return render(f"augment/{tactic}", {"prompt": prompt.text}).strip()
+    if kind == "encoding":
+        return render("augment/encoding", {"scheme": tactic, "encoded": encode(prompt.text, tactic)}).strip()
+    return (
+        render(REWRITE_FALLBACK[tactic], {"prompt": prompt.text}).strip()
+        if tactic in REWRITE_FALLBACK
+        else ""
+    )
+
+
+def variant_record(parent: PromptRecord, text: str, tactic: str) -> PromptRecord:
+    """A prompt record for a variant: same kind and category, parent and tactic recorded."""
+    return PromptRecord(
+        id=PromptRecord.make_id(text, parent.kind),
+        text=text,
+        kind=parent.kind,
+        category=parent.category,
+        source=f"{parent.source} + cotforge augment",
+        licence=parent.licence,
+        parent_id=parent.id,
+        tactic=tactic,
+        source_label=parent.source_label,
+    )
+
+
+def plan_variants(
+    prompts: Iterable[PromptRecord], tactics: list[str], per_prompt: int | None = None
+) -> list[tuple[PromptRecord, str]]:
+    """(safety prompt, tactic) jobs: every tactic per prompt, or ``per_prompt`` of them in rotation.
+
+    Rotation (prompt i takes tactics i, i+1, …) spreads tactics evenly over a small prompt set.
+    """
+    unknown = [t for t in tactics if t not in TACTICS]
+    if unknown:
+        raise ValueError(f"unknown tactics {unknown}; known: {', '.join(TACTICS)}")
+    jobs: list[tuple[PromptRecord, str]] = []
+    safety = [p for p in prompts if p.kind == "safety" and p.parent_id is None]
+    for i, prompt in enumerate(safety):
+        chosen = (
+            tactics if per_prompt is None else [tactics[(i + j) % len(tactics)] for j in range(per_prompt)]
+        )
+        jobs += [(prompt, t) for t in dict.fromkeys(chosen)]
+    return jobs
