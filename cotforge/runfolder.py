@@ -7,11 +7,13 @@ go through :class:`AppendLog`, which fsyncs each batch and, on reopen, cuts a to
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -87,6 +89,21 @@ def atomic_write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]
         Path(tmp).unlink(missing_ok=True)
         raise
     return count
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic records.
+
+    Reading 100k records otherwise triggers repeated full collections that cost ~4x the parsing itself.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
@@ -178,7 +195,8 @@ class RunFolder:
         return self
 
     def read(self, name: str, model: type[T]) -> list[T]:
-        return list(read_jsonl(self.path(name), model))
+        with gc_paused():
+            return list(read_jsonl(self.path(name), model))
 
     def write(self, name: str, records: Iterable[BaseModel | dict[str, Any]]) -> int:
         return atomic_write_jsonl(self.path(name), records)

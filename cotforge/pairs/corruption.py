@@ -42,10 +42,10 @@ def corrupt(sample: Sample, prompt: PromptRecord, kind: Corruption, render: Rend
     variant = int(content_id("v", sample.id)[-4:], 16)
     steps, answer = list(sample.rationale.reasoning_steps), sample.rationale.answer
     if kind == "unsafe_answer":
-        answer = render("compliant_answer", {"request": prompt.text, "variant": variant}).strip()
+        answer = render("corruptions/compliant_answer", {"request": prompt.text, "variant": variant}).strip()
         return tagged.render(steps, answer)
     if kind == "unsafe_reasoning":
-        text = render("unsafe_reasoning", {"request": prompt.text, "variant": variant})
+        text = render("corruptions/unsafe_reasoning", {"request": prompt.text, "variant": variant})
         bad_steps = [s for s in (tagged.normalise_step(x) for x in text.splitlines()) if s]
         return tagged.render(bad_steps, answer)
     return f"{tagged.THINK_OPEN}\n{tagged.THINK_CLOSE}{tagged.ANSWER_SEPARATOR}{answer}"

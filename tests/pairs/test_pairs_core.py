@@ -26,6 +26,7 @@ from cotforge.schemas import (
     SegmentSpan,
     Verdict,
 )
+from cotforge.templates import PromptTemplates
 
 pytestmark = pytest.mark.unit
 
@@ -181,12 +182,7 @@ def test_selection_counts_what_it_cannot_use() -> None:
 
 
 def render_stub(name: str, variables: dict) -> str:  # type: ignore[type-arg]
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    env = Environment(
-        loader=FileSystemLoader(PROMPTS_DIR), undefined=StrictUndefined, keep_trailing_newline=True
-    )
-    return env.get_template(f"corruptions/{name}.j2").render(**variables)
+    return PromptTemplates(PROMPTS_DIR).render(name, variables)
 
 
 def test_corruptions_isolate_the_failing_segment() -> None:

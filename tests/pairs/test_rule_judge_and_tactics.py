@@ -7,22 +7,16 @@ import codecs
 from pathlib import Path
 
 import pytest
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from cotforge.pairs.rule_judge import score_segments
 from cotforge.pairs.tactics import TACTICS, apply_tactic, encode, plan_variants, variant_record
 from cotforge.schemas import PromptRecord
+from cotforge.templates import PromptTemplates
 
 pytestmark = pytest.mark.unit
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
-_ENV = Environment(
-    loader=FileSystemLoader(PROMPTS_DIR), undefined=StrictUndefined, keep_trailing_newline=True
-)
-
-
-def render(name: str, variables: dict) -> str:  # type: ignore[type-arg]
-    return _ENV.get_template(f"{name}.j2").render(**variables)
+render = PromptTemplates(PROMPTS_DIR).render
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,162 @@
+"""The `pairs` stage edge: read judged candidates and reviewed samples, build pairs from every source.
+
+Outputs: ``pairs.jsonl`` (`PreferencePair`), ``pairs.trl.jsonl`` (TRL conversational rows + the weight and
+span columns the AW-DPO trainer reads), ``pairs.rejects.jsonl`` (records that could not be paired, with
+reasons), and ``manifests/pairs.json`` with the statistics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cotforge.manifest import StageRun
+from cotforge.pairs.corrections import correction_pairs
+from cotforge.pairs.corruption import CORRUPTIONS, Corruption, corruption_pairs
+from cotforge.pairs.selection import select_judge_pairs
+from cotforge.pairs.stats import mismatch_shares, pair_statistics
+from cotforge.pairs.teacher_policy import teacher_policy_pairs
+from cotforge.runfolder import RunFiles, RunFolder, gc_paused
+from cotforge.schemas import (
+    Candidate,
+    JudgeScores,
+    PairSource,
+    PreferencePair,
+    PromptRecord,
+    RejectRecord,
+    Sample,
+    Verdict,
+)
+from cotforge.templates import default_templates
+
+ALL_SOURCES: list[PairSource] = ["judge", "teacher_vs_policy", "review_correction", "synthetic_corruption"]
+
+
+class PairsConfig(BaseModel):
+    """How pairs are built. γ and α default to the paper's values (0.5, 0.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[PairSource] = Field(default_factory=lambda: list(ALL_SOURCES))
+    gamma: float = Field(default=0.5, ge=0.0, le=1.0, description="Keep judge pairs whose h_f gap exceeds γ.")
+    alpha: float = Field(
+        default=0.2, ge=0.0, description="Smoothing of the segment weights (see weights.py)."
+    )
+    harm_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="h_f at which a candidate is unsafe."
+    )
+    use_parent_rationale: bool = True
+    corruptions: list[Corruption] = Field(default_factory=lambda: list(CORRUPTIONS))
+    max_corrupted_samples: int | None = Field(default=None, ge=0, description="Cap on samples corrupted.")
+
+
+class PairsResult(BaseModel):
+    pairs: int
+    by_source: dict[str, int]
+    rejects: int
+
+
+def _read_optional(folder: RunFolder, name: str, model: type[Any]) -> list[Any]:
+    return folder.read(name, model) if folder.exists(name) else []
+
+
+def _prompts(folder: RunFolder) -> dict[str, PromptRecord]:
+    prompts = {p.id: p for p in _read_optional(folder, RunFiles.PROMPTS, PromptRecord)}
+    prompts.update({p.id: p for p in _read_optional(folder, RunFiles.AUGMENTED, PromptRecord)})
+    return prompts
+
+
+def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
+    """Build pairs from whatever sources the run folder has inputs for; the manifest says which ran."""
+    folder = RunFolder(run_dir).ensure()
+    inputs = [
+        RunFiles.PROMPTS,
+        RunFiles.AUGMENTED,
+        RunFiles.CANDIDATES,
+        RunFiles.JUDGMENTS,
+        RunFiles.ACCEPTED,
+        RunFiles.REVIEWED,
+        RunFiles.REVIEW_VERDICTS,
+    ]
+    outputs = [RunFiles.PAIRS, RunFiles.PAIRS_TRL, RunFiles.PAIRS_REJECTS]
+    with StageRun(folder, "pairs", config, inputs=inputs, outputs=outputs) as run:
+        with run.timer("read"):
+            prompts = _prompts(folder)
+            candidates: list[Candidate] = _read_optional(folder, RunFiles.CANDIDATES, Candidate)
+            scores = {s.candidate_id: s for s in _read_optional(folder, RunFiles.JUDGMENTS, JudgeScores)}
+            accepted: list[Sample] = _read_optional(folder, RunFiles.ACCEPTED, Sample)
+            reviewed: list[Sample] = _read_optional(folder, RunFiles.REVIEWED, Sample)
+            verdicts: list[Verdict] = _read_optional(folder, RunFiles.REVIEW_VERDICTS, Verdict)
+        teacher = reviewed or accepted
+        built: list[PreferencePair] = []
+        rejects: list[RejectRecord] = []
+        ran: dict[str, str] = {}
+        with run.timer("build"), gc_paused():
+            if "judge" in config.sources:
+                pairs, report = select_judge_pairs(prompts, candidates, scores, config.gamma, config.alpha)
+                built += pairs
+                run.extra["judge_selection"] = {"kept": report.kept, **report.skipped}
+                ran["judge"] = f"{len(candidates)} candidates, {len(scores)} judged"
+            if "teacher_vs_policy" in config.sources:
+                built += teacher_policy_pairs(
+                    teacher,
+                    candidates,
+                    scores,
+                    prompts,
+                    config.alpha,
+                    config.harm_threshold,
+                    config.use_parent_rationale,
+                )
+                ran["teacher_vs_policy"] = f"{len(teacher)} teacher samples"
+            if "review_correction" in config.sources:
+                originals = {s.id: s for s in accepted}
+                pairs_c, unpaired = correction_pairs(originals, reviewed, verdicts, prompts, config.alpha)
+                built += pairs_c
+                rejects += [
+                    RejectRecord(
+                        stage="pairs",
+                        source=RunFiles.REVIEW_VERDICTS,
+                        reasons=[reason],
+                        message=f"{count} review verdict(s) could not be paired: {reason}",
+                        raw={"count": count},
+                    )
+                    for reason, count in unpaired.items()
+                ]
+                ran["review_correction"] = f"{len(verdicts)} review verdicts"
+            if "synthetic_corruption" in config.sources:
+                pool = [
+                    s for s in teacher if s.prompt_id in prompts and prompts[s.prompt_id].kind == "safety"
+                ]
+                pool = (
+                    pool[: config.max_corrupted_samples] if config.max_corrupted_samples is not None else pool
+                )
+                built += corruption_pairs(
+                    pool, prompts, default_templates().render, config.alpha, config.corruptions
+                )
+                ran["synthetic_corruption"] = f"{len(pool)} safety samples x {len(config.corruptions)}"
+        # The same two completions can meet through two sources; keep the first (sources run in order).
+        unique = list({p.id: p for p in reversed(built)}.values())[::-1]
+        unsplit = [c for c in candidates if c.status != "ok"]
+        with run.timer("write"):
+            folder.write(RunFiles.PAIRS, unique)
+            folder.write(RunFiles.PAIRS_TRL, (p.to_trl_row() for p in unique))
+            folder.write(RunFiles.PAIRS_REJECTS, rejects)
+        stats = pair_statistics(unique)
+        run.counts.update(
+            pairs=len(unique),
+            duplicates_dropped=len(built) - len(unique),
+            candidates=len(candidates),
+            candidates_unsplit=len(unsplit),
+            rejects=len(rejects),
+        )
+        run.extra.update(
+            sources_run=ran,
+            statistics=stats,
+            candidate_status={
+                s: sum(c.status == s for c in candidates) for s in {c.status for c in candidates}
+            },
+            segment_mismatch=mismatch_shares(candidates, scores, config.harm_threshold),
+        )
+    return PairsResult(pairs=len(unique), by_source=stats["by_source"], rejects=len(rejects))  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Pipelines: YAML specs, the runner, releases, reports and evaluation."""

@@ -1,0 +1,175 @@
+"""Pipeline files: the YAML schema, `--set` overrides, and validation with errors that name the key.
+
+A pipeline is a run folder, the vLLM servers cotforge may start, and an ordered list of steps::
+
+    name: quickstart
+    run: runs/quickstart
+    servers:
+      smollm2: {model: smollm2, max_model_len: 2048}
+    steps:
+      - ingest: {bundled: true}
+      - generate: {server: smollm2, output_mode: tagged}
+
+Each step maps one stage name to that stage's own config model (``extra="forbid"``), so an unknown key or a
+bad value fails before anything runs, with the step and key in the message.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cotforge.errors import CotforgeError
+
+
+class PipelineError(CotforgeError):
+    """A pipeline file that cannot be used; the message names the file, step and key."""
+
+
+class ServerSpec(BaseModel):
+    """A local vLLM server the pipeline starts when a step names it (stopped when no later step needs it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        description="Model folder, Hub id, alias 'smollm2', or a path under the run ('{run}/…')."
+    )
+    served_model_name: str | None = None
+    max_model_len: int = 2048
+    max_num_seqs: int = 32
+    structured: bool = True
+    startup_timeout_s: float = 600.0
+
+
+class StepSpec(BaseModel):
+    """One step: the stage to run and its raw config (validated by the stage's own model later)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.stage
+
+
+class PipelineSpec(BaseModel):
+    """A whole pipeline file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    run: str = Field(description="Run folder (relative paths are relative to the working directory).")
+    servers: dict[str, ServerSpec] = Field(default_factory=dict)
+    steps: list[StepSpec]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_from_mappings(cls, data: Any) -> Any:
+        # YAML writes a step as a one-key mapping {stage: config}; normalise to StepSpec fields.
+        if isinstance(data, dict) and isinstance(data.get("steps"), list):
+            steps = []
+            for i, item in enumerate(data["steps"], start=1):
+                if isinstance(item, dict) and "stage" not in item:
+                    if len(item) != 1:
+                        raise ValueError(
+                            f"step {i} must map one stage name to its config, got keys {list(item)}"
+                        )
+                    ((stage, config),) = item.items()
+                    steps.append({"stage": stage, "config": config or {}})
+                else:
+                    steps.append(item)
+            data = {**data, "steps": steps}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> PipelineSpec:
+        names = [s.name for s in self.steps]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"each stage may appear once; repeated: {dupes}")
+        return self
+
+    def step(self, name: str) -> StepSpec:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise PipelineError(
+            f"pipeline {self.name!r} has no step {name!r}; steps: {[s.name for s in self.steps]}"
+        )
+
+
+def _parse_scalar(text: str) -> Any:
+    """A --set value as YAML (so ``3``, ``0.5``, ``true``, ``[a, b]`` keep their types)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides; a step is addressed by its stage name (``pairs.gamma=0.3``)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise PipelineError(f"--set {item!r}: expected key=value (e.g. pairs.gamma=0.3)")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise PipelineError(f"--set {item!r}: empty key")
+        value = _parse_scalar(raw)
+        steps = data.get("steps", [])
+        step = next((s for s in steps if isinstance(s, dict) and parts[0] in s and len(s) == 1), None)
+        if step is not None:
+            target = step.setdefault(parts[0], {}) or {}
+            step[parts[0]] = target
+            parts = parts[1:]
+            if not parts:
+                raise PipelineError(f"--set {item!r}: name a key inside step {key!r}")
+        else:
+            target = data
+        for part in parts[:-1]:
+            nxt = target.get(part)
+            if nxt is None:
+                nxt = target[part] = {}
+            if not isinstance(nxt, dict):
+                raise PipelineError(f"--set {item!r}: {part!r} is not a mapping")
+            target = nxt
+        target[parts[-1]] = value
+    return data
+
+
+def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineSpec:
+    """Read, override and validate a pipeline file; errors name the file and the offending key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: pipeline file not found") from None
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a mapping with name, run, servers and steps")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PipelineError(f"{path}: {format_validation_error(exc)}") from None
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: ``where: what``, with step indices made 1-based and readable."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = prefix + ".".join(loc) if loc else prefix.rstrip(".") or "pipeline"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against the stage's options)"
+        lines.append(f"{where}: {msg}")
+    return "; ".join(lines)
