@@ -11,6 +11,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -184,11 +185,16 @@ def ingest_rows(
 
 
 def ingest_into_run(
-    run_dir: str | Path, specs: list[str], config: IngestConfig, split: str = "train"
+    run_dir: str | Path,
+    specs: list[str],
+    config: IngestConfig,
+    split: str = "train",
+    limit: int | None = None,
 ) -> tuple[IngestResult, RunManifest]:
     """Read each source, merge into the run's ``prompts.jsonl`` and ``prompts.rejects.jsonl`` atomically.
 
-    Rejects of a re-ingested source replace its earlier rejects; other sources' rejects are kept.
+    ``limit`` keeps the first N rows of each source. Rejects of a re-ingested source replace its earlier
+    rejects; other sources' rejects are kept.
     """
     from cotforge.manifest import StageRun, load_manifest
     from cotforge.runfolder import RunFiles, RunFolder
@@ -204,7 +210,7 @@ def ingest_into_run(
     run = StageRun(
         folder,
         "ingest",
-        {**config.model_dump(mode="json"), "sources": specs, "split": split},
+        {**config.model_dump(mode="json"), "sources": specs, "split": split, "limit": limit},
         outputs=[RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS],
     )
     with run:
@@ -212,7 +218,7 @@ def ingest_into_run(
         prompts = list(existing)
         for spec in specs:
             with run.timer("read_and_normalise"):
-                part = ingest_rows(read_rows(spec, split), config, existing=prompts)
+                part = ingest_rows(islice(read_rows(spec, split), limit), config, existing=prompts)
             prompts += part.prompts
             result.prompts += part.prompts
             result.rejects += part.rejects

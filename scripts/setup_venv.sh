@@ -16,6 +16,14 @@ if [ -z "${COTFORGE_PROFILE:-}" ]; then
 fi
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+# Only what decides the venv's contents: the dependency lists (not tool settings), the lock, the build steps.
+deps_of_pyproject() {
+  "$PYTHON" - <<'PY'
+import json, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(json.dumps([project["dependencies"], project.get("optional-dependencies", {})], sort_keys=True))
+PY
+}
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 build_main_venv() {
@@ -48,7 +56,7 @@ build_review_venv() {
   touch "$dir/.complete"
 }
 
-main_key=$(hash_of pyproject.toml constraints/cpu.txt scripts/setup_venv.sh)
+main_key=$(hash_of <(deps_of_pyproject) constraints/cpu.txt <(sed -n '/^build_main_venv/,/^}/p' scripts/setup_venv.sh))
 main_dir="$CACHE_ROOT/main-$COTFORGE_PROFILE-$main_key"
 if [ ! -f "$main_dir/.complete" ]; then
   log "building the $COTFORGE_PROFILE venv in $main_dir (a few minutes, once per dependency set)"
@@ -60,7 +68,7 @@ fi
 "$main_dir/bin/pip" install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
 ln -sfn "$main_dir" .venv
 
-review_key=$(hash_of constraints/argilla-server.txt scripts/setup_venv.sh)
+review_key=$(hash_of constraints/argilla-server.txt <(sed -n '/^build_review_venv/,/^}/p' scripts/setup_venv.sh))
 review_dir="$CACHE_ROOT/argilla-server-$review_key"
 if [ ! -f "$review_dir/.complete" ]; then
   log "building the Argilla server venv in $review_dir"

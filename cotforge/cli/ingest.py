@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         category_map: Path | None = typer.Option(
             None, "--category-map", help="YAML: source label → category."
         ),
+        limit: int | None = typer.Option(None, "--limit", help="Keep only the first N rows of each source."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
     ) -> None:
         """Read prompts, normalise them, assign stable ids, drop duplicates, map hazard categories.
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
             max_chars=max_chars,
             category_map=_load_mapping(category_map),
         )
-        result, manifest = ingest_into_run(run, specs, config, split)
+        result, manifest = ingest_into_run(run, specs, config, split, limit)
         for reject in result.rejects[:20]:
             err_console.print(f"[yellow]rejected[/] {reject.message} [dim]({', '.join(reject.reasons)})[/]")
         if len(result.rejects) > 20:

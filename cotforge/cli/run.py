@@ -1,0 +1,58 @@
+"""CLI: `run` — a YAML pipeline end to end into one run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cotforge.cli.common import console, friendly_errors
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly_errors
+    def run(
+        pipeline: Path = typer.Argument(..., help="Pipeline YAML (see pipelines/)."),
+        run_dir: Path | None = typer.Option(
+            None, "--run", "-r", help="Run folder (default: the pipeline's `run`)."
+        ),
+        start: str | None = typer.Option(
+            None, "--from", help="First step to run (earlier ones are not touched)."
+        ),
+        until: str | None = typer.Option(None, "--until", help="Last step to run."),
+        overrides: list[str] = typer.Option(
+            [], "--set", help="Override a value: step.key=value or key=value (repeatable)."
+        ),
+        force: bool = typer.Option(False, "--force", help="Re-run steps even when unchanged."),
+        check: bool = typer.Option(False, "--check", help="Validate the pipeline and exit."),
+    ) -> None:
+        """Run the pipeline's steps in order into one run folder.
+
+        A step whose config, inputs and templates are unchanged since it completed is skipped; a step that
+        was interrupted resumes. The state lives in <run>/manifests/pipeline.json.
+        """
+        from cotforge.pipeline.runner import PipelineRunner
+        from cotforge.pipeline.servers import ServerPool
+        from cotforge.pipeline.spec import load_pipeline
+        from cotforge.pipeline.stages import registry
+        from cotforge.templates import templates_root
+
+        extra = [f"run={run_dir}"] if run_dir is not None else []
+        spec = load_pipeline(pipeline, [*overrides, *extra])
+        runner = PipelineRunner(
+            spec=spec,
+            registry=registry(),
+            servers=ServerPool(Path(spec.run), log=console.print),
+            templates_root=templates_root(),
+            log=console.print,
+        )
+        if check:
+            console.print(
+                f"{pipeline}: valid ({len(spec.steps)} steps: {', '.join(s.name for s in spec.steps)})"
+            )
+            return
+        state = runner.run(start=start, until=until, force=force)
+        console.print(
+            f"[bold green]done[/]: {spec.run} ({sum(s.status == 'completed' for s in state.steps.values())} steps completed)"
+        )

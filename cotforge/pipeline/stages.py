@@ -1,0 +1,104 @@
+"""The stage registry: how a pipeline step's YAML config becomes a call to a stage's edge function.
+
+Each adapter validates the step's config with the stage's own Pydantic model (unknown keys fail before anything
+runs), fills in server URLs for steps that name a server, and returns a small summary for the pipeline state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cotforge.pipeline.runner import StageAdapter, StepContext
+from cotforge.pipeline.spec import PipelineError, format_validation_error
+from cotforge.runfolder import RunFiles
+
+
+def _check(
+    model: type[BaseModel], stage: str, drop: tuple[str, ...] = ()
+) -> Callable[[dict[str, Any]], None]:
+    def validate(config: dict[str, Any]) -> None:
+        try:
+            model.model_validate({k: v for k, v in config.items() if k not in drop})
+        except ValidationError as exc:
+            raise PipelineError(f"step {stage}: {format_validation_error(exc)}") from None
+
+    return validate
+
+
+# --- ingest -------------------------------------------------------------------------------------------------
+
+
+class IngestStep(BaseModel):
+    """Pipeline form of `cotforge ingest`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundled: bool = False
+    sources: list[str] = Field(default_factory=list)
+    limit_per_source: int | None = Field(
+        default=None, ge=1, description="Keep the first N rows of each source."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="IngestConfig fields (kind, text_column…)."
+    )
+
+
+def _run_ingest(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.ingest import IngestConfig, ingest_into_run
+    from cotforge.sources import bundled_prompt_files
+
+    step = IngestStep.model_validate(raw)
+    specs = list(step.sources) + ([str(p) for p in bundled_prompt_files()] if step.bundled else [])
+    if not specs:
+        raise PipelineError("step ingest: give `sources` or `bundled: true`")
+    _, manifest = ingest_into_run(
+        ctx.folder.root, specs, IngestConfig.model_validate(step.options), limit=step.limit_per_source
+    )
+    return dict(manifest.counts)
+
+
+# --- pairs --------------------------------------------------------------------------------------------------
+
+
+def _pairs_config() -> type[BaseModel]:
+    from cotforge.pairs.build import PairsConfig
+
+    return PairsConfig
+
+
+def _run_pairs(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.pairs.build import PairsConfig, build_pairs_in_run
+
+    result = build_pairs_in_run(ctx.folder.root, PairsConfig.model_validate(raw))
+    return result.model_dump()
+
+
+def registry() -> dict[str, StageAdapter]:
+    """Every stage a pipeline can name."""
+    return {
+        "ingest": StageAdapter(
+            name="ingest",
+            run=_run_ingest,
+            outputs=(RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS),
+            validate=_check(IngestStep, "ingest"),
+        ),
+        "pairs": StageAdapter(
+            name="pairs",
+            run=_run_pairs,
+            inputs=(
+                RunFiles.PROMPTS,
+                RunFiles.AUGMENTED,
+                RunFiles.CANDIDATES,
+                RunFiles.JUDGMENTS,
+                RunFiles.ACCEPTED,
+                RunFiles.REVIEWED,
+                RunFiles.REVIEW_VERDICTS,
+            ),
+            outputs=(RunFiles.PAIRS, RunFiles.PAIRS_TRL, RunFiles.PAIRS_REJECTS),
+            templates=("corruptions",),
+            validate=_check(_pairs_config(), "pairs"),
+        ),
+    }
