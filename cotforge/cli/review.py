@@ -1,14 +1,248 @@
-"""CLI: `review serve|push|pull|status` (issue 5)."""
+"""CLI: `review serve|push|pull|status` — human review of the run's samples in Argilla (issue 5)."""
 
 from __future__ import annotations
 
-import typer
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cotforge.cli.common import not_built
+import typer
+from rich.table import Table
+
+from cotforge.cli.common import RunOption, console, counts_table, err_console, fail, friendly_errors
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cotforge.review.agreement import QuestionAgreement
+    from cotforge.review.pull import PullResult
+
+ApiUrlOption = typer.Option(
+    None, "--api-url", help="Argilla URL (default: $ARGILLA_API_URL, else localhost:6900)."
+)
+WorkspaceOption = typer.Option("cotforge", "--workspace", help="Argilla workspace.")
+DatasetOption = typer.Option(None, "--dataset", help="Dataset name (default: cotforge-<run folder name>).")
+TimeoutOption = typer.Option(60.0, "--timeout", help="Seconds per request.")
+NO_KEY_HELP = (
+    "ARGILLA_API_KEY is not set: the server's owner gets that key. Pick one and export it, e.g.\n"
+    "  export ARGILLA_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def agreement_table(result: PullResult) -> Table:
+    """Agreement per question (columns): % agreement, Cohen/Fleiss kappa, Krippendorff alpha (rows)."""
+    table = Table(title="inter-annotator agreement", title_justify="left")
+    table.add_column("statistic", overflow="fold")
+    reports = list(result.agreement.items())
+    for name, _ in reports:
+        table.add_column(name, justify="right", overflow="fold")
+    rows: list[tuple[str, Callable[[QuestionAgreement], str]]] = [
+        ("items (2+ raters)", lambda a: str(a.items)),
+        ("raters", lambda a: str(a.raters)),
+        ("% agreement", lambda a: _fmt(a.percent_agreement)),
+        ("Cohen κ (mean)", lambda a: _fmt(a.cohen_kappa_mean)),
+        ("Fleiss κ", lambda a: _fmt(a.fleiss_kappa)),
+        ("Krippendorff α nominal", lambda a: _fmt(a.krippendorff_alpha.get("nominal"))),
+        ("Krippendorff α ordinal", lambda a: _fmt(a.krippendorff_alpha.get("ordinal"))),
+        ("Krippendorff α interval", lambda a: _fmt(a.krippendorff_alpha.get("interval"))),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(a) for _, a in reports))
+    return table
+
+
+def _serve(host: str, port: int, home: Path | None, owner: str) -> None:
+    import signal
+    import time
+
+    from cotforge.cache_dirs import user_cache_dir
+    from cotforge.review.server import ReviewServer
+
+    api_key = (os.environ.get("ARGILLA_API_KEY") or "").strip()
+    if not api_key:
+        fail(NO_KEY_HELP)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, kill and a closed terminal all stop Redis and Argilla (a background job may inherit SIGINT ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+    server = ReviewServer(
+        home=home or user_cache_dir("argilla-home"),
+        api_key=api_key,
+        host=host,
+        port=port,
+        owner=owner,
+        owner_password=os.environ.get("COTFORGE_REVIEW_OWNER_PASSWORD") or None,
+        log=lambda message: err_console.print(f"[dim]{message}[/]"),
+    )
+    err_console.print("starting Redis and argilla-server (in-memory search engine)…")
+    with server:
+        console.print(
+            counts_table(
+                "Argilla review server (local, single node)",
+                {
+                    "URL": server.url,
+                    "owner": f"{owner} (UI password: $COTFORGE_REVIEW_OWNER_PASSWORD, else your ARGILLA_API_KEY)",
+                    "data": server.home,
+                    "logs": server.log_dir,
+                    "PIDs": f"argilla {server.argilla.pid if server.argilla else '?'}, "
+                    f"redis {server.redis.pid if server.redis else '?'}",
+                },
+            )
+        )
+        console.print(f"export ARGILLA_API_URL={server.url}   # then: cotforge review push --run RUN")
+        console.print("Ctrl-C stops both processes.")
+        try:
+            while server.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            err_console.print("stopping the review server…")
+            return
+        fail(f"the review server stopped unexpectedly; see the logs in {server.log_dir}")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def review() -> None:
-        """Human review in Argilla: serve, push, pull, status."""
-        not_built("review", 5)
+    group = typer.Typer(
+        help="Human review in Argilla: serve a local server, push samples, pull decisions, show progress.",
+        no_args_is_help=True,
+    )
+    app.add_typer(group, name="review")
+
+    @group.command()
+    @friendly_errors
+    def serve(
+        port: int = typer.Option(6900, "--port", help="Port for Argilla on loopback (0: any free port)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (keep loopback)."),
+        home: Path | None = typer.Option(None, "--home", help="Database/logs folder (default: user cache)."),
+        owner: str = typer.Option("owner", "--owner", help="Username of the owner account."),
+    ) -> None:
+        """Start a local Argilla 2.8 server (with Redis) until Ctrl-C; the owner's API key is $ARGILLA_API_KEY.
+
+        The in-memory search engine makes it a single-node local review server; for production, point
+        ARGILLA_API_URL/ARGILLA_API_KEY at your real Argilla instead.
+        """
+        _serve(host, port, home, owner)
+
+    @group.command()
+    @friendly_errors
+    def push(
+        run: RunOption = Path("runs/default"),
+        api_url: str | None = ApiUrlOption,
+        workspace: str = WorkspaceOption,
+        dataset: str | None = DatasetOption,
+        annotators: int = typer.Option(
+            1, "--annotators", help="Reviewers needed per record (min_submitted)."
+        ),
+        batch_size: int = typer.Option(256, "--batch-size", help="Records per bulk request (≤ 500)."),
+        timeout: float = TimeoutOption,
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> None:
+        """Push the run's accepted samples to Argilla (record id = sample id: re-pushing adds nothing)."""
+        from cotforge.review.push import ReviewPushConfig, push_to_argilla
+
+        config = ReviewPushConfig(
+            api_url=api_url,
+            workspace=workspace,
+            dataset=dataset,
+            annotators_per_record=annotators,
+            batch_size=batch_size,
+            timeout_s=timeout,
+            progress=not no_progress,
+        )
+        result = push_to_argilla(run, config)
+        console.print(
+            counts_table(
+                f"review push → {result.url} {result.workspace}/{result.dataset}",
+                {
+                    "pushed": result.pushed,
+                    "already in the dataset": result.already_present,
+                    "rejected (see review.rejects.jsonl)": result.rejected,
+                    "records in the dataset": result.records_in_dataset,
+                    "dataset created": result.created_dataset,
+                },
+            )
+        )
+
+    @group.command()
+    @friendly_errors
+    def pull(
+        run: RunOption = Path("runs/default"),
+        api_url: str | None = ApiUrlOption,
+        workspace: str = WorkspaceOption,
+        dataset: str | None = DatasetOption,
+        min_responses: int | None = typer.Option(
+            None, "--min-responses", help="Ballots needed to decide (default: the dataset's annotators)."
+        ),
+        strategy: str = typer.Option("majority", "--strategy", help="majority or unanimous."),
+        on_tie: str = typer.Option("reject", "--on-tie", help="reject, accept or pending."),
+        discarded: str = typer.Option("reject", "--discarded", help="A discard votes reject, or abstain."),
+        min_quality: int = typer.Option(2, "--min-quality", help="A lower reasoning rating votes reject."),
+        timeout: float = TimeoutOption,
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> None:
+        """Pull responses: decide each sample (majority, ties flagged), apply corrections, report agreement."""
+        from cotforge.review.ballots import ReviewPolicy
+        from cotforge.review.pull import ReviewPullConfig, pull_from_argilla
+
+        policy = ReviewPolicy.model_validate(
+            {
+                "min_responses": min_responses,
+                "strategy": strategy,
+                "on_tie": on_tie,
+                "discarded": discarded,
+                "min_reasoning_quality": min_quality,
+            }
+        )
+        config = ReviewPullConfig(
+            api_url=api_url,
+            workspace=workspace,
+            dataset=dataset,
+            policy=policy,
+            timeout_s=timeout,
+            progress=not no_progress,
+        )
+        result = pull_from_argilla(run, config)
+        console.print(
+            counts_table(f"review pull ← {result.url} {result.workspace}/{result.dataset}", result.counts)
+        )
+        console.print(agreement_table(result))
+
+    @group.command()
+    @friendly_errors
+    def status(
+        run: RunOption = Path("runs/default"),
+        api_url: str | None = ApiUrlOption,
+        workspace: str = WorkspaceOption,
+        dataset: str | None = DatasetOption,
+        timeout: float = TimeoutOption,
+    ) -> None:
+        """Show the review dataset's progress: records completed/pending and responses per annotator."""
+        from cotforge.review.connection import ArgillaTarget
+        from cotforge.review.pull import review_status
+
+        report = review_status(
+            run, ArgillaTarget(api_url=api_url, workspace=workspace, dataset=dataset, timeout_s=timeout)
+        )
+        console.print(
+            counts_table(
+                f"review status {report.url} {report.workspace}/{report.dataset}",
+                {
+                    "records": report.total,
+                    "completed": report.completed,
+                    "pending": report.pending,
+                    "annotators per record": report.annotators_per_record,
+                },
+            )
+        )
+        table = Table(title="responses per annotator", title_justify="left")
+        for column in ("annotator", "submitted", "discarded", "draft"):
+            table.add_column(column, justify="left" if column == "annotator" else "right")
+        for a in report.annotators:
+            table.add_row(a.username, str(a.submitted), str(a.discarded), str(a.draft))
+        console.print(table)
