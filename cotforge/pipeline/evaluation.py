@@ -24,7 +24,14 @@ from cotforge.pairs.tactics import TACTICS, RenderTemplate, apply_tactic, varian
 from cotforge.schemas import PromptRecord
 
 EvalSet = Literal["harmful", "jailbreak", "benign"]
-DEFAULT_TACTICS = ["roleplay", "refusal_suppression", "prefix_injection", "base64", "past_tense", "empty_think"]
+DEFAULT_TACTICS = [
+    "roleplay",
+    "refusal_suppression",
+    "prefix_injection",
+    "base64",
+    "past_tense",
+    "empty_think",
+]
 
 
 class EvalItem(BaseModel):
@@ -66,7 +73,9 @@ def eval_items(
     tactics = list(tactics)
     needs_model = [t for t in tactics if TACTICS.get(t) == "rewrite" and t != "past_tense"]
     if needs_model:
-        raise ValueError(f"tactics {needs_model} need a rewriting model; evaluation uses offline tactics only")
+        raise ValueError(
+            f"tactics {needs_model} need a rewriting model; evaluation uses offline tactics only"
+        )
     items = [EvalItem(prompt=p, set="harmful") for p in harmful]
     for tactic in tactics:
         items += [
@@ -120,6 +129,7 @@ def eval_metrics(
         "over_refusal_rate": sum(benign) / len(benign) if benign else 0.0,
         "unsplit_rate": sum(unsplit) / len(unsplit) if unsplit else 0.0,
         "per_tactic": {
-            f"{set_name}/{tactic}": cell.as_dict(set_name) for (set_name, tactic), cell in sorted(cells.items())
+            f"{set_name}/{tactic}": cell.as_dict(set_name)
+            for (set_name, tactic), cell in sorted(cells.items())
         },
     }

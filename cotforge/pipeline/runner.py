@@ -70,6 +70,9 @@ class StageAdapter:
     outputs: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
     validate: Callable[[dict[str, Any]], None] | None = None
+    # True when the step reads state outside the run folder (e.g. reviewers' responses in Argilla), so an
+    # unchanged fingerprint does not mean an unchanged result: such a step always runs.
+    volatile: Callable[[dict[str, Any]], bool] | None = None
 
 
 def _tree_hash(root: Path, subdirs: tuple[str, ...]) -> str:
@@ -175,8 +178,10 @@ class PipelineRunner:
                 adapter = self.registry[step.stage]
                 fingerprint = self.fingerprint(step, folder)
                 previous = state.steps.get(step.name)
+                volatile = adapter.volatile is not None and adapter.volatile(step.config)
                 if (
                     not force
+                    and not volatile
                     and previous is not None
                     and previous.status == "completed"
                     and previous.fingerprint == fingerprint

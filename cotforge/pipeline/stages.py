@@ -6,8 +6,9 @@ runs), fills in server URLs for steps that name a server, and returns a small su
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -76,6 +77,50 @@ def _run_pairs(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
     return result.model_dump()
 
 
+# --- review -------------------------------------------------------------------------------------------------
+
+
+class ReviewStep(BaseModel):
+    """Pipeline form of review: ``auto`` accepts what validation accepted; ``argilla`` pushes and pulls.
+
+    ``detect`` (the default) means argilla when ``ARGILLA_API_URL`` is set, else auto. In argilla mode the step
+    pushes new samples and pulls whatever reviewers have decided so far; re-run the pipeline to pull more.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["detect", "auto", "argilla"] = "detect"
+    reviewer: str = "auto"
+    push: dict[str, Any] = Field(default_factory=dict, description="ReviewPushConfig fields.")
+    pull: dict[str, Any] = Field(default_factory=dict, description="ReviewPullConfig fields.")
+
+    def resolved_mode(self) -> str:
+        if self.mode != "detect":
+            return self.mode
+        return "argilla" if os.environ.get("ARGILLA_API_URL") else "auto"
+
+
+def _run_review(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.review.auto import AutoReviewConfig, auto_review_in_run
+
+    step = ReviewStep.model_validate(raw)
+    if step.resolved_mode() == "auto":
+        return {
+            "mode": "auto",
+            **auto_review_in_run(ctx.folder.root, AutoReviewConfig(reviewer=step.reviewer)),
+        }
+    from cotforge.review.pull import ReviewPullConfig, pull_from_argilla
+    from cotforge.review.push import ReviewPushConfig, push_to_argilla
+
+    pushed = push_to_argilla(
+        ctx.folder.root, ReviewPushConfig.model_validate({"progress": False, **step.push})
+    )
+    pulled = pull_from_argilla(
+        ctx.folder.root, ReviewPullConfig.model_validate({"progress": False, **step.pull})
+    )
+    return {"mode": "argilla", "pushed": pushed.pushed, **pulled.counts}
+
+
 def registry() -> dict[str, StageAdapter]:
     """Every stage a pipeline can name."""
     return {
@@ -84,6 +129,14 @@ def registry() -> dict[str, StageAdapter]:
             run=_run_ingest,
             outputs=(RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS),
             validate=_check(IngestStep, "ingest"),
+        ),
+        "review": StageAdapter(
+            name="review",
+            run=_run_review,
+            inputs=(RunFiles.ACCEPTED, RunFiles.PROMPTS, RunFiles.VERDICTS),
+            outputs=(RunFiles.REVIEWED, RunFiles.REVIEW_VERDICTS),
+            validate=_check(ReviewStep, "review"),
+            volatile=lambda raw: ReviewStep.model_validate(raw).resolved_mode() == "argilla",
         ),
         "pairs": StageAdapter(
             name="pairs",
