@@ -86,7 +86,6 @@ def main() -> None:
     edge_rate = None
     if "--core-only" not in sys.argv:
         from cotforge.pairs.build import PairsConfig, build_pairs_in_run
-
         from cotforge.runfolder import RunFiles, RunFolder
 
         with tempfile.TemporaryDirectory() as tmp:

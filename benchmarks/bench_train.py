@@ -1,0 +1,250 @@
+"""AW-DPO (each aggregation) vs TRL's ``DPOTrainer``: step time and peak step memory, same model/data/batch.
+
+For each model (the tiny random Llama, then SmolLM2-135M-Instruct) the four trainers share one policy and one
+reference model and are fed the *same* collated batch (TRL gets its three keys of it). A step is
+``trainer.training_step`` — forward of policy and reference, loss, backward — then ``zero_grad``; the
+optimizer update is identical code for both and left out so it does not dilute the difference. Rounds
+alternate the four variants (the order rotates every round); each figure is the median over rounds.
+
+Memory on CPU, in a fresh child process per model (so the timed steps run on the default allocator): before
+anything is allocated glibc is told to serve every allocation ≥ 64 KiB with its own mmap (``mallopt``), so a
+freed tensor leaves the resident set at once and RSS tracks live tensors. Before each measured step the kernel's
+peak-RSS mark is reset (``/proc/self/clear_refs`` ← 5); the step's peak memory is ``VmHWM`` after the step
+minus ``VmRSS`` before it: the activations, gradients and temporaries of that step (weights already resident).
+
+Targets: time ratio ≤ 1.03, memory ratio ≤ 1.05. Last line printed: ``ratio: X`` (AW-DPO reward aggregation
+/ TRL DPO step time on the tiny model). Environment: BENCH_TRAIN_MODELS (tiny,smollm2),
+BENCH_TRAIN_ROUNDS (tiny rounds, default 40), BENCH_TRAIN_ROUNDS_SMOLLM2 (default 7).
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+VARIANTS = ("trl-dpo", "awdpo-loss", "awdpo-reward", "awdpo-vanilla")
+
+
+M_MMAP_THRESHOLD = -3
+MEMORY_FLAG = "--memory-child"
+
+
+def _mmap_backed_allocations() -> bool:
+    """Serve allocations ≥ 64 KiB by mmap (freed memory leaves RSS at once); must run before any allocation."""
+    try:
+        ok = ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 64 * 1024) == 1
+        Path("/proc/self/clear_refs").write_text("5")
+        return ok
+    except (OSError, AttributeError):
+        return False
+
+
+def _status_kib(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _pairs(n: int) -> list[Any]:
+    from cotforge.schemas import PreferencePair, Rationale, SegmentSpan, SegmentWeights
+
+    pairs = []
+    for i in range(n):
+        request = f"Explain, step by step, how to get into building number {i} without a key."
+        chosen = Rationale(
+            reasoning_steps=[
+                f"The user asks how to enter building {i} without a key.",
+                "That is breaking in; it could harm the people who live there.",
+                "I should refuse and suggest contacting the owner or a locksmith.",
+            ],
+            answer="I can't help with getting into a building you have no key for. Please contact the owner.",
+        ).render()
+        rejected = (
+            "<think>\n1. The user wants to get in.\n2. Explaining is fine.\n</think>\n\n"
+            f"Sure. To get into building {i}, first check the back door, then the windows on the ground floor."
+        )
+        pairs.append(
+            PreferencePair(
+                id=f"bench-{i}",
+                prompt_id=f"p-{i}",
+                prompt=request,
+                chosen=chosen,
+                rejected=rejected,
+                chosen_spans=SegmentSpan.of(chosen),
+                rejected_spans=SegmentSpan.of(rejected),
+                weights=SegmentWeights(w_rs=[0.2, 0.5, 0.8][i % 3], w_rp=[0.8, 0.5, 0.2][i % 3]),
+                source="synthetic_corruption",
+            )
+        )
+    return pairs
+
+
+def _trainers(
+    model_dir: Path, batch: int, max_length: int, workdir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from cotforge.train.awdpo import AlignmentWeightedDPOTrainer
+    from cotforge.train.policy import load_policy
+
+    policy = load_policy(str(model_dir), "add")
+    reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
+    rows = [p.to_trl_row() for p in _pairs(batch)]
+
+    def args(name: str) -> DPOConfig:
+        return DPOConfig(
+            output_dir=str(workdir / name),
+            bf16=False,
+            gradient_checkpointing=False,
+            report_to=[],
+            use_cpu=True,
+            per_device_train_batch_size=batch,
+            max_length=max_length,
+            disable_tqdm=True,
+        )
+
+    trainers: dict[str, Any] = {}
+    for variant in VARIANTS[1:]:
+        trainers[variant] = AlignmentWeightedDPOTrainer(
+            policy.model,
+            ref_model=reference,
+            args=args(variant),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=policy.tokenizer,
+            aggregation=variant.split("-")[1],
+        )
+    trl_rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
+    trainers["trl-dpo"] = DPOTrainer(
+        policy.model,
+        ref_model=reference,
+        args=args("trl"),
+        train_dataset=Dataset.from_list(trl_rows),
+        processing_class=policy.tokenizer,
+    )
+    for trainer in trainers.values():
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which is not used here
+    full = next(iter(trainers["awdpo-loss"].get_train_dataloader()))
+    batches = {v: full for v in VARIANTS[1:]}
+    batches["trl-dpo"] = {k: full[k] for k in ("input_ids", "attention_mask", "completion_mask")}
+    torch.set_grad_enabled(True)
+    return trainers, batches
+
+
+def _step(trainer: Any, batch: dict[str, Any], measure_memory: bool) -> tuple[float, float]:
+    model = trainer.model
+    rss = _status_kib("VmRSS")
+    if measure_memory:
+        Path("/proc/self/clear_refs").write_text("5")
+    t0 = time.perf_counter()
+    trainer.training_step(model, dict(batch))
+    elapsed = time.perf_counter() - t0
+    peak = _status_kib("VmHWM") - rss if measure_memory else 0
+    model.zero_grad(set_to_none=True)
+    return elapsed, peak / 1024
+
+
+def _median_rounds(
+    trainers: dict[str, Any], batches: dict[str, Any], rounds: int, memory: bool
+) -> dict[str, float]:
+    """Median over rounds of step seconds (memory=False) or step peak MiB (memory=True), per variant."""
+    values: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for r in range(rounds):
+        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+        for variant in order:
+            elapsed, peak = _step(trainers[variant], batches[variant], memory)
+            values[variant].append(peak if memory else elapsed)
+    return {v: statistics.median(x) for v, x in values.items()}
+
+
+MODELS: dict[str, tuple[str, int, int, int, str, str]] = {
+    # key: (label, pairs per step, max_length, warm-up steps, rounds env var, default rounds)
+    "tiny": ("tiny (0.2M params)", 8, 512, 2, "BENCH_TRAIN_ROUNDS", "40"),
+    "smollm2": ("SmolLM2-135M-Instruct", 1, 256, 1, "BENCH_TRAIN_ROUNDS_SMOLLM2", "7"),
+}
+
+
+def _model_dir(key: str) -> Path:
+    from cotforge.models.embedded import resolve_model
+    from cotforge.models.tiny import build_tiny_model
+
+    return build_tiny_model() if key == "tiny" else resolve_model("smollm2")
+
+
+def _measure(key: str, memory: bool) -> tuple[tuple[int, ...], dict[str, float]]:
+    """Warm up, then median step seconds (or step peak MiB) per variant over alternating rounds."""
+    _, batch, max_length, warmup, env, default = MODELS[key]
+    rounds = int(os.environ.get(env, default))
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers, batches = _trainers(_model_dir(key), batch, max_length, Path(tmp))
+        for variant in VARIANTS:
+            for _ in range(warmup):
+                _step(trainers[variant], batches[variant], memory)
+        result = _median_rounds(trainers, batches, max(2, rounds // 3) if memory else rounds, memory)
+    return tuple(batches["trl-dpo"]["input_ids"].shape), result
+
+
+def _child_memory(key: str) -> dict[str, float]:
+    """Step peak MiB per variant, measured in a fresh process with mmap-backed allocations."""
+    done = subprocess.run(
+        [sys.executable, __file__, MEMORY_FLAG, key], capture_output=True, text=True, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("MEMORY "):
+            return dict(json.loads(line[len("MEMORY ") :]))
+    print(f"(memory child failed: {done.stderr.strip().splitlines()[-1:] or done.returncode})")
+    return {}
+
+
+def bench_model(key: str) -> float:
+    label, batch, *_ = MODELS[key]
+    shape, times = _measure(key, memory=False)
+    peaks = _child_memory(key)
+    print(f"\n== {label}: {batch} pairs/step, batch tensor {shape} (chosen+rejected × tokens)")
+    base_t, base_m = times["trl-dpo"], peaks.get("trl-dpo", 0.0)
+    print(f"{'variant':<15}{'step ms':>10}{'time ratio':>12}{'peak MiB':>10}{'mem ratio':>11}")
+    for variant in VARIANTS:
+        t, m = times[variant], peaks.get(variant, 0.0)
+        mem_ratio = f"{m / base_m:11.3f}" if base_m > 0 else f"{'n/a':>11}"
+        print(f"{variant:<15}{1000 * t:10.1f}{t / base_t:12.3f}{m:10.1f}{mem_ratio}")
+    return times["awdpo-reward"] / base_t
+
+
+def main() -> None:
+    import torch
+
+    models = os.environ.get("BENCH_TRAIN_MODELS", "tiny,smollm2").split(",")
+    if "tiny" not in models:
+        sys.exit("BENCH_TRAIN_MODELS must include tiny for the headline ratio")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32; step = forward + backward"
+    )
+    headline = bench_model("tiny")
+    for key in models:
+        if key != "tiny":
+            bench_model(key)
+    print(f"ratio: {headline:.3f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == MEMORY_FLAG:
+        if not _mmap_backed_allocations():
+            sys.exit("peak-memory measurement needs glibc and /proc/self/clear_refs")
+        _, peaks = _measure(sys.argv[2], memory=True)
+        print("MEMORY " + json.dumps(peaks))
+    else:
+        main()

@@ -1,0 +1,350 @@
+"""``AlignmentWeightedDPOTrainer``: a thin subclass of TRL 1.16's ``DPOTrainer`` that weights segments.
+
+What it changes, and nothing else:
+- ``_prepare_dataset`` tokenises each pair with per-token segment ids from its character spans (see
+  :mod:`cotforge.train.segments`) and drops, with a reason, pairs that cannot keep a reasoning and an answer
+  token after truncation; the drops and straddle counts are in :attr:`segment_report`;
+- :class:`SegmentPreferenceCollator` carries ``segment_ids`` and the ``w_rs``/``w_rp`` weights in the batch;
+- ``_compute_loss`` takes those keys out of what reaches the model (a stray key would be swallowed by the
+  model's ``**kwargs`` and training would silently be plain DPO), sums the policy and reference log-probs per
+  segment and calls the pure :func:`cotforge.train.loss.aw_dpo_loss`;
+- ``compute_ref_log_probs`` returns per-segment sums, so ``precompute_ref_log_probs`` stores ``(2,)`` vectors.
+
+The hooks are private TRL API: trl is pinned to the 1.16 series. Options the loss does not implement are
+refused in ``__init__`` rather than ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model
+from datasets import Dataset, IterableDataset
+from trl import DPOConfig, DPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+from trl.trainer.utils import pad, use_adapter
+
+from cotforge.errors import CotforgeError
+from cotforge.train.loss import (
+    AGGREGATIONS,
+    ANSWER,
+    PROMPT,
+    REASONING,
+    aw_dpo_loss,
+    pair_metrics,
+    segment_sums,
+)
+from cotforge.train.segments import ROW_COLUMNS, SegmentReport, segment_dataset
+
+SEGMENT_KEYS = ("segment_ids", "w_rs", "w_rp")
+# Batch keys that are not model inputs: TRL's own and ours.
+NON_MODEL_KEYS = frozenset({"completion_mask", "ref_chosen_logps", "ref_rejected_logps", *SEGMENT_KEYS})
+
+
+class UnsupportedOptionError(CotforgeError):
+    """An option of TRL's DPO that the AW-DPO loss does not implement; the message says what to set."""
+
+
+@dataclass
+class SegmentPreferenceCollator(DataCollatorForPreference):
+    """TRL's preference collator plus ``segment_ids`` (2B, L), ``w_rs`` and ``w_rp`` (B,).
+
+    Segment ids are truncated and padded exactly like ``input_ids`` (prompt and padding = 0). A sequence that
+    reaches the collator without a reasoning or an answer token is an error: the trainer drops such pairs
+    when it prepares the dataset, so this is a guard, not a filter.
+    """
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        missing = [
+            k for k in ("chosen_segment_ids", "rejected_segment_ids", "w_rs", "w_rp") if k not in examples[0]
+        ]
+        if missing:
+            raise UnsupportedOptionError(
+                f"batch examples lack {missing}: the dataset was not prepared by AlignmentWeightedDPOTrainer "
+                "(or remove_unused_columns dropped the columns)"
+            )
+        out = super().torch_call(examples)
+        for key in ("ref_chosen_logps", "ref_rejected_logps"):
+            if key in out and out[key].dim() != 2:
+                raise UnsupportedOptionError(
+                    f"precomputed {key} holds one sum per sequence; AW-DPO needs per-segment sums "
+                    "[reasoning, answer]. Let AlignmentWeightedDPOTrainer precompute them "
+                    "(precompute_ref_log_probs=True) or drop the column"
+                )
+        rows = [[PROMPT] * len(e["prompt_ids"]) + list(e["chosen_segment_ids"]) for e in examples]
+        rows += [[PROMPT] * len(e["prompt_ids"]) + list(e["rejected_segment_ids"]) for e in examples]
+        if self.max_length is not None:
+            sl = (
+                slice(None, self.max_length)
+                if self.truncation_mode == "keep_start"
+                else slice(-self.max_length, None)
+            )
+            rows = [r[sl] for r in rows]
+        for i, r in enumerate(rows):
+            if REASONING not in r or ANSWER not in r:
+                raise ValueError(
+                    f"batch row {i} has no {'reasoning' if REASONING not in r else 'answer'} token after "
+                    "truncation; the dataset should have dropped it (was it prepared with another max_length?)"
+                )
+        out["segment_ids"] = pad(
+            [torch.tensor(r, dtype=torch.long) for r in rows],
+            padding_value=PROMPT,
+            padding_side="right",
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
+        out["w_rs"] = torch.tensor([float(e["w_rs"]) for e in examples], dtype=torch.float32)
+        out["w_rp"] = torch.tensor([float(e["w_rp"]) for e in examples], dtype=torch.float32)
+        return out
+
+
+def _refuse_unsupported(args: DPOConfig, aggregation: str) -> None:
+    if aggregation not in AGGREGATIONS:
+        raise UnsupportedOptionError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    checks = [
+        (
+            args.padding_free,
+            "padding_free=True (segment ids follow the padded layout); set padding_free=False",
+        ),
+        (list(args.loss_type) != ["sigmoid"], f"loss_type={args.loss_type}; AW-DPO is the sigmoid loss only"),
+        (args.loss_weights not in (None, [1.0]), f"loss_weights={args.loss_weights}; leave it unset"),
+        (args.ld_alpha is not None, "ld_alpha (LD-DPO length desensitisation); leave it None"),
+        (
+            args.f_divergence_type != "reverse_kl",
+            f"f_divergence_type={args.f_divergence_type!r}; use reverse_kl",
+        ),
+        (args.use_weighting, "use_weighting=True (WPO weights); the segment weights replace it"),
+        (args.label_smoothing != 0.0, f"label_smoothing={args.label_smoothing}; set 0"),
+    ]
+    for refused, what in checks:
+        if refused:
+            raise UnsupportedOptionError(f"AlignmentWeightedDPOTrainer does not support {what}")
+
+
+def _refuse_scalar_ref_logps(dataset: Dataset) -> None:
+    if (
+        "ref_chosen_logps" in dataset.column_names
+        and len(dataset)
+        and not isinstance(dataset[0]["ref_chosen_logps"], list)
+    ):
+        raise UnsupportedOptionError(
+            "the dataset carries precomputed ref_chosen_logps as one sum per sequence; AW-DPO needs "
+            "per-segment sums. Drop the column and set precompute_ref_log_probs=True instead"
+        )
+
+
+class AlignmentWeightedDPOTrainer(DPOTrainer):
+    """TRL's ``DPOTrainer`` with segment-weighted AW-DPO loss (``aggregation`` = loss | reward | vanilla).
+
+    The training rows are TRL conversational preference rows plus ``chosen_spans``/``rejected_spans``
+    ([reasoning_start, reasoning_end, answer_start, answer_end] into the assistant content) and the
+    ``w_rs``/``w_rp`` weights: exactly what ``PreferencePair.to_trl_row()`` gives.
+    """
+
+    _tag_names = ["trl", "dpo", "cotforge", "aw-dpo"]  # noqa: RUF012 (TRL declares it as a plain list)
+    _name = "AW-DPO"
+
+    def __init__(
+        self,
+        model: Any,
+        ref_model: Any = None,
+        args: DPOConfig | None = None,
+        train_dataset: Dataset | None = None,
+        processing_class: Any = None,
+        aggregation: str = "loss",
+        **kwargs: Any,
+    ) -> None:
+        if args is None:
+            raise UnsupportedOptionError("pass a DPOConfig (args); TRL's defaults are bf16 + checkpointing")
+        if processing_class is None or not hasattr(processing_class, "apply_chat_template"):
+            raise UnsupportedOptionError("pass the tokenizer as processing_class (text models only)")
+        _refuse_unsupported(args, aggregation)
+        if (
+            isinstance(train_dataset, Dataset)
+            and len(train_dataset)
+            and any(k in train_dataset.column_names for k in ("image", "images"))
+        ):
+            raise UnsupportedOptionError("vision datasets are not supported by AlignmentWeightedDPOTrainer")
+        self.aggregation = aggregation
+        self.segment_report = SegmentReport()
+        tokenizer = processing_class
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if args.pad_token is not None:
+            tokenizer.pad_token = args.pad_token
+        kwargs.setdefault(
+            "data_collator",
+            SegmentPreferenceCollator(
+                pad_token_id=tokenizer.pad_token_id,
+                max_length=args.max_length,
+                truncation_mode=args.truncation_mode,
+                pad_to_multiple_of=args.pad_to_multiple_of,  # type: ignore[arg-type]
+            ),
+        )
+        super().__init__(
+            model,
+            ref_model=ref_model,
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=tokenizer,
+            **kwargs,
+        )
+
+    # -- data -------------------------------------------------------------------------------------------
+    def _prepare_dataset(
+        self, dataset: Any, processing_class: Any, args: DPOConfig, dataset_name: str
+    ) -> Any:
+        if isinstance(dataset, IterableDataset):
+            raise UnsupportedOptionError(
+                "streaming (Iterable) datasets are not supported: drops must be counted"
+            )
+        missing = [c for c in ROW_COLUMNS if c not in dataset.column_names]
+        if "chosen_segment_ids" not in dataset.column_names and missing:
+            raise UnsupportedOptionError(
+                f"the {dataset_name} dataset lacks columns {missing}; build rows with PreferencePair.to_trl_row()"
+            )
+        if "chosen_segment_ids" not in dataset.column_names:
+            dataset, report = segment_dataset(
+                dataset,
+                processing_class,
+                args.max_length,
+                args.truncation_mode,  # type: ignore[arg-type]
+                dataset_name,
+            )
+            self.segment_report.merge(report)
+        _refuse_scalar_ref_logps(dataset)
+        if len(dataset) == 0:
+            first = self.segment_report.dropped[0]["message"] if self.segment_report.dropped else "-"
+            raise UnsupportedOptionError(
+                f"no {dataset_name} pair survives segmentation and truncation (first reason: {first})"
+            )
+        return dataset
+
+    def _set_signature_columns_if_needed(self) -> None:
+        if self._signature_columns is None:
+            self._signature_columns = [  # type: ignore[assignment]
+                "prompt_ids",
+                "chosen_ids",
+                "rejected_ids",
+                "chosen_segment_ids",
+                "rejected_segment_ids",
+                "w_rs",
+                "w_rp",
+                "ref_chosen_logps",
+                "ref_rejected_logps",
+            ]
+
+    # -- forward --------------------------------------------------------------------------------------
+    def _segment_forward(
+        self, model: Any, inputs: dict[str, Any], reference: bool
+    ) -> tuple[torch.Tensor, Any]:
+        """Per-segment log-prob sums (2B, 2) of ``model`` on the batch, and the model outputs.
+
+        Only model inputs reach the model: the segment keys stay out of its ``**kwargs``.
+        """
+        model_kwargs = {k: v for k, v in inputs.items() if k not in NON_MODEL_KEYS}
+        model_kwargs["use_cache"] = False
+        if self.aux_loss_enabled and not reference:
+            model_kwargs["output_router_logits"] = True
+        labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+        # The fused head returns log-probs of tokens 1..L-1 (shifted by one), so the segment ids are too.
+        shift_segments = inputs["segment_ids"][:, 1:]
+        seq_len = shift_segments.size(1)
+        if not reference:
+            outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+            return segment_sums(outputs.log_probs[:, -seq_len:], shift_segments), outputs
+        adapter: Any = contextlib.nullcontext()
+        if self.ref_model is None and is_peft_model(self.model):
+            # The reference of a LoRA policy is the policy with its adapter off (or the frozen "ref" copy).
+            unwrapped = self.accelerator.unwrap_model(self.model)
+            adapter = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+        with (
+            torch.no_grad(),
+            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),  # type: ignore[arg-type]
+            adapter,
+        ):
+            outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+        return segment_sums(outputs.log_probs[:, -seq_len:], shift_segments), outputs
+
+    def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-segment reference sums ``(B, 2)`` for chosen and rejected (stored when precomputing)."""
+        with self.accelerator.autocast():
+            sums, _ = self._segment_forward(model, inputs, reference=True)
+        chosen, rejected = sums.chunk(2, dim=0)
+        return chosen, rejected
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+        missing = [k for k in SEGMENT_KEYS if k not in inputs]
+        if missing:
+            # Never fall back to plain DPO: a batch without segment keys is a wiring error.
+            raise UnsupportedOptionError(f"batch lacks {missing}; use SegmentPreferenceCollator")
+        mode = "train" if self.model.training else "eval"  # type: ignore[union-attr]
+        policy_sums, outputs = self._segment_forward(model, inputs, reference=False)
+        if self.precompute_ref_logps:
+            ref_sums = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]], dim=0)
+        else:
+            ref_sums, _ = self._segment_forward(self.ref_model or model, inputs, reference=True)
+        w_rs, w_rp = inputs["w_rs"], inputs["w_rp"]
+        result = aw_dpo_loss(policy_sums, ref_sums, w_rs, w_rp, self.beta, self.aggregation)  # type: ignore[arg-type]
+        loss = result.loss
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * outputs.aux_loss
+        self._record_metrics(mode, result, w_rs, w_rp, policy_sums, inputs, outputs)
+        if return_outputs:
+            with torch.no_grad():
+                model_kwargs = {k: v for k, v in inputs.items() if k not in NON_MODEL_KEYS}
+                outputs = model(**model_kwargs, use_cache=False)
+            return loss, outputs
+        return loss
+
+    def _record_metrics(
+        self,
+        mode: str,
+        result: Any,
+        w_rs: torch.Tensor,
+        w_rp: torch.Tensor,
+        policy_sums: torch.Tensor,
+        inputs: dict[str, Any],
+        outputs: Any,
+    ) -> None:
+        metrics = pair_metrics(result, w_rs, w_rp)
+        chosen_logps, rejected_logps = policy_sums.detach().sum(dim=1).chunk(2, dim=0)
+        metrics["logps/chosen"], metrics["logps/rejected"] = chosen_logps, rejected_logps
+        names = list(metrics)
+        # One gather for all per-pair metrics keeps multi-process steps to a single collective.
+        stacked = self.accelerator.gather(torch.stack([metrics[n].float() for n in names], dim=1))
+        for name, value in zip(names, stacked.mean(dim=0).tolist(), strict=True):
+            self._metrics[mode][name].append(value)
+        # Token-level figures TRL also logs (entropy, mean logits, chosen top-1 accuracy), from sums so that
+        # one gather serves every process.
+        mask = inputs["completion_mask"][:, 1:].bool()
+        n = mask.size(1)
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+        chosen_logits, rejected_logits = outputs.mean_logits[:, -n:].detach().chunk(2, dim=0)
+        chosen_top1, _ = outputs.is_top1[:, -n:].chunk(2, dim=0)
+        sums = torch.stack(
+            [
+                outputs.entropy[:, -n:].detach()[mask].sum(),
+                mask.sum(),
+                chosen_logits[chosen_mask].sum(),
+                chosen_mask.sum(),
+                rejected_logits[rejected_mask].sum(),
+                rejected_mask.sum(),
+                (chosen_top1 & chosen_mask).sum(),
+            ]
+        ).float()
+        totals = self.accelerator.gather(sums).view(-1, sums.numel()).sum(dim=0).tolist()
+        for name, (num, den) in {
+            "entropy": (0, 1),
+            "logits/chosen": (2, 3),
+            "logits/rejected": (4, 5),
+            "mean_token_accuracy": (6, 3),
+        }.items():
+            self._metrics[mode][name].append(totals[num] / totals[den] if totals[den] > 0 else 0.0)
+        if mode == "train":
+            tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
+            self._total_train_tokens += tokens // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
