@@ -1,8 +1,9 @@
 """A tiny random chat model for fast tests and benchmarks: built in seconds, cached by content hash.
 
 The tokenizer is a byte-level BPE trained on the bundled prompts, with ChatML special tokens and
-``<think>``/``</think>`` as special tokens so the reasoning/answer boundary never falls inside a token. The
-model is a 2-layer Llama with head size 32 (vLLM's CPU attention supports it).
+``<think>``/``</think>`` as added tokens, so the reasoning/answer boundary never falls inside a token. The tags
+are deliberately *not* special: decoders drop special tokens by default (vLLM's server does), which would erase
+them from generated text. The model is a 2-layer Llama with head size 32 (vLLM's CPU attention supports it).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", THINK_OPEN, THINK_CLOSE]
-_BUILDER_VERSION = "1"
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+_BUILDER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def _training_lines() -> list[str]:
 
 def _build(spec: TinyModelSpec, out: Path) -> None:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
@@ -81,8 +82,9 @@ def _build(spec: TinyModelSpec, out: Path) -> None:
         bos_token="<|endoftext|>",
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        additional_special_tokens=[THINK_OPEN, THINK_CLOSE, "<|im_start|>"],
+        additional_special_tokens=["<|im_start|>"],
     )
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK_OPEN, THINK_CLOSE)])
     tokenizer.chat_template = CHATML_TEMPLATE
     torch.manual_seed(spec.seed)
     config = LlamaConfig(
