@@ -121,9 +121,58 @@ def _run_review(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
     return {"mode": "argilla", "pushed": pushed.pushed, **pulled.counts}
 
 
+# --- training -----------------------------------------------------------------------------------------------
+
+
+def _sft_config() -> type[BaseModel]:
+    from cotforge.train import SFTTrainConfig
+
+    return SFTTrainConfig
+
+
+def _awdpo_config() -> type[BaseModel]:
+    from cotforge.train import AWDPOTrainConfig
+
+    return AWDPOTrainConfig
+
+
+def _with_run(raw: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    # `{run}` in a model path means this run folder (e.g. AW-DPO starting from the SFT output).
+    model = raw.get("model")
+    return {**raw, "model": model.replace("{run}", str(ctx.folder.root))} if isinstance(model, str) else raw
+
+
+def _run_train_sft(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.train import SFTTrainConfig, train_sft
+
+    result = train_sft(ctx.folder.root, SFTTrainConfig.model_validate(_with_run(raw, ctx)))
+    return result.model_dump(include={"output_dir", "saved", "steps", "examples", "dropped", "final_metrics"})
+
+
+def _run_train_awdpo(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.train import AWDPOTrainConfig, train_awdpo
+
+    result = train_awdpo(ctx.folder.root, AWDPOTrainConfig.model_validate(_with_run(raw, ctx)))
+    return result.model_dump(include={"output_dir", "saved", "steps", "examples", "dropped", "final_metrics"})
+
+
 def registry() -> dict[str, StageAdapter]:
     """Every stage a pipeline can name."""
     return {
+        "train_sft": StageAdapter(
+            name="train_sft",
+            run=_run_train_sft,
+            inputs=(RunFiles.REVIEWED, RunFiles.ACCEPTED, RunFiles.PROMPTS, RunFiles.AUGMENTED),
+            outputs=(f"{RunFiles.MODELS}/sft",),
+            validate=_check(_sft_config(), "train_sft"),
+        ),
+        "train_awdpo": StageAdapter(
+            name="train_awdpo",
+            run=_run_train_awdpo,
+            inputs=(RunFiles.PAIRS, f"{RunFiles.MODELS}/sft"),
+            outputs=(f"{RunFiles.MODELS}/awdpo",),
+            validate=_check(_awdpo_config(), "train_awdpo"),
+        ),
         "ingest": StageAdapter(
             name="ingest",
             run=_run_ingest,
