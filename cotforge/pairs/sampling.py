@@ -1,0 +1,201 @@
+"""`sample`: k candidates per prompt from a policy model, each split at ``</think>`` into reasoning and answer.
+
+An output with no ``</think>``, several, or an empty side is kept with that status (its own failure class for
+the statistics), never dropped. ``think_format: constrained`` makes a vLLM policy decode inside the
+``<think>…</think>`` + answer shape (a regex under structured outputs) — useful for small base models that
+never close the tag; it shapes the output, so it is off by default and recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import zip_longest
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cotforge import tagged
+from cotforge.manifest import StageRun
+from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
+from cotforge.schemas import (
+    Candidate,
+    CandidateStatus,
+    Kind,
+    PromptRecord,
+    RejectRecord,
+    SegmentSpan,
+    content_id,
+)
+from cotforge.teacher.config import TeacherConfig
+from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+
+SAFETY_ONLY: tuple[Kind, ...] = ("safety",)
+THINK_REGEX = r"<think>\n[^<]{1,600}\n</think>\n\n[^<]{1,600}"
+
+
+class SampleConfig(BaseModel):
+    """The policy model and how many candidates to draw per prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: TeacherConfig
+    k: int = Field(default=4, ge=1, description="Candidates per prompt.")
+    kinds: list[Kind] = Field(default_factory=lambda: list(SAFETY_ONLY))
+    include_prompts: bool = Field(default=True, description="Sample for prompts.jsonl.")
+    include_augmented: bool = Field(default=True, description="Sample for augmented.jsonl variants.")
+    limit: int | None = Field(default=None, ge=1, description="First N prompts only.")
+    system: str | None = Field(default=None, description="System prompt the policy sees (none by default).")
+    think_format: Literal["free", "constrained"] = "free"
+    use_cache: bool = True
+    refresh: bool = False
+    progress: bool = True
+
+
+def split_candidate(text: str) -> tuple[CandidateStatus, SegmentSpan | None]:
+    """The candidate's status and, when it splits cleanly, its spans."""
+    try:
+        split = tagged.split_segments(text)
+    except tagged.TaggedFormatError as exc:
+        return exc.code, None  # type: ignore[return-value]
+    reasoning = text[: split.reasoning_end].replace(tagged.THINK_OPEN, "").replace(tagged.THINK_CLOSE, "")
+    if not reasoning.strip():
+        return "empty_reasoning", None
+    if not text[split.answer_start :].strip():
+        return "empty_answer", None
+    return "ok", SegmentSpan(
+        reasoning_start=split.reasoning_start,
+        reasoning_end=split.reasoning_end,
+        answer_start=split.answer_start,
+        answer_end=split.answer_end,
+    )
+
+
+def candidate_id(prompt_id: str, policy_model: str, index: int) -> str:
+    return content_id("c", prompt_id, policy_model, str(index))
+
+
+def sample_requests(prompts: list[PromptRecord], config: SampleConfig) -> list[ChatRequest]:
+    """k requests per prompt, keyed by candidate id, each with its own seed."""
+    requests: list[ChatRequest] = []
+    regex = THINK_REGEX if config.think_format == "constrained" else None
+    base = config.policy.sampling
+    for prompt in prompts:
+        messages = ([{"role": "system", "content": config.system}] if config.system else []) + [
+            {"role": "user", "content": prompt.text}
+        ]
+        for index in range(config.k):
+            key = candidate_id(prompt.id, config.policy.model, index)
+            seed = (
+                (base.seed + index)
+                if base.seed is not None
+                else int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+            )
+            requests.append(ChatRequest(key, messages, base.model_copy(update={"seed": seed}), regex=regex))
+    return requests
+
+
+def candidate_of(
+    prompt: PromptRecord, index: int, config: SampleConfig, outcome: RequestOutcome[str]
+) -> Candidate:
+    """The candidate record of one completed request."""
+    assert outcome.value is not None
+    status, spans = split_candidate(outcome.value)
+    return Candidate(
+        id=outcome.request.key,
+        prompt_id=prompt.id,
+        policy_model=config.policy.model,
+        index=index,
+        text=outcome.value,
+        status=status,
+        spans=spans,
+        tactic=prompt.tactic,
+        usage=outcome.usage,
+    )
+
+
+class SampleResult(BaseModel):
+    prompts: int
+    planned: int
+    already_done: int
+    sampled: int
+    failed: int
+    by_status: dict[str, int]
+
+
+def _policy_prompts(folder: RunFolder, config: SampleConfig) -> list[PromptRecord]:
+    sources: list[list[PromptRecord]] = []
+    if config.include_prompts:
+        sources.append(folder.read(RunFiles.PROMPTS, PromptRecord))
+    if config.include_augmented and folder.exists(RunFiles.AUGMENTED):
+        sources.append(folder.read(RunFiles.AUGMENTED, PromptRecord))
+    # Alternate originals and variants so a `limit` keeps both (and a spread of tactics).
+    mixed = [p for group in zip_longest(*sources) for p in group if p is not None]
+    prompts = [p for p in mixed if p.kind in config.kinds]
+    return prompts[: config.limit] if config.limit is not None else prompts
+
+
+def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
+    """Append every missing candidate to ``candidates.jsonl`` (failed requests to ``sample.rejects.jsonl``)."""
+    from cotforge.generation.generate import open_cache
+
+    folder = RunFolder(run_dir).ensure()
+    outputs = [RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS]
+    inputs = [RunFiles.PROMPTS, RunFiles.AUGMENTED]
+    with StageRun(folder, "sample", config, inputs, outputs) as run:
+        prompts = _policy_prompts(folder, config)
+        requests = sample_requests(prompts, config)
+        slot = {r.key: (prompts[i // config.k], i % config.k) for i, r in enumerate(requests)}
+        cand_path, rej_path = folder.path(RunFiles.CANDIDATES), folder.path(RunFiles.SAMPLE_REJECTS)
+        AppendLog(cand_path).close()
+        AppendLog(rej_path).close()
+        done = [c for c in read_jsonl(cand_path, Candidate)]
+        done_ids = {c.id for c in done} | {r.record_id for r in read_jsonl(rej_path, RejectRecord)}
+        todo = [r for r in requests if r.key not in done_ids]
+        statuses: dict[str, int] = {}
+        for c in done:
+            statuses[c.status] = statuses.get(c.status, 0) + 1
+        counts = {"sampled": 0, "failed": 0}
+        cache = open_cache(folder, config.use_cache, config.refresh)
+        engine = RequestEngine(config.policy, cache, progress=config.progress, label="sample")
+        with AppendLog(cand_path) as log, AppendLog(rej_path) as rejects:
+
+            def store(outcome: RequestOutcome[str]) -> None:
+                prompt, index = slot[outcome.request.key]
+                if outcome.value is None:
+                    counts["failed"] += 1
+                    rejects.append(
+                        RejectRecord(
+                            stage="sample",
+                            source=RunFiles.PROMPTS,
+                            record_id=outcome.request.key,
+                            reasons=[outcome.reason or "failed"],
+                            message=f"prompt {prompt.id} candidate {index}: {outcome.error}",
+                            raw={"prompt_id": prompt.id, "outputs": outcome.failed_texts},
+                        )
+                    )
+                    rejects.flush(durable=False)
+                    return
+                cand = candidate_of(prompt, index, config, outcome)
+                statuses[cand.status] = statuses.get(cand.status, 0) + 1
+                counts["sampled"] += 1
+                log.append(cand)
+                log.flush(durable=False)
+
+            try:
+                stats = engine.run(todo, lambda _r, text: text, store)
+            finally:
+                if cache is not None:
+                    cache.close()
+        run.usage = stats.usage
+        run.requests, run.cached_requests = stats.sent, stats.cached
+        run.extra.update(usage=usage_summary(stats, config.policy), by_status=statuses)
+        run.counts.update(prompts=len(prompts), planned=len(requests), **counts)
+    return SampleResult(
+        prompts=len(prompts),
+        planned=len(requests),
+        already_done=len(requests) - len(todo),
+        sampled=counts["sampled"],
+        failed=counts["failed"],
+        by_status=statuses,
+    )
