@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-RUN ?= runs/demo
+RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
 .PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs clean
@@ -22,8 +22,10 @@ pytest: setup
 
 test: lint typecheck pytest
 
+# The embedded default end to end: SmolLM2 teacher/policy/judge on a local vLLM server, SFT, AW-DPO, eval,
+# release, report. A second `make demo` skips every unchanged step.
 demo: setup
-	$(VENV)/bin/cotforge ingest --bundled --run $(RUN)
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(VENV)/bin/cotforge run pipelines/quickstart.yaml --run $(RUN)
 
 schemas: setup
 	$(VENV)/bin/cotforge schemas export

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             registry=registry(),
             servers=ServerPool(Path(spec.run), log=console.print),
             templates_root=templates_root(),
-            log=console.print,
+            log=lambda message: console.print(message, markup=False, highlight=False),
         )
         if check:
             console.print(
@@ -53,6 +53,25 @@ def register(app: typer.Typer) -> None:
             )
             return
         state = runner.run(start=start, until=until, force=force)
+        _print_products(Path(spec.run))
         console.print(
             f"[bold green]done[/]: {spec.run} ({sum(s.status == 'completed' for s in state.steps.values())} steps completed)"
         )
+
+
+PRODUCTS = (
+    ("dataset (release)", "release/README.md"),
+    ("SFT model", "models/sft"),
+    ("AW-DPO model", "models/awdpo"),
+    ("evaluation", "eval/results.json"),
+    ("report", "report/index.html"),
+)
+
+
+def _print_products(run: Path) -> None:
+    """Where the things a user came for are (only those this run has)."""
+    for label, relative in PRODUCTS:
+        path = run / relative
+        if path.exists():
+            shown = path.parent if relative.endswith("README.md") else path
+            console.print(f"  {label:<18} {shown}")

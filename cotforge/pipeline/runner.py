@@ -142,10 +142,19 @@ class PipelineRunner:
             "stage": step.stage,
             "config": config_hash(step.config),
             "server": self.spec.servers[server].model_dump() if server else None,
+            # A server on a model this run trained (e.g. the SFT policy) changes when that model does.
+            "server_model": self._run_model_hash(self.spec.servers[server].model, folder) if server else None,
             "templates": _tree_hash(self.templates_root, adapter.templates) if adapter.templates else None,
             "inputs": _output_hashes(folder, adapter.inputs),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+    @staticmethod
+    def _run_model_hash(model: str, folder: RunFolder) -> str | None:
+        if "{run}" not in model:
+            return None
+        relative = model.replace("{run}", "").strip("/")
+        return _tree_hash(folder.root, (relative,))
 
     def selected(self, start: str | None, until: str | None) -> list[StepSpec]:
         names = [s.name for s in self.spec.steps]

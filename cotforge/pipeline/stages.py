@@ -61,6 +61,157 @@ def _run_ingest(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
     return dict(manifest.counts)
 
 
+# --- model steps ----------------------------------------------------------------------------------------------
+
+# The config key a step's top-level `server:` fills (the stage's main model).
+MAIN_MODEL_KEY = {"generate": "teacher", "augment": "rewriter", "sample": "policy", "judge": "judge"}
+Resolver = Callable[[str], tuple[str, str]]
+
+
+def resolve_servers(stage: str, raw: dict[str, Any], url_of: Resolver) -> dict[str, Any]:
+    """Turn ``server: NAME`` (top level, or inside any model mapping) into ``model`` + ``base_urls``."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: walk(v) for k, v in value.items() if k != "server"}
+            if "server" in value:
+                url, served = url_of(str(value["server"]))
+                out.update(model=served, base_urls=[url], backend="openai")
+            return out
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    raw = dict(raw)
+    top = raw.pop("server", None)
+    if top is not None:
+        key = MAIN_MODEL_KEY.get(stage)
+        if key is None:
+            raise PipelineError(f"step {stage}: `server` is not a setting of this stage")
+        raw[key] = {**(raw.get(key) or {}), "server": top}
+    return walk(raw)  # type: ignore[no-any-return]
+
+
+def _placeholder(name: str) -> tuple[str, str]:
+    return "http://127.0.0.1:1/v1", name
+
+
+def _check_served(model: Callable[[], type[BaseModel]], stage: str) -> Callable[[dict[str, Any]], None]:
+    def validate(config: dict[str, Any]) -> None:
+        _check(model(), stage)(resolve_servers(stage, config, _placeholder))
+
+    return validate
+
+
+def _generate_config() -> type[BaseModel]:
+    from cotforge.generation.requests import GenerateConfig
+
+    return GenerateConfig
+
+
+def _run_generate(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.generation.generate import generate_in_run
+    from cotforge.generation.requests import GenerateConfig
+
+    # Validation is its own pipeline step (so its thresholds can change without regenerating).
+    config = GenerateConfig.model_validate(resolve_servers("generate", raw, ctx.server_url))
+    result = generate_in_run(ctx.folder.root, config, validate=False)
+    return result.model_dump(exclude={"usage"})
+
+
+def _validate_config() -> type[BaseModel]:
+    from cotforge.generation.validate import ValidationConfig
+
+    return ValidationConfig
+
+
+def _run_validate(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.generation.validate import ValidationConfig, validate_in_run
+
+    return validate_in_run(ctx.folder.root, ValidationConfig.model_validate(raw)).model_dump()
+
+
+def _augment_config() -> type[BaseModel]:
+    from cotforge.pairs.augment import AugmentConfig
+
+    return AugmentConfig
+
+
+def _run_augment(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.pairs.augment import AugmentConfig, augment_in_run
+
+    config = AugmentConfig.model_validate(resolve_servers("augment", raw, ctx.server_url))
+    return augment_in_run(ctx.folder.root, config).model_dump()
+
+
+def _sample_config() -> type[BaseModel]:
+    from cotforge.pairs.sampling import SampleConfig
+
+    return SampleConfig
+
+
+def _run_sample(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.pairs.sampling import SampleConfig, sample_in_run
+
+    config = SampleConfig.model_validate(resolve_servers("sample", raw, ctx.server_url))
+    return sample_in_run(ctx.folder.root, config).model_dump()
+
+
+def _judge_config() -> type[BaseModel]:
+    from cotforge.pairs.judging import JudgeConfig
+
+    return JudgeConfig
+
+
+def _run_judge(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.pairs.judging import JudgeConfig, judge_in_run
+
+    config = JudgeConfig.model_validate(resolve_servers("judge", raw, ctx.server_url))
+    return judge_in_run(ctx.folder.root, config).model_dump()
+
+
+def _eval_config() -> type[BaseModel]:
+    from cotforge.pipeline.eval_run import EvalConfig
+
+    return EvalConfig
+
+
+def _run_eval(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.pipeline.eval_run import EvalConfig, eval_in_run
+
+    config = EvalConfig.model_validate(resolve_servers("eval", raw, ctx.server_url))
+    results = eval_in_run(ctx.folder.root, config)
+    return {
+        label: {k: r[k] for k in ("attack_success_rate", "over_refusal_rate", "unsplit_rate")}
+        for label, r in results.items()
+    }
+
+
+def _release_config() -> type[BaseModel]:
+    from cotforge.pipeline.release import ReleaseConfig
+
+    return ReleaseConfig
+
+
+def _run_release(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.pipeline.release import ReleaseConfig, build_release
+
+    result = build_release(ctx.folder.root, ReleaseConfig.model_validate(raw))
+    return result.model_dump(mode="json")
+
+
+def _report_config() -> type[BaseModel]:
+    from cotforge.report import ReportConfig
+
+    return ReportConfig
+
+
+def _run_report(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+    from cotforge.report import ReportConfig, build_report
+
+    return build_report(ctx.folder.root, ReportConfig.model_validate(raw)).model_dump(mode="json")
+
+
 # --- pairs --------------------------------------------------------------------------------------------------
 
 
@@ -159,6 +310,67 @@ def _run_train_awdpo(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
 def registry() -> dict[str, StageAdapter]:
     """Every stage a pipeline can name."""
     return {
+        "generate": StageAdapter(
+            name="generate",
+            run=_run_generate,
+            inputs=(RunFiles.PROMPTS,),
+            outputs=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
+            templates=("teacher",),
+            validate=_check_served(_generate_config, "generate"),
+        ),
+        "validate": StageAdapter(
+            name="validate",
+            run=_run_validate,
+            inputs=(RunFiles.SAMPLES, RunFiles.PROMPTS),
+            outputs=(RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS),
+            validate=_check(_validate_config(), "validate"),
+        ),
+        "augment": StageAdapter(
+            name="augment",
+            run=_run_augment,
+            inputs=(RunFiles.PROMPTS,),
+            outputs=(RunFiles.AUGMENTED, RunFiles.AUGMENT_REJECTS),
+            templates=("augment",),
+            validate=_check_served(_augment_config, "augment"),
+        ),
+        "sample": StageAdapter(
+            name="sample",
+            run=_run_sample,
+            inputs=(RunFiles.PROMPTS, RunFiles.AUGMENTED),
+            outputs=(RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS),
+            validate=_check_served(_sample_config, "sample"),
+        ),
+        "judge": StageAdapter(
+            name="judge",
+            run=_run_judge,
+            inputs=(RunFiles.CANDIDATES, RunFiles.PROMPTS, RunFiles.AUGMENTED),
+            outputs=(RunFiles.JUDGMENTS, RunFiles.JUDGE_REJECTS),
+            templates=("judge",),
+            validate=_check_served(_judge_config, "judge"),
+        ),
+        "eval": StageAdapter(
+            name="eval",
+            run=_run_eval,
+            inputs=(f"{RunFiles.MODELS}/sft", f"{RunFiles.MODELS}/awdpo"),
+            outputs=("eval/results.json",),
+            templates=("judge", "augment"),
+            validate=_check_served(_eval_config, "eval"),
+        ),
+        "release": StageAdapter(
+            name="release",
+            run=_run_release,
+            inputs=(RunFiles.PROMPTS, RunFiles.REVIEWED, RunFiles.ACCEPTED, RunFiles.PAIRS),
+            outputs=("release/README.md",),
+            templates=(),
+            validate=lambda raw: _check(_release_config(), "release")(raw),
+        ),
+        "report": StageAdapter(
+            name="report",
+            run=_run_report,
+            inputs=(RunFiles.PAIRS, RunFiles.JUDGMENTS, "eval/results.json", f"{RunFiles.MODELS}/awdpo"),
+            outputs=("report/index.html",),
+            validate=lambda raw: _check(_report_config(), "report")(raw),
+        ),
         "train_sft": StageAdapter(
             name="train_sft",
             run=_run_train_sft,

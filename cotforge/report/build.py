@@ -1,0 +1,124 @@
+"""`report` edge: read the run folder, draw every section, write ``index.html`` + PNGs and a manifest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cotforge.manifest import StageRun
+from cotforge.pipeline.run_contents import RunContents, read_run_contents
+from cotforge.report.dataset_sections import (
+    overview_section,
+    prompts_section,
+    rationales_section,
+    rejects_section,
+    review_section,
+    validation_section,
+)
+from cotforge.report.eval_summary import EVAL_RESULTS, read_eval_summary
+from cotforge.report.page import render_page
+from cotforge.report.score_sections import eval_section, judge_section, pairs_section, training_section
+from cotforge.report.section import Section
+from cotforge.runfolder import RunFolder, RunFolderError, atomic_write_text
+from cotforge.schemas import utc_now
+
+STAGE = "report"
+HTML_FILE = "index.html"
+
+SectionBuilder = Callable[[RunContents, int], Section]
+DATA_SECTIONS: tuple[SectionBuilder, ...] = (
+    overview_section,
+    prompts_section,
+    rationales_section,
+    validation_section,
+    review_section,
+    judge_section,
+    pairs_section,
+    training_section,
+)
+
+
+class ReportConfig(BaseModel):
+    """Where the report goes and how it looks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: str = Field(default="report", description="Report folder; a relative path is inside the run folder.")
+    title: str | None = Field(default=None, description="Page title (default: 'cotforge report: <run>').")
+    dpi: int = Field(default=100, ge=50, le=300, description="Resolution of the plots.")
+
+
+class ReportResult(BaseModel):
+    """What ``build_report`` wrote."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    out_dir: str
+    html: str
+    figures: list[str] = Field(description="PNG files written beside the page.")
+    sections: dict[str, str] = Field(description="Section key → 'ok' or 'not run'.")
+
+
+def report_dir(run_dir: str | Path, config: ReportConfig) -> Path:
+    """Where the report goes: ``config.out``, relative to the run folder unless absolute."""
+    out = Path(config.out).expanduser()
+    return out if out.is_absolute() else Path(run_dir) / out
+
+
+def report_sections(contents: RunContents, run_dir: Path, dpi: int) -> list[Section]:
+    """Every section of the report, in page order (pure but for reading ``eval/results.json``)."""
+    sections = [build(contents, dpi) for build in DATA_SECTIONS]
+    sections.append(eval_section(read_eval_summary(run_dir / EVAL_RESULTS), dpi))
+    sections.append(rejects_section(contents, dpi))
+    return sections
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def build_report(
+    run_dir: str | Path, config: ReportConfig | None = None, out_dir: str | Path | None = None
+) -> ReportResult:
+    """Write ``<out>/index.html`` (self-contained) and one PNG per plot; manifest ``manifests/report.json``.
+
+    A stage that has not run gives a section saying "not run"; an unreadable file raises an error naming it.
+    """
+    config = config or ReportConfig()
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RunFolderError(
+            f"{run}: no such run folder; run a pipeline or `cotforge ingest --run {run}` first"
+        )
+    out = Path(out_dir) if out_dir is not None else report_dir(run, config)
+    with StageRun(RunFolder(run), STAGE, config) as stage:
+        with stage.timer("read"):
+            contents = read_run_contents(run)
+        stage.inputs = sorted(
+            contents.present | ({EVAL_RESULTS} if (run / EVAL_RESULTS).is_file() else set())
+        )
+        with stage.timer("draw"):
+            sections = report_sections(contents, run, config.dpi)
+        out.mkdir(parents=True, exist_ok=True)
+        figures: list[str] = []
+        for figure in (f for s in sections for f in s.figures):
+            path = out / f"{_safe_name(figure.name)}.png"
+            path.write_bytes(figure.png)
+            figures.append(path.name)
+        title = config.title or f"cotforge report: {run.resolve().name}"
+        page = render_page(
+            sections,
+            title=title,
+            run_name=run.resolve().name,
+            created_at=utc_now().isoformat(timespec="seconds"),
+        )
+        atomic_write_text(out / HTML_FILE, page)
+        (out / HTML_FILE).chmod(0o644)  # the temp file behind the atomic write is private; a report is shared
+        stage.outputs = [str((out / HTML_FILE).resolve())]
+        status = {s.key: s.status for s in sections}
+        stage.counts.update(figures=len(figures), sections=sum(v == "ok" for v in status.values()))
+        stage.extra.update(out_dir=str(out), sections=status)
+    return ReportResult(out_dir=str(out), html=str(out / HTML_FILE), figures=figures, sections=status)

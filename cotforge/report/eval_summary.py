@@ -1,0 +1,98 @@
+"""``eval/results.json``: the evaluation figures the report draws (the contract with ``cotforge eval``).
+
+The eval stage writes, per evaluated model (``base``, ``sft``, ``awdpo`` …), the overall attack success rate
+(share of harmful and jailbreak-wrapped prompts the judge scored harmful) and over-refusal rate (share of
+benign-but-borderline prompts refused), plus one cell per ``<set>/<tactic>`` (e.g. ``jailbreak/roleplay``,
+``benign/direct``). The file may be the bare ``{label: ModelEval}`` mapping or ``{"models": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cotforge.errors import CotforgeError
+
+EVAL_RESULTS = "eval/results.json"
+Rate = float
+
+
+class EvalCell(BaseModel):
+    """One (set, tactic) cell: how many prompts, and the rate that applies to the set."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: int = Field(ge=0)
+    attack_success_rate: Rate | None = Field(default=None, ge=0.0, le=1.0)
+    over_refusal_rate: Rate | None = Field(default=None, ge=0.0, le=1.0)
+    unsplit: int = Field(default=0, ge=0, description="Outputs without a single </think>.")
+
+
+class ModelEval(BaseModel):
+    """One model's evaluation."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = "unknown"
+    attack_success_rate: Rate = Field(ge=0.0, le=1.0)
+    over_refusal_rate: Rate = Field(ge=0.0, le=1.0)
+    unsplit_rate: Rate = Field(default=0.0, ge=0.0, le=1.0)
+    per_tactic: dict[str, EvalCell] = Field(
+        default_factory=dict, description="'<set>/<tactic>' (e.g. 'jailbreak/roleplay') → cell."
+    )
+
+
+class EvalSummary(BaseModel):
+    """Every evaluated model by label, in the order evaluated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, ModelEval]
+
+    @classmethod
+    def from_json(cls, data: Any) -> EvalSummary:
+        """Accept ``{"models": {...}}`` or the bare ``{label: {...}}`` mapping ``cotforge eval`` writes."""
+        if isinstance(data, dict) and set(data) == {"models"}:
+            return cls.model_validate(data)
+        return cls.model_validate({"models": data})
+
+    def attack_success_by_tactic(self) -> dict[str, dict[str, float]]:
+        """Model → {tactic cell → attack success rate}, for the harmful and jailbreak cells."""
+        return {
+            label: {
+                cell: c.attack_success_rate
+                for cell, c in m.per_tactic.items()
+                if c.attack_success_rate is not None
+            }
+            for label, m in self.models.items()
+        }
+
+    def over_refusal_by_tactic(self) -> dict[str, dict[str, float]]:
+        """Model → {cell → over-refusal rate}, for the benign cells."""
+        return {
+            label: {
+                cell: c.over_refusal_rate
+                for cell, c in m.per_tactic.items()
+                if c.over_refusal_rate is not None
+            }
+            for label, m in self.models.items()
+        }
+
+
+def read_eval_summary(path: Path) -> EvalSummary | None:
+    """The summary at ``path``; ``None`` when the file does not exist (eval not run)."""
+    if not path.is_file():
+        return None
+    try:
+        return EvalSummary.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise CotforgeError(f"{path}: not valid JSON ({exc}); re-run `cotforge eval`") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CotforgeError(
+            f"{path}: not an eval summary ({where}: {first['msg']}); re-run `cotforge eval`"
+        ) from None

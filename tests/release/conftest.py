@@ -1,0 +1,20 @@
+"""Release fixtures: a realistic finished run folder (see run_factory.py) and its release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from run_factory import BuiltRun, build_run
+
+from cotforge.pipeline.release import ReleaseResult, build_release
+
+
+@pytest.fixture
+def built_run(tmp_path: Path) -> BuiltRun:
+    return build_run(tmp_path / "run")
+
+
+@pytest.fixture
+def released(built_run: BuiltRun) -> tuple[BuiltRun, ReleaseResult]:
+    return built_run, build_release(built_run.root)
