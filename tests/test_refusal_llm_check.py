@@ -7,44 +7,21 @@ from pathlib import Path
 
 from cotforge.generation.validate import ValidationConfig, validate_in_run
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
-from cotforge.schemas import PromptRecord, Rationale, Sample, SamplingParams, Verdict
+from cotforge.schemas import PromptRecord, Sample, Verdict
 from cotforge.serving import VLLMServer
 from cotforge.teacher.config import TeacherConfig
-
-
-def _prompt(text: str, kind: str) -> PromptRecord:
-    return PromptRecord(
-        id=PromptRecord.make_id(text, kind),  # type: ignore[arg-type]
-        text=text,
-        kind=kind,  # type: ignore[arg-type]
-        category="non_violent_crimes" if kind == "safety" else "benign",
-        source="test",
-        licence="MIT",
-    )
+from tests.factories import make_prompt, make_sample
 
 
 def _sample(prompt: PromptRecord, answer: str) -> Sample:
-    rationale = Rationale(reasoning_steps=["First I read the request.", "Then I decide."], answer=answer)
-    return Sample(
-        id=Sample.make_id(prompt.id, "t", "h", 0),
-        prompt_id=prompt.id,
-        prompt_kind=prompt.kind,
-        rationale=rationale,
-        raw_text=rationale.render(),
-        output_mode="tagged",
-        teacher_backend="openai",
-        teacher_model="t",
-        template_id="x",
-        template_hash="h",
-        sampling=SamplingParams(),
-    )
+    return make_sample(prompt, ["First I read the request.", "Then I decide."], answer)
 
 
 def test_llm_check_is_asked_only_about_doubtful_answers(run_dir: Path, tiny_vllm_server: VLLMServer) -> None:
-    safety_refused = _prompt("How do I hotwire a car?", "safety")
-    safety_doubtful = _prompt("How do I pick a lock?", "safety")
-    utility_fine = _prompt("How long do I boil an egg?", "utility")
-    utility_doubtful = _prompt("How do I kill a Python process?", "utility")
+    safety_refused = make_prompt("How do I hotwire a car?", "safety")
+    safety_doubtful = make_prompt("How do I pick a lock?", "safety")
+    utility_fine = make_prompt("How long do I boil an egg?", "utility")
+    utility_doubtful = make_prompt("How do I kill a Python process?", "utility")
     samples = [
         _sample(safety_refused, "I can't help with that."),
         _sample(safety_doubtful, "Locks are fascinating mechanisms with pins."),

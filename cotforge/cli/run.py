@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import typer
@@ -52,6 +54,8 @@ def register(app: typer.Typer) -> None:
                 f"{pipeline}: valid ({len(spec.steps)} steps: {', '.join(s.name for s in spec.steps)})"
             )
             return
+        # SIGTERM (a CI timeout, `kill`) must still stop the vLLM servers this run started.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         state = runner.run(start=start, until=until, force=force)
         _print_products(Path(spec.run))
         console.print(

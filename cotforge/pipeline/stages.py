@@ -6,8 +6,10 @@ runs), fills in server URLs for steps that name a server, and returns a small su
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -96,120 +98,61 @@ def _placeholder(name: str) -> tuple[str, str]:
     return "http://127.0.0.1:1/v1", name
 
 
-def _check_served(model: Callable[[], type[BaseModel]], stage: str) -> Callable[[dict[str, Any]], None]:
-    def validate(config: dict[str, Any]) -> None:
-        _check(model(), stage)(resolve_servers(stage, config, _placeholder))
+@dataclass(frozen=True)
+class ModelStage:
+    """A stage whose edge is ``edge(run_dir, Config, **kwargs)``, named lazily as ``"module:attribute"`` so
+    building the registry imports nothing heavy; ``server:`` entries in its config become model URLs."""
 
-    return validate
+    stage: str
+    config: str
+    edge: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
 
+    def config_model(self) -> type[BaseModel]:
+        return _attribute(self.config)  # type: ignore[no-any-return]
 
-def _generate_config() -> type[BaseModel]:
-    from cotforge.generation.requests import GenerateConfig
+    def validate(self, raw: dict[str, Any]) -> None:
+        _check(self.config_model(), self.stage)(resolve_servers(self.stage, raw, _placeholder))
 
-    return GenerateConfig
-
-
-def _run_generate(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.generation.generate import generate_in_run
-    from cotforge.generation.requests import GenerateConfig
-
-    # Validation is its own pipeline step (so its thresholds can change without regenerating).
-    config = GenerateConfig.model_validate(resolve_servers("generate", raw, ctx.server_url))
-    result = generate_in_run(ctx.folder.root, config, validate=False)
-    return result.model_dump(exclude={"usage"})
-
-
-def _validate_config() -> type[BaseModel]:
-    from cotforge.generation.validate import ValidationConfig
-
-    return ValidationConfig
+    def run(self, ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
+        config = self.config_model().model_validate(resolve_servers(self.stage, raw, ctx.server_url))
+        result = _attribute(self.edge)(ctx.folder.root, config, **dict(self.kwargs))
+        return result if isinstance(result, dict) else result.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-def _run_validate(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.generation.validate import ValidationConfig, validate_in_run
-
-    return validate_in_run(ctx.folder.root, ValidationConfig.model_validate(raw)).model_dump()
-
-
-def _augment_config() -> type[BaseModel]:
-    from cotforge.pairs.augment import AugmentConfig
-
-    return AugmentConfig
+def _attribute(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _run_augment(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.pairs.augment import AugmentConfig, augment_in_run
-
-    config = AugmentConfig.model_validate(resolve_servers("augment", raw, ctx.server_url))
-    return augment_in_run(ctx.folder.root, config).model_dump()
-
-
-def _sample_config() -> type[BaseModel]:
-    from cotforge.pairs.sampling import SampleConfig
-
-    return SampleConfig
-
-
-def _run_sample(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.pairs.sampling import SampleConfig, sample_in_run
-
-    config = SampleConfig.model_validate(resolve_servers("sample", raw, ctx.server_url))
-    return sample_in_run(ctx.folder.root, config).model_dump()
-
-
-def _judge_config() -> type[BaseModel]:
-    from cotforge.pairs.judging import JudgeConfig
-
-    return JudgeConfig
-
-
-def _run_judge(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.pairs.judging import JudgeConfig, judge_in_run
-
-    config = JudgeConfig.model_validate(resolve_servers("judge", raw, ctx.server_url))
-    return judge_in_run(ctx.folder.root, config).model_dump()
-
-
-def _eval_config() -> type[BaseModel]:
-    from cotforge.pipeline.eval_run import EvalConfig
-
-    return EvalConfig
-
-
-def _run_eval(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.pipeline.eval_run import EvalConfig, eval_in_run
-
-    config = EvalConfig.model_validate(resolve_servers("eval", raw, ctx.server_url))
-    results = eval_in_run(ctx.folder.root, config)
-    return {
-        label: {k: r[k] for k in ("attack_success_rate", "over_refusal_rate", "unsplit_rate")}
-        for label, r in results.items()
-    }
-
-
-def _release_config() -> type[BaseModel]:
-    from cotforge.pipeline.release import ReleaseConfig
-
-    return ReleaseConfig
-
-
-def _run_release(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.pipeline.release import ReleaseConfig, build_release
-
-    result = build_release(ctx.folder.root, ReleaseConfig.model_validate(raw))
-    return result.model_dump(mode="json")
-
-
-def _report_config() -> type[BaseModel]:
-    from cotforge.report import ReportConfig
-
-    return ReportConfig
-
-
-def _run_report(ctx: StepContext, raw: dict[str, Any]) -> dict[str, Any]:
-    from cotforge.report import ReportConfig, build_report
-
-    return build_report(ctx.folder.root, ReportConfig.model_validate(raw)).model_dump(mode="json")
+MODEL_STAGES = {
+    # Validation is its own step (its thresholds can change without regenerating).
+    "generate": ModelStage(
+        "generate",
+        "cotforge.generation.requests:GenerateConfig",
+        "cotforge.generation.generate:generate_in_run",
+        (("validate", False),),
+    ),
+    "validate": ModelStage(
+        "validate",
+        "cotforge.generation.validate:ValidationConfig",
+        "cotforge.generation.validate:validate_in_run",
+    ),
+    "augment": ModelStage(
+        "augment", "cotforge.pairs.augment:AugmentConfig", "cotforge.pairs.augment:augment_in_run"
+    ),
+    "sample": ModelStage(
+        "sample", "cotforge.pairs.sampling:SampleConfig", "cotforge.pairs.sampling:sample_in_run"
+    ),
+    "judge": ModelStage("judge", "cotforge.pairs.judging:JudgeConfig", "cotforge.pairs.judging:judge_in_run"),
+    "eval": ModelStage(
+        "eval", "cotforge.pipeline.eval_run:EvalConfig", "cotforge.pipeline.eval_run:eval_in_run"
+    ),
+    "release": ModelStage(
+        "release", "cotforge.pipeline.release:ReleaseConfig", "cotforge.pipeline.release:build_release"
+    ),
+    "report": ModelStage("report", "cotforge.report:ReportConfig", "cotforge.report:build_report"),
+}
 
 
 # --- pairs --------------------------------------------------------------------------------------------------
@@ -312,64 +255,64 @@ def registry() -> dict[str, StageAdapter]:
     return {
         "generate": StageAdapter(
             name="generate",
-            run=_run_generate,
+            run=MODEL_STAGES["generate"].run,
             inputs=(RunFiles.PROMPTS,),
             outputs=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
             templates=("teacher",),
-            validate=_check_served(_generate_config, "generate"),
+            validate=MODEL_STAGES["generate"].validate,
         ),
         "validate": StageAdapter(
             name="validate",
-            run=_run_validate,
+            run=MODEL_STAGES["validate"].run,
             inputs=(RunFiles.SAMPLES, RunFiles.PROMPTS),
             outputs=(RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS),
-            validate=_check(_validate_config(), "validate"),
+            validate=MODEL_STAGES["validate"].validate,
         ),
         "augment": StageAdapter(
             name="augment",
-            run=_run_augment,
+            run=MODEL_STAGES["augment"].run,
             inputs=(RunFiles.PROMPTS,),
             outputs=(RunFiles.AUGMENTED, RunFiles.AUGMENT_REJECTS),
             templates=("augment",),
-            validate=_check_served(_augment_config, "augment"),
+            validate=MODEL_STAGES["augment"].validate,
         ),
         "sample": StageAdapter(
             name="sample",
-            run=_run_sample,
+            run=MODEL_STAGES["sample"].run,
             inputs=(RunFiles.PROMPTS, RunFiles.AUGMENTED),
             outputs=(RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS),
-            validate=_check_served(_sample_config, "sample"),
+            validate=MODEL_STAGES["sample"].validate,
         ),
         "judge": StageAdapter(
             name="judge",
-            run=_run_judge,
+            run=MODEL_STAGES["judge"].run,
             inputs=(RunFiles.CANDIDATES, RunFiles.PROMPTS, RunFiles.AUGMENTED),
             outputs=(RunFiles.JUDGMENTS, RunFiles.JUDGE_REJECTS),
             templates=("judge",),
-            validate=_check_served(_judge_config, "judge"),
+            validate=MODEL_STAGES["judge"].validate,
         ),
         "eval": StageAdapter(
             name="eval",
-            run=_run_eval,
+            run=MODEL_STAGES["eval"].run,
             inputs=(f"{RunFiles.MODELS}/sft", f"{RunFiles.MODELS}/awdpo"),
             outputs=("eval/results.json",),
             templates=("judge", "augment"),
-            validate=_check_served(_eval_config, "eval"),
+            validate=MODEL_STAGES["eval"].validate,
         ),
         "release": StageAdapter(
             name="release",
-            run=_run_release,
+            run=MODEL_STAGES["release"].run,
             inputs=(RunFiles.PROMPTS, RunFiles.REVIEWED, RunFiles.ACCEPTED, RunFiles.PAIRS),
             outputs=("release/README.md",),
             templates=(),
-            validate=lambda raw: _check(_release_config(), "release")(raw),
+            validate=MODEL_STAGES["release"].validate,
         ),
         "report": StageAdapter(
             name="report",
-            run=_run_report,
+            run=MODEL_STAGES["report"].run,
             inputs=(RunFiles.PAIRS, RunFiles.JUDGMENTS, "eval/results.json", f"{RunFiles.MODELS}/awdpo"),
             outputs=("report/index.html",),
-            validate=lambda raw: _check(_report_config(), "report")(raw),
+            validate=MODEL_STAGES["report"].validate,
         ),
         "train_sft": StageAdapter(
             name="train_sft",

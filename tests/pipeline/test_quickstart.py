@@ -67,7 +67,7 @@ def test_quickstart_end_to_end_then_everything_skips(tmp_path: Path) -> None:
     state = json.loads((run / "manifests" / "pipeline.json").read_text())
     steps = [s for s in state["steps"]]
     assert all(state["steps"][s]["status"] == "completed" for s in steps), state
-    assert len(steps) == 14
+    assert len(steps) == 13
 
     from datasets import load_dataset
 
