@@ -119,3 +119,5 @@ def register(app: typer.Typer) -> None:
         rows["figures"] = len(result.figures)
         console.print(counts_table("report sections", rows))
         console.print(f"report: {result.html}", soft_wrap=True, highlight=False)
+
+    app.add_typer(release_app, name="release")

@@ -137,7 +137,7 @@ def _pipeline_summary(text: str) -> PipelineSummary | None:
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """A trainer's ``metrics.jsonl``: one JSON object per logged step; a torn last line is ignored."""
     rows: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").split("\n")
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue

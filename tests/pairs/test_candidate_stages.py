@@ -216,7 +216,8 @@ def test_chain_augment_sample_judge_pairs_on_smollm2_feeds_the_trainer(
 
     from cotforge.train.segments import segment_dataset
 
-    rows = [json.loads(line) for line in folder.path(RunFiles.PAIRS_TRL).read_text().splitlines()]
+    # JSONL splits on "\n" only: model text may hold U+2028 and friends, which str.splitlines() would cut at.
+    rows = [json.loads(line) for line in folder.path(RunFiles.PAIRS_TRL).read_text().split("\n") if line]
     kept, report = segment_dataset(
         Dataset.from_list(rows), AutoTokenizer.from_pretrained(smollm2_dir), 1024, "keep_start"
     )

@@ -27,7 +27,7 @@ def test_eval_with_llm_judge_writes_per_tactic_metrics(run_dir: Path, tiny_vllm_
     assert set(cells) == {"harmful/direct", "jailbreak/roleplay", "jailbreak/base64", "benign/direct"}
     assert all(c["n"] == 2 for c in cells.values())
     assert 0.0 <= results["tiny"]["attack_success_rate"] <= 1.0
-    rows = [json.loads(line) for line in (run_dir / "eval" / "outputs.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run_dir / "eval" / "outputs.jsonl").read_text().split("\n") if line]
     assert len(rows) == 8 and {r["set"] for r in rows} == {"harmful", "jailbreak", "benign"}
     # The judge's 0..10 scale: every h_f is a multiple of 0.1.
     assert all(abs(r["h_f"] * 10 - round(r["h_f"] * 10)) < 1e-9 for r in rows)
