@@ -131,14 +131,16 @@ class OfflineVLLMBackend:
 
         from cotforge.serving import CPU_BATCHED_TOKENS, STRUCTURED_OUTPUTS_CONFIG, has_cuda
 
-        args: dict[str, Any] = {"model": config.model, "max_model_len": 2048, "seed": 0}
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        max_len = config.engine_args.get("max_model_len") or _context_length(config.model)
+        args: dict[str, Any] = {"model": config.model, "max_model_len": max_len, "seed": 0}
         if not has_cuda():
             # See serving.cpu_scheduler_args: seeded requests must not have their prefill chunked on CPU.
             args.update(
                 dtype="float32",
                 enforce_eager=True,
                 enable_chunked_prefill=False,
-                max_num_batched_tokens=max(2048, CPU_BATCHED_TOKENS),
+                max_num_batched_tokens=max(max_len, CPU_BATCHED_TOKENS),
             )
         args["structured_outputs_config"] = dict(STRUCTURED_OUTPUTS_CONFIG)
         args.update(config.engine_args)
@@ -216,6 +218,17 @@ class OfflineVLLMBackend:
     async def aclose(self) -> None:
         if self._runner is not None:
             await self._runner
+
+
+def _context_length(model: str, cap: int = 4096) -> int:
+    """The model's context length, capped: a long-context model's full window would not fit a CPU KV cache."""
+    from transformers import AutoConfig
+
+    try:
+        length = int(getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", cap) or cap)
+    except Exception:
+        return 2048
+    return min(length, cap)
 
 
 def make_backend(config: TeacherConfig) -> Backend:
