@@ -7,6 +7,7 @@ turned off.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +52,34 @@ def _prompts(folder: RunFolder, config: GenerateConfig) -> list[PromptRecord]:
     return prompts[: config.limit] if config.limit is not None else prompts
 
 
-def _done_slots(folder: RunFolder, retry_rejects: bool) -> set[str]:
+def _done_slots(folder: RunFolder, retry_rejects: bool) -> tuple[set[str], dict[str, int]]:
+    """Slots already written, and (with ``retry_rejects``) each re-asked slot's first untried attempt."""
     done: set[str] = set()
+    retried: dict[str, int] = {}
     samples = folder.path(RunFiles.SAMPLES)
     rejects = folder.path(RunFiles.GENERATE_REJECTS)
     for log in (samples, rejects):
         AppendLog(log).close()  # cuts a line torn by a kill before we read
     done.update(s.id for s in read_jsonl(samples, Sample))
     if retry_rejects:
-        kept = [r for r in read_jsonl(rejects, RejectRecord) if r.stage != "generate"]
+        kept: list[RejectRecord] = []
+        for record in read_jsonl(rejects, RejectRecord):
+            if record.stage != "generate" or not record.record_id:
+                kept.append(record)
+                continue
+            raw = record.raw if isinstance(record.raw, dict) else {}
+            retried[record.record_id] = int(raw.get("next_attempt", len(raw.get("outputs") or []) + 1))
         atomic_write_jsonl(rejects, kept)
     else:
         done.update(r.record_id for r in read_jsonl(rejects, RejectRecord) if r.record_id)
-    return done
+    return done, retried
 
 
-def reject_of(plan: PlannedSample, outcome: RequestOutcome[Rationale]) -> RejectRecord:
+def reject_of(
+    plan: PlannedSample, outcome: RequestOutcome[Rationale], first_attempt: int = 0
+) -> RejectRecord:
     """The reject record of a failed slot, keeping every raw output received."""
+    next_attempt = first_attempt + outcome.attempts
     return RejectRecord(
         stage="generate",
         source=RunFiles.PROMPTS,
@@ -77,7 +89,12 @@ def reject_of(plan: PlannedSample, outcome: RequestOutcome[Rationale]) -> Reject
             f"prompt {plan.prompt.id} sample {plan.index}: {outcome.error} "
             f"(after {outcome.attempts} attempt(s)); re-run with --retry-rejects to ask again"
         ),
-        raw={"prompt_id": plan.prompt.id, "outputs": outcome.failed_texts, "error": outcome.error},
+        raw={
+            "prompt_id": plan.prompt.id,
+            "outputs": outcome.failed_texts,
+            "error": outcome.error,
+            "next_attempt": next_attempt,
+        },
     )
 
 
@@ -93,11 +110,21 @@ def generate_in_run(
     outputs = [RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS]
     with StageRun(folder, "generate", config, [RunFiles.PROMPTS], outputs) as run:
         plans = plan_samples(_prompts(folder, config), config, templates or default_templates())
-        done = _done_slots(folder, config.retry_rejects)
+        done, retried = _done_slots(folder, config.retry_rejects)
         todo = [p for p in plans if p.request.key not in done]
         by_key = {p.request.key: p for p in todo}
         cache = open_cache(folder, config.use_cache, config.refresh)
         engine = RequestEngine(config.teacher, cache, progress=config.progress, label="generate")
+        requests = [p.request for p in todo]
+        if retried:
+            # A rejected slot asked again with the attempts it already had would get the same (cached or
+            # seeded) unparseable text: continue with the attempts after those.
+            requests = [
+                dataclasses.replace(r, sampling=engine.sampling_for(r, retried[r.key]))
+                if r.key in retried
+                else r
+                for r in requests
+            ]
         written = {"ok": 0, "rejected": 0}
 
         def parse(request: ChatRequest, text: str) -> Rationale:
@@ -115,12 +142,12 @@ def generate_in_run(
                     samples.flush(durable=False)
                     written["ok"] += 1
                 else:
-                    rejects.append(reject_of(plan, outcome))
+                    rejects.append(reject_of(plan, outcome, retried.get(plan.request.key, 0)))
                     rejects.flush(durable=False)
                     written["rejected"] += 1
 
             try:
-                stats = engine.run([p.request for p in todo], parse, store)
+                stats = engine.run(requests, parse, store)
             finally:
                 if cache is not None:
                     cache.close()

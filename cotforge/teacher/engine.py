@@ -259,13 +259,16 @@ class RequestEngine:
             outcome.attempts = attempt + 1
             key = self.key_of(request, sampling)
             hit = self.cache.get(key) if self.cache is not None else None
+            if hit is None:
+                outcome.cached = False
             try:
                 response = hit if hit is not None else await self._send(backend, request, sampling, key)
             except _RequestFailed as exc:
                 outcome.reason, outcome.error = exc.reason, str(exc)
                 break
             if hit is not None:
-                outcome.cached = attempt == 0
+                # Cached = nothing was sent for it: every attempt so far came from the cache.
+                outcome.cached = attempt == 0 or outcome.cached
                 self.stats.cached_usage = self.stats.cached_usage + hit.usage
             outcome.usage = outcome.usage + response.usage
             outcome.text = response.text
