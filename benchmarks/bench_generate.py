@@ -3,8 +3,9 @@
 Starts the tiny-model vLLM server, plans 256 structured-mode requests with cotforge's own planner, then times,
 alternating rounds: (a) the bare loop — `AsyncOpenAI` + `asyncio.Semaphore(32)`, the same messages, sampling
 and `response_format`; (b) `generate_in_run` into a fresh run folder with the cache off (planning, engine,
-parsing, `Sample` records, append-only writes, manifest). Medians of several rounds. Then a fully cached re-run:
-5,120 slots whose responses are already in a copied cache (target ≥ 5,000 samples/s).
+parsing, `Sample` records, append-only writes, manifest). Medians of several rounds; which of the two goes
+first alternates from round to round. Then a fully cached re-run: 5,120 slots whose responses are already in
+a copied cache (target ≥ 5,000 samples/s).
 Last line printed: `ratio: X` (cotforge / bare).
 """
 
@@ -95,21 +96,28 @@ async def bare_loop(url: str, config: GenerateConfig, prompts_run: Path) -> int:
     return len(texts)
 
 
+# Client CPU seconds of each timed run (this process only; the server is another process): a measure of the
+# client's own overhead that the server's noise on a shared machine does not blur.
+CLIENT_CPU: dict[str, list[float]] = {"bare": [], "cotforge": []}
+
+
 def time_cotforge(url: str, prompts_run: Path, scratch: Path, round_no: int) -> float:
     run = scratch / f"cotforge-{round_no}"
     run.mkdir()
     shutil.copy(prompts_run / RunFiles.PROMPTS, run / RunFiles.PROMPTS)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = generate_in_run(run, config_for(url), validate=False)
     elapsed = time.perf_counter() - t0
+    CLIENT_CPU["cotforge"].append(time.process_time() - c0)
     assert result.generated + result.rejected == result.planned == N_PROMPTS
     return N_PROMPTS / elapsed
 
 
 def time_bare(url: str, prompts_run: Path) -> float:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     done = asyncio.run(bare_loop(url, config_for(url), prompts_run))
     elapsed = time.perf_counter() - t0
+    CLIENT_CPU["bare"].append(time.process_time() - c0)
     assert done == N_PROMPTS
     return N_PROMPTS / elapsed
 
@@ -159,14 +167,21 @@ def main() -> None:
         time_cotforge(server.base_url, prompts_run, scratch, -1)
         bare, ours = [], []
         for i in range(ROUNDS):
-            bare.append(time_bare(server.base_url, prompts_run))
-            ours.append(time_cotforge(server.base_url, prompts_run, scratch, i))
+            # Swap which goes first each round: a drift in the machine's load then hits both alike.
+            if i % 2 == 0:
+                bare.append(time_bare(server.base_url, prompts_run))
+                ours.append(time_cotforge(server.base_url, prompts_run, scratch, i))
+            else:
+                ours.append(time_cotforge(server.base_url, prompts_run, scratch, i))
+                bare.append(time_bare(server.base_url, prompts_run))
             print(f"round {i + 1}: bare {bare[-1]:.1f}/s  cotforge {ours[-1]:.1f}/s", flush=True)
     rate = cached_rate(prompts_run, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     b, c = statistics.median(bare), statistics.median(ours)
     print(f"bare AsyncOpenAI: {b:.1f} samples/s (median)")
     print(f"cotforge generate: {c:.1f} samples/s (median)")
+    cpu = {k: 1000 * statistics.median(v[1:]) / N_PROMPTS for k, v in CLIENT_CPU.items()}  # v[0]: warm-up
+    print(f"client CPU per sample (median): bare {cpu['bare']:.2f} ms, cotforge {cpu['cotforge']:.2f} ms")
     print(f"cached re-run: {rate:.0f} samples/s (target ≥ 5000)")
     print(f"ratio: {c / b:.3f}")
 

@@ -76,8 +76,8 @@ def register(app: typer.Typer) -> None:
 
         result = generate_in_run(
             run,
-            GenerateConfig.model_validate(merged),
-            ValidationConfig.model_validate(validation or {}),
+            opt.validated(GenerateConfig, merged, config_file, "generate"),
+            opt.validated(ValidationConfig, validation or {}, config_file, "validation"),
             validate=not no_validate,
         )
         rows: dict[str, object] = {
@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
             raw["min_steps"] = min_steps
         if no_refusal_check:
             raw["refusal_consistency"] = False
-        result = validate_in_run(run, ValidationConfig.model_validate(raw))
+        result = validate_in_run(run, opt.validated(ValidationConfig, raw, config_file, "validation"))
         rows: dict[str, object] = {"samples": result.samples, "accepted": result.accepted}
         rows["rejected"] = result.rejected
         rows.update({f"  {k}": v for k, v in sorted(result.reasons.items(), key=lambda kv: -kv[1])})

@@ -6,11 +6,14 @@ A command takes ``--config FILE`` (YAML of its stage config) and flags on top; f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from cotforge.cli.common import fail
+
+M = TypeVar("M", bound=BaseModel)
 
 ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with the stage's config.")]
 Model = Annotated[str | None, typer.Option("--model", "-m", help="Served model name, or a path (vllm).")]
@@ -45,6 +48,17 @@ def load_config_file(path: Path | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         fail(f"{path}: expected a mapping of config keys")
     return data
+
+
+def validated(model: type[M], data: dict[str, Any], config_file: Path | None, what: str) -> M:
+    """``data`` as ``model``; a bad key or value fails naming the config file it came from."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        source = f"{config_file} (with the command-line flags)" if config_file else "the command-line flags"
+        fail(f"{source}: invalid {what} config:\n{exc}")
 
 
 def teacher_overrides(

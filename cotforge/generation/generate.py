@@ -68,7 +68,8 @@ def _done_slots(folder: RunFolder, retry_rejects: bool) -> tuple[set[str], dict[
                 kept.append(record)
                 continue
             raw = record.raw if isinstance(record.raw, dict) else {}
-            retried[record.record_id] = int(raw.get("next_attempt", len(raw.get("outputs") or []) + 1))
+            # Records written before "next_attempt" existed: one output kept per attempt that answered.
+            retried[record.record_id] = int(raw.get("next_attempt", len(raw.get("outputs") or [])))
         atomic_write_jsonl(rejects, kept)
     else:
         done.update(r.record_id for r in read_jsonl(rejects, RejectRecord) if r.record_id)

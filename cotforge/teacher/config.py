@@ -77,7 +77,9 @@ class TeacherConfig(BaseModel):
         key = os.environ.get(self.api_key_env)
         if key:
             return key
-        if all(any(h in url for h in LOCAL_HOSTS) for url in self.base_urls):
+        # No URL means OPENAI_BASE_URL (see _urls_for_openai): judge that one, not an empty list.
+        urls = self.base_urls or [os.environ.get("OPENAI_BASE_URL", "")]
+        if all(any(h in url for h in LOCAL_HOSTS) for url in urls):
             return "EMPTY"
         from cotforge.errors import CotforgeError
 
