@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from cotforge.schemas import Kind, PromptRecord, Rationale, Sample
+from cotforge.tagged import THINK_OPEN
 from cotforge.teacher.config import TeacherConfig
 from cotforge.teacher.engine import ChatRequest, RequestOutcome
 from cotforge.templates import PromptTemplates
@@ -62,6 +63,11 @@ class GenerateConfig(BaseModel):
     templates: TemplateIds = TemplateIds()
     kinds: list[Kind] = Field(default_factory=lambda: list(KINDS))
     include_augmented: bool = Field(default=False, description="Also generate for augmented.jsonl variants.")
+    prefill_think: bool = Field(
+        default=False,
+        description="Tagged mode: open the assistant turn with '<think>' for the model to continue (vLLM "
+        "continue_final_message) — for models that do not open the tag themselves.",
+    )
     limit: int | None = Field(default=None, ge=1, description="First N prompts only.")
     use_cache: bool = True
     refresh: bool = Field(default=False, description="Ignore cached answers (still store the new ones).")
@@ -129,12 +135,15 @@ def plan_samples(
     for prompt in prompts:
         user = templates.render(infos[prompt.kind].id, {"prompt": prompt.text, "category": prompt.category})
         messages = [{"role": "system", "content": system[prompt.kind]}, {"role": "user", "content": user}]
+        prefill = config.prefill_think and config.output_mode == "tagged"
+        if prefill:
+            messages.append({"role": "assistant", "content": f"{THINK_OPEN}\n1."})
         for index in range(config.samples_per_prompt):
             sample_id = Sample.make_id(prompt.id, config.teacher.model, hashes[prompt.kind], index)
             sampling = config.teacher.sampling.model_copy(
                 update={"seed": _seed(config.teacher.sampling.seed, sample_id, index)}
             )
-            request = ChatRequest(sample_id, messages, sampling, schema, "rationale")
+            request = ChatRequest(sample_id, messages, sampling, schema, "rationale", continue_final=prefill)
             planned.append(PlannedSample(request, prompt, index, infos[prompt.kind].id, hashes[prompt.kind]))
     return planned
 

@@ -41,6 +41,11 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _prefix(request: ChatRequest) -> str:
+    """The assistant text the model was asked to continue (part of the output it returns)."""
+    return request.messages[-1]["content"] if request.continue_final else ""
+
+
 def _response_format(request: ChatRequest) -> dict[str, Any] | None:
     if request.json_schema is None:
         return None
@@ -93,9 +98,14 @@ class OpenAIBackend:
         fmt = _response_format(request)
         if fmt is not None:
             kwargs["response_format"] = fmt
+        extra: dict[str, Any] = {}
         if request.regex is not None:
             # vLLM's structured outputs; other OpenAI-compatible servers ignore or reject it.
-            kwargs["extra_body"] = {"structured_outputs": {"regex": request.regex}}
+            extra["structured_outputs"] = {"regex": request.regex}
+        if request.continue_final:
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        if extra:
+            kwargs["extra_body"] = extra
         try:
             response = await self._clients[index].chat.completions.create(**kwargs)
         finally:
@@ -105,7 +115,7 @@ class OpenAIBackend:
         choice = response.choices[0]
         usage = response.usage
         return ChatResponse(
-            text=choice.message.content or "",
+            text=_prefix(request) + (choice.message.content or ""),
             usage=TokenUsage(
                 prompt_tokens=usage.prompt_tokens if usage else 0,
                 completion_tokens=usage.completion_tokens if usage else 0,
@@ -172,22 +182,32 @@ class OfflineVLLMBackend:
         )
 
     def _run_batch(self, batch: list[tuple[ChatRequest, asyncio.Future[ChatResponse]]]) -> None:
+        # `chat` takes one continue-final setting per call: run the two kinds as separate calls.
+        groups = [[b for b in batch if b[0].continue_final == flag] for flag in (False, True)]
+        for group in groups:
+            if group:
+                self._run_group(group)
+
+    def _run_group(self, batch: list[tuple[ChatRequest, asyncio.Future[ChatResponse]]]) -> None:
+        continue_final = batch[0][0].continue_final
         try:
             outputs = self._llm.chat(
                 [list(req.messages) for req, _ in batch],  # type: ignore[arg-type]
                 sampling_params=[self._sampling(req) for req, _ in batch],
                 use_tqdm=False,
+                continue_final_message=continue_final,
+                add_generation_prompt=not continue_final,
             )
         except Exception as exc:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for (_, fut), out in zip(batch, outputs, strict=True):
+        for (req, fut), out in zip(batch, outputs, strict=True):
             completion = out.outputs[0]
             fut.set_result(
                 ChatResponse(
-                    text=completion.text,
+                    text=_prefix(req) + completion.text,
                     usage=TokenUsage(
                         prompt_tokens=len(out.prompt_token_ids or []),
                         completion_tokens=len(completion.token_ids),

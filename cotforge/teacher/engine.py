@@ -45,6 +45,9 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
     schema_name: str = "output"
     regex: str | None = None
+    # The last message is an assistant turn the model continues (vLLM `continue_final_message`); the
+    # returned text starts with that turn's content.
+    continue_final: bool = False
 
 
 @dataclass

@@ -89,10 +89,13 @@ def test_tagged_mode_on_smollm2_parses_real_text_and_rejects_with_raw_outputs(
             "sampling": {"temperature": 0.7, "max_tokens": 220},
         },
         "output_mode": "tagged",
+        "prefill_think": True,  # SmolLM2 never opens <think> itself; it continues an opened one
+        "samples_per_prompt": 2,
         "progress": False,
     }
     result = generate_in_run(prompts_run, GenerateConfig.model_validate(raw), validate=True)
     samples, rejects = _every_slot_once(prompts_run, result.planned)
+    assert samples, "no SmolLM2 output parsed in tagged mode"
     for sample in read_jsonl(prompts_run / RunFiles.SAMPLES, Sample):
         assert sample.output_mode == "tagged"
         assert Rationale.from_tagged(sample.raw_text) == sample.rationale
