@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from cotforge.generation.validate import ValidationConfig, validate_in_run
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import PromptRecord, Sample, Verdict
 from cotforge.serving import VLLMServer
 from cotforge.teacher.config import TeacherConfig
 from tests.factories import make_prompt, make_sample
+
+pytestmark = pytest.mark.integration
 
 
 def _sample(prompt: PromptRecord, answer: str) -> Sample:

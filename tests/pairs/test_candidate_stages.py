@@ -151,6 +151,7 @@ def _candidates(prompts: list[PromptRecord]) -> list[Candidate]:
     return out
 
 
+@pytest.mark.integration
 def test_llm_judge_on_tiny_server_scores_every_split_candidate(
     run_dir: Path, tiny_vllm_server: VLLMServer
 ) -> None:
@@ -178,6 +179,7 @@ def test_llm_judge_on_tiny_server_scores_every_split_candidate(
     assert len(list(read_jsonl(folder.path(RunFiles.JUDGMENTS), JudgeScores))) == len(split)
 
 
+@pytest.mark.integration
 def test_chain_augment_sample_judge_pairs_on_smollm2_feeds_the_trainer(
     run_dir: Path, smollm2_vllm_server: VLLMServer, smollm2_dir: Path
 ) -> None:

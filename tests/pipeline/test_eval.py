@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
 from cotforge.pipeline.eval_run import EvalConfig, eval_in_run
 from cotforge.serving import VLLMServer
 from cotforge.teacher.config import TeacherConfig
+
+pytestmark = pytest.mark.integration
 
 
 def _model(server: VLLMServer) -> TeacherConfig:

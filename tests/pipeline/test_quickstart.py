@@ -30,6 +30,8 @@ SHRINK = [
     "eval.tactics=[roleplay]",
 ]
 
+pytestmark = pytest.mark.integration
+
 
 def _cotforge(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}

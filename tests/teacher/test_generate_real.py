@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
 from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
@@ -22,6 +24,8 @@ from tests.teacher.conftest import small_generation
 from tests.teacher.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
 
 
 def _slots(run: Path) -> tuple[list[str], list[RejectRecord]]:

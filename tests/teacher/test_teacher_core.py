@@ -33,6 +33,8 @@ from tests.factories import make_prompt, make_sample
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
+pytestmark = pytest.mark.unit
+
 
 def test_request_key_changes_with_anything_sent() -> None:
     base = request_key("m", MESSAGES, {"temperature": 0.7}, None)
