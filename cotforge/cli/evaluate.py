@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             raw["limit"] = limit
         if tactic:
             raw["tactics"] = tactic
-        results = eval_in_run(run, EvalConfig.model_validate(raw))
+        results = eval_in_run(run, opt.validated(EvalConfig, raw, config_file, "eval"))
         table = Table(title=f"eval → {run / 'eval'}")
         table.add_column("set/tactic")
         for label in results:

@@ -52,21 +52,12 @@ def register(app: typer.Typer) -> None:
             model, base_url, backend, api_key_env, temperature, top_p, max_tokens, seed, concurrency, timeout,
             rpm, tpm,
         )  # fmt: skip
-        flags: dict[str, object] = {"teacher": teacher}
-        for key, value in (
-            ("output_mode", mode),
-            ("samples_per_prompt", n),
-            ("limit", limit),
-            ("kinds", kind),
-        ):
-            if value:
-                flags[key] = value
+        flags = opt.given(
+            teacher=teacher, output_mode=mode, samples_per_prompt=n, limit=limit, kinds=kind,
+            refresh=refresh, retry_rejects=retry_rejects,
+        )  # fmt: skip
         if no_cache:
             flags["use_cache"] = False
-        if refresh:
-            flags["refresh"] = True
-        if retry_rejects:
-            flags["retry_rejects"] = True
         if no_progress:
             flags["progress"] = False
         validation = raw.pop("validation", None)

@@ -37,15 +37,13 @@ def register(app: typer.Typer) -> None:
         from cotforge.pairs.augment import AugmentConfig, augment_in_run
 
         raw = opt.load_config_file(config_file)
-        flags: dict[str, object] = {}
-        for key, value in (("tactics", tactic), ("per_prompt", per_prompt), ("limit", limit)):
-            if value:
-                flags[key] = value
-        if model:
-            flags["rewriter"] = opt.teacher_overrides(model, base_url, backend, api_key_env)
+        flags = opt.given(tactics=tactic, per_prompt=per_prompt, limit=limit)
         if no_cache:
             flags["use_cache"] = False
-        result = augment_in_run(run, AugmentConfig.model_validate(opt.merge(raw, flags)))
+        if model:
+            flags["rewriter"] = opt.teacher_overrides(model, base_url, backend, api_key_env)
+        config = opt.validated(AugmentConfig, opt.merge(raw, flags), config_file, "augment")
+        result = augment_in_run(run, config)
         rows: dict[str, object] = {"safety prompts": result.parents, "variants": result.variants}
         rows.update({f"  {k}": v for k, v in result.by_tactic.items()})
         rows["skipped (rewrite tactic, no --model)"] = result.skipped_no_rewriter
@@ -82,17 +80,14 @@ def register(app: typer.Typer) -> None:
         policy = opt.teacher_overrides(
             model, base_url, backend, api_key_env, temperature, None, max_tokens, seed, concurrency
         )
-        flags: dict[str, object] = {"policy": policy}
-        for key, value in (("k", k), ("limit", limit)):
-            if value:
-                flags[key] = value
-        if constrained:
-            flags["think_format"] = "constrained"
+        flags = opt.given(
+            policy=policy, k=k, limit=limit, think_format="constrained" if constrained else None
+        )
         if no_cache:
             flags["use_cache"] = False
         merged = opt.merge(raw, flags)
         opt.require_model(merged, "policy")
-        result = sample_in_run(run, SampleConfig.model_validate(merged))
+        result = sample_in_run(run, opt.validated(SampleConfig, merged, config_file, "sample"))
         rows: dict[str, object] = {"prompts": result.prompts, "planned": result.planned}
         rows.update(already_done=result.already_done, sampled=result.sampled, failed=result.failed)
         rows.update({f"  {k}": v for k, v in result.by_status.items()})
@@ -128,7 +123,8 @@ def register(app: typer.Typer) -> None:
             flags["crosscheck"] = False
         if no_cache:
             flags["use_cache"] = False
-        result = judge_in_run(run, JudgeConfig.model_validate(opt.merge(raw, flags)))
+        config = opt.validated(JudgeConfig, opt.merge(raw, flags), config_file, "judge")
+        result = judge_in_run(run, config)
         rows: dict[str, object] = {"judge": result.judge_id, "candidates": result.candidates}
         rows.update(judged=result.judged, unsplit=result.unsplit, failed=result.failed)
         if result.agreement:

@@ -105,6 +105,16 @@ def teacher_overrides(
     return out
 
 
+def given(**values: Any) -> dict[str, Any]:
+    """The keys whose flag was given: not None, not False, not an empty list."""
+    # Identity checks: 0 and 0.0 are given values (a `--temperature 0` must not vanish as falsy).
+    return {
+        k: v
+        for k, v in values.items()
+        if v is not None and v is not False and not (isinstance(v, list) and not v)
+    }
+
+
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge ``overrides`` into ``base`` (mappings merge, anything else replaces)."""
     out = dict(base)

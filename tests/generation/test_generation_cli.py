@@ -1,4 +1,4 @@
-"""The `generate` / `validate` command line: help, and config errors that name the file at fault."""
+"""The model-asking commands' command line: help, flags, and config errors that name the file at fault."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
+from cotforge.cli.teacher_options import given
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +62,32 @@ def test_a_missing_config_file_or_model_is_a_clear_error(run_dir: Path) -> None:
     bad.write_text("min_stepz: 2\n")
     result = CliRunner().invoke(app, ["validate", "--run", str(run_dir), "--config", str(bad)])
     assert result.exit_code == 1 and str(bad) in result.output and "min_stepz" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        ("augment", []),
+        ("sample", ["--model", "tiny"]),
+        ("judge", []),
+        ("eval", ["--model", "tiny"]),
+    ],
+)
+def test_every_stage_names_its_config_file_on_a_misspelt_key(
+    run_dir: Path, command: str, extra: list[str]
+) -> None:
+    config = run_dir / f"bad-{command}.yaml"
+    config.write_text("limt: 3\n")
+    result = CliRunner().invoke(app, [command, "--run", str(run_dir), "--config", str(config), *extra])
+    assert result.exit_code == 1, result.output
+    assert str(config) in result.output and "limt" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_given_keeps_zero_and_drops_flags_not_given() -> None:
+    assert given(temperature=0.0, limit=0, model=None, refresh=False, kinds=[], teacher={}) == {
+        "temperature": 0.0,
+        "limit": 0,
+        "teacher": {},
+    }
+    assert given(refresh=True, kinds=["safety"]) == {"refresh": True, "kinds": ["safety"]}
