@@ -59,7 +59,7 @@ def config_for(url: str, n: int = 1, use_cache: bool = False) -> GenerateConfig:
     )
 
 
-async def bare_loop(url: str, config: GenerateConfig, prompts_run: Path) -> int:
+async def bare_loop(url: str, config: GenerateConfig, prompts_run: Path) -> tuple[int, int]:
     from openai import AsyncOpenAI
 
     from cotforge.runfolder import RunFolder
@@ -70,7 +70,7 @@ async def bare_loop(url: str, config: GenerateConfig, prompts_run: Path) -> int:
     client = AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0)
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(request) -> str:  # type: ignore[no-untyped-def]
+    async def one(request) -> int:  # type: ignore[no-untyped-def]
         async with gate:
             s = request.sampling
             response = await client.chat.completions.create(
@@ -89,16 +89,19 @@ async def bare_loop(url: str, config: GenerateConfig, prompts_run: Path) -> int:
                     },
                 },
             )
-            return response.choices[0].message.content or ""
+            assert response.choices[0].message.content is not None
+            return response.usage.completion_tokens if response.usage else 0
 
-    texts = await asyncio.gather(*(one(p.request) for p in plans))
+    tokens = await asyncio.gather(*(one(p.request) for p in plans))
     await client.close()
-    return len(texts)
+    return len(tokens), sum(tokens)
 
 
 # Client CPU seconds of each timed run (this process only; the server is another process): a measure of the
 # client's own overhead that the server's noise on a shared machine does not blur.
 CLIENT_CPU: dict[str, list[float]] = {"bare": [], "cotforge": []}
+# Completion tokens of each timed run: the two must have done the same work for the ratio to mean anything.
+COMPLETION_TOKENS: dict[str, list[int]] = {"bare": [], "cotforge": []}
 
 
 def time_cotforge(url: str, prompts_run: Path, scratch: Path, round_no: int) -> float:
@@ -109,15 +112,17 @@ def time_cotforge(url: str, prompts_run: Path, scratch: Path, round_no: int) -> 
     result = generate_in_run(run, config_for(url), validate=False)
     elapsed = time.perf_counter() - t0
     CLIENT_CPU["cotforge"].append(time.process_time() - c0)
+    COMPLETION_TOKENS["cotforge"].append(int(result.usage["completion_tokens"]))
     assert result.generated + result.rejected == result.planned == N_PROMPTS
     return N_PROMPTS / elapsed
 
 
 def time_bare(url: str, prompts_run: Path) -> float:
     t0, c0 = time.perf_counter(), time.process_time()
-    done = asyncio.run(bare_loop(url, config_for(url), prompts_run))
+    done, tokens = asyncio.run(bare_loop(url, config_for(url), prompts_run))
     elapsed = time.perf_counter() - t0
     CLIENT_CPU["bare"].append(time.process_time() - c0)
+    COMPLETION_TOKENS["bare"].append(tokens)
     assert done == N_PROMPTS
     return N_PROMPTS / elapsed
 
@@ -174,7 +179,11 @@ def main() -> None:
             else:
                 ours.append(time_cotforge(server.base_url, prompts_run, scratch, i))
                 bare.append(time_bare(server.base_url, prompts_run))
-            print(f"round {i + 1}: bare {bare[-1]:.1f}/s  cotforge {ours[-1]:.1f}/s", flush=True)
+            print(
+                f"round {i + 1}: bare {bare[-1]:.1f}/s  cotforge {ours[-1]:.1f}/s  (completion tokens: "
+                f"bare {COMPLETION_TOKENS['bare'][-1]}, cotforge {COMPLETION_TOKENS['cotforge'][-1]})",
+                flush=True,
+            )
     rate = cached_rate(prompts_run, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     b, c = statistics.median(bare), statistics.median(ours)
