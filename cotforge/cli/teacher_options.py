@@ -76,30 +76,18 @@ def teacher_overrides(
     tpm: float | None = None,
 ) -> dict[str, Any]:
     """The teacher keys the flags set (only those given)."""
-    out: dict[str, Any] = {}
-    for key, value in (
-        ("model", model),
-        ("base_urls", base_url or None),
-        ("backend", backend),
-        ("api_key_env", api_key_env),
-        ("concurrency", concurrency),
-        ("timeout_s", timeout),
-    ):
-        if value is not None:
-            out[key] = value
-    sampling = {
-        k: v
-        for k, v in (
-            ("temperature", temperature),
-            ("top_p", top_p),
-            ("max_tokens", max_tokens),
-            ("seed", seed),
-        )
-        if v is not None
-    }
+    out = given(
+        model=model,
+        base_urls=base_url,
+        backend=backend,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout_s=timeout,
+    )
+    sampling = given(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     if sampling:
         out["sampling"] = sampling
-    limits = {k: v for k, v in (("requests_per_minute", rpm), ("tokens_per_minute", tpm)) if v is not None}
+    limits = given(requests_per_minute=rpm, tokens_per_minute=tpm)
     if limits:
         out["rate_limits"] = limits
     return out

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.cli.teacher_options import given
+from cotforge.cli.teacher_options import given, teacher_overrides
 
 pytestmark = pytest.mark.unit
 
@@ -91,3 +91,8 @@ def test_given_keeps_zero_and_drops_flags_not_given() -> None:
         "teacher": {},
     }
     assert given(refresh=True, kinds=["safety"]) == {"refresh": True, "kinds": ["safety"]}
+    assert teacher_overrides("tiny", [], temperature=0.0, rpm=30) == {
+        "model": "tiny",
+        "sampling": {"temperature": 0.0},
+        "rate_limits": {"requests_per_minute": 30},
+    }
