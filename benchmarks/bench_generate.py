@@ -26,13 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig, plan_samples
 from cotforge.ingest import IngestConfig, ingest_into_run
+from cotforge.llm.cache import CachedResponse, RequestCache
+from cotforge.llm.engine import RequestEngine
 from cotforge.models.tiny import build_tiny_model
 from cotforge.runfolder import RunFiles
 from cotforge.schemas import TokenUsage
 from cotforge.serving import VLLMServer
 from cotforge.sources import bundled_prompt_files
-from cotforge.teacher.cache import CachedResponse, RequestCache
-from cotforge.teacher.engine import RequestEngine
 from cotforge.templates import PromptTemplates
 
 N_PROMPTS = int(os.environ.get("BENCH_GENERATE_PROMPTS", "256"))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cotforge.generation.validate import ValidationConfig, validate_in_run
+from cotforge.llm.config import LLMConfig
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import PromptRecord, Sample, Verdict
 from cotforge.serving import VLLMServer
-from cotforge.teacher.config import TeacherConfig
 from tests.factories import make_prompt, make_sample
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def test_llm_check_is_asked_only_about_doubtful_answers(run_dir: Path, tiny_vllm
         folder.path(RunFiles.PROMPTS), [safety_refused, safety_doubtful, utility_fine, utility_doubtful]
     )
     atomic_write_jsonl(folder.path(RunFiles.SAMPLES), samples)
-    check = TeacherConfig(model="tiny", base_urls=[tiny_vllm_server.base_url])
+    check = LLMConfig(model="tiny", base_urls=[tiny_vllm_server.base_url])
     validate_in_run(run_dir, ValidationConfig(llm_check=check))
     manifest = json.loads(folder.manifest_path("validate").read_text())
     assert manifest["extra"]["llm_refusal_checks"] == 2  # the two doubtful answers, nothing else

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cotforge.cli import teacher_options as opt
+from cotforge.cli import llm_options as opt
 from cotforge.cli.common import RunOption, console, fail, friendly_errors
 
 
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         Reports attack success rate (judge-scored h_f ≥ threshold) and over-refusal rate per tactic, as a
         table here and in <run>/eval/ (results.json, outputs.jsonl, asr_by_tactic.png).
         """
-        from cotforge.pipeline.eval_run import EvalConfig, eval_in_run
+        from cotforge.evaluation.run import EvalConfig, eval_in_run
 
         raw = opt.load_config_file(config_file)
         models = dict(raw.get("models") or {})

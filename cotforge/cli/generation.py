@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cotforge.cli import teacher_options as opt
+from cotforge.cli import llm_options as opt
 from cotforge.cli.common import RunOption, console, counts_table, friendly_errors
 
 

@@ -21,11 +21,11 @@ from cotforge.generation.requests import (
     sample_of,
 )
 from cotforge.generation.validate import ValidateResult, ValidationConfig, validate_in_run
+from cotforge.llm.cache import RequestCache
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample
-from cotforge.teacher.cache import RequestCache
-from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.templates import PromptTemplates, default_templates
 
 

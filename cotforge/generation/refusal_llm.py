@@ -10,10 +10,10 @@ import json
 from collections.abc import Mapping
 
 from cotforge.generation.refusal import RefusalDetector
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine
 from cotforge.runfolder import RunFolder
 from cotforge.schemas import PromptRecord, Sample
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestEngine
 from cotforge.templates import default_templates
 
 REFUSAL_SCHEMA = {
@@ -43,7 +43,7 @@ def llm_refusal_decisions(
     folder: RunFolder,
     samples: list[Sample],
     prompts: Mapping[str, PromptRecord],
-    model: TeacherConfig,
+    model: LLMConfig,
     detector: RefusalDetector,
 ) -> dict[str, bool]:
     """``{sample id: refuses}`` for the doubtful samples, from the model (failed checks are left out)."""

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestOutcome
 from cotforge.schemas import Kind, PromptRecord, Rationale, Sample
 from cotforge.tagged import THINK_OPEN
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestOutcome
 from cotforge.templates import PromptTemplates
 
 OutputMode = Literal["structured", "tagged"]
@@ -56,7 +56,7 @@ class GenerateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    teacher: TeacherConfig
+    teacher: LLMConfig
     output_mode: OutputMode = "structured"
     samples_per_prompt: int = Field(default=1, ge=1)
     bounds: OutputBounds = OutputBounds()

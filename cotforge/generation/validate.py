@@ -16,11 +16,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
+from cotforge.llm.config import LLMConfig
 from cotforge.manifest import StageRun
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.tagged import TaggedFormatError
-from cotforge.teacher.config import TeacherConfig
 
 # Chat-template and markup debris a teacher sometimes leaks into its text.
 _STRAY = re.compile(
@@ -42,7 +42,7 @@ class ValidationConfig(BaseModel):
     max_answer_chars: int = Field(default=8000, ge=1)
     refusal_consistency: bool = True
     patterns: RefusalPatterns = RefusalPatterns()
-    llm_check: TeacherConfig | None = Field(
+    llm_check: LLMConfig | None = Field(
         default=None,
         description="A model asked about answers the patterns would fail on refusal consistency.",
     )

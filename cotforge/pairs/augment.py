@@ -12,12 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.pairs.tactics import REWRITE_INSTRUCTION, TACTICS, apply_tactic, plan_variants, variant_record
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import MAX_PROMPT_CHARS, PromptRecord, RejectRecord
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.templates import PromptTemplates, default_templates
 
 
@@ -29,7 +29,7 @@ class AugmentConfig(BaseModel):
     tactics: list[str] = Field(default_factory=lambda: list(TACTICS))
     per_prompt: int | None = Field(default=None, ge=1, description="Tactics per prompt, in rotation.")
     limit: int | None = Field(default=None, ge=1, description="First N safety prompts only.")
-    rewriter: TeacherConfig | None = None
+    rewriter: LLMConfig | None = None
     languages: list[str] = Field(default_factory=lambda: ["French", "German", "Spanish", "Swahili"])
     use_cache: bool = True
     refresh: bool = False

@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID, rule_judge
 from cotforge.review.agreement import cohen_kappa
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import Candidate, JudgeScores, PromptRecord, RejectRecord
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.templates import PromptTemplates, default_templates
 
 Segment = Literal["reasoning", "answer", "full"]
@@ -40,7 +40,7 @@ class JudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    judge: TeacherConfig | None = None
+    judge: LLMConfig | None = None
     crosscheck: bool = Field(default=True, description="Also score with the rule judge and report agreement.")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="h at which an output counts harmful.")
     system_template: str = "judge/system"
@@ -50,7 +50,7 @@ class JudgeConfig(BaseModel):
 
 
 def judge_requests(
-    candidate: Candidate, prompt: PromptRecord, config: TeacherConfig, templates: PromptTemplates
+    candidate: Candidate, prompt: PromptRecord, config: LLMConfig, templates: PromptTemplates
 ) -> list[ChatRequest]:
     """The three rubric requests of one split candidate (keys ``<candidate id>/<segment>``)."""
     assert candidate.reasoning is not None and candidate.answer is not None
@@ -161,7 +161,7 @@ def judge_in_run(
 def _llm_judge(
     folder: RunFolder,
     config: JudgeConfig,
-    teacher: TeacherConfig,
+    teacher: LLMConfig,
     split: list[Candidate],
     prompts: Mapping[str, PromptRecord],
     templates: PromptTemplates,

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.schemas import (
@@ -27,8 +29,6 @@ from cotforge.schemas import (
     SegmentSpan,
     content_id,
 )
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 
 SAFETY_ONLY: tuple[Kind, ...] = ("safety",)
 THINK_REGEX = r"<think>\n[^<]{1,600}\n</think>\n\n[^<]{1,600}"
@@ -39,7 +39,7 @@ class SampleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    policy: TeacherConfig
+    policy: LLMConfig
     k: int = Field(default=4, ge=1, description="Candidates per prompt.")
     kinds: list[Kind] = Field(default_factory=lambda: list(SAFETY_ONLY))
     include_prompts: bool = Field(default=True, description="Sample for prompts.jsonl.")

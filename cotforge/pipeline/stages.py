@@ -145,11 +145,9 @@ MODEL_STAGES = {
         "sample", "cotforge.pairs.sampling:SampleConfig", "cotforge.pairs.sampling:sample_in_run"
     ),
     "judge": ModelStage("judge", "cotforge.pairs.judging:JudgeConfig", "cotforge.pairs.judging:judge_in_run"),
-    "eval": ModelStage(
-        "eval", "cotforge.pipeline.eval_run:EvalConfig", "cotforge.pipeline.eval_run:eval_in_run"
-    ),
+    "eval": ModelStage("eval", "cotforge.evaluation.run:EvalConfig", "cotforge.evaluation.run:eval_in_run"),
     "release": ModelStage(
-        "release", "cotforge.pipeline.release:ReleaseConfig", "cotforge.pipeline.release:build_release"
+        "release", "cotforge.release.build:ReleaseConfig", "cotforge.release.build:build_release"
     ),
     "report": ModelStage("report", "cotforge.report:ReportConfig", "cotforge.report:build_report"),
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.manifest import StageRun
-from cotforge.pipeline.run_contents import RunContents, read_run_contents
+from cotforge.release.run_contents import RunContents, read_run_contents
 from cotforge.report.dataset_sections import (
     overview_section,
     prompts_section,

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from cotforge.pipeline.provenance import configured_judge
-from cotforge.pipeline.run_contents import RunContents
+from cotforge.release.provenance import configured_judge
+from cotforge.release.run_contents import RunContents
 from cotforge.report import charts
 from cotforge.report.eval_summary import EVAL_RESULTS, EvalSummary
 from cotforge.report.section import Figure, Section, Table, fmt, not_run

@@ -1,4 +1,4 @@
-"""Fixtures for the generation tests that go beyond tests/teacher: replicas, accounting, --retry-rejects,
+"""Fixtures for the generation tests that go beyond tests/llm: replicas, accounting, --retry-rejects,
 --refresh/--no-cache and the CLI's own error handling."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.cli.teacher_options import given, teacher_overrides
+from cotforge.cli.llm_options import given, teacher_overrides
 
 pytestmark = pytest.mark.unit
 

@@ -12,11 +12,10 @@ import pytest
 
 from cotforge.errors import CotforgeError
 from cotforge.generation.requests import parse_rationale
-from cotforge.schemas import Rationale, SamplingParams, TokenUsage
-from cotforge.teacher.backends import MalformedResponse
-from cotforge.teacher.cache import CachedResponse, RequestCache
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import (
+from cotforge.llm.backends import MalformedResponse
+from cotforge.llm.cache import CachedResponse, RequestCache
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import (
     RETRY_AFTER_CAP_S,
     ChatRequest,
     RequestEngine,
@@ -24,6 +23,7 @@ from cotforge.teacher.engine import (
     _retry_after,
     classify,
 )
+from cotforge.schemas import Rationale, SamplingParams, TokenUsage
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +33,7 @@ GOOD = json.dumps({"reasoning_steps": ["Read the question.", "Answer it."], "ans
 
 def test_a_slot_whose_parse_retry_is_cached_is_served_without_sending(tmp_path: Path) -> None:
     # Port 1: any request actually sent would fail; the cache must answer every attempt.
-    config = TeacherConfig(model="m", base_urls=["http://127.0.0.1:1/v1"], max_retries=0, parse_retries=2)
+    config = LLMConfig(model="m", base_urls=["http://127.0.0.1:1/v1"], max_retries=0, parse_retries=2)
     cache = RequestCache(tmp_path / "cache.sqlite")
     engine = RequestEngine(config, cache, progress=False)
     request = ChatRequest("slot-1", [{"role": "user", "content": "q"}], SamplingParams(seed=5), None)
@@ -55,7 +55,7 @@ def test_a_slot_whose_parse_retry_is_cached_is_served_without_sending(tmp_path: 
 
 
 def test_a_slot_is_not_cached_once_an_attempt_was_sent(tmp_path: Path) -> None:
-    config = TeacherConfig(model="m", base_urls=["http://127.0.0.1:1/v1"], max_retries=0, parse_retries=1)
+    config = LLMConfig(model="m", base_urls=["http://127.0.0.1:1/v1"], max_retries=0, parse_retries=1)
     cache = RequestCache(tmp_path / "cache.sqlite")
     engine = RequestEngine(config, cache, progress=False)
     request = ChatRequest("slot-1", [{"role": "user", "content": "q"}], SamplingParams(seed=5), None)
@@ -97,9 +97,9 @@ def test_retry_classification_of_transport_and_body_errors() -> None:
 def test_a_remote_base_url_from_the_environment_still_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COTFORGE_TEST_NO_KEY", raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.example.com/v1")
-    remote = TeacherConfig(model="m", api_key_env="COTFORGE_TEST_NO_KEY")
+    remote = LLMConfig(model="m", api_key_env="COTFORGE_TEST_NO_KEY")
     assert remote.base_urls == []  # the SDK will use OPENAI_BASE_URL
     with pytest.raises(CotforgeError, match="COTFORGE_TEST_NO_KEY"):
         remote.api_key()
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
-    assert TeacherConfig(model="m", api_key_env="COTFORGE_TEST_NO_KEY").api_key() == "EMPTY"
+    assert LLMConfig(model="m", api_key_env="COTFORGE_TEST_NO_KEY").api_key() == "EMPTY"

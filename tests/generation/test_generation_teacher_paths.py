@@ -1,4 +1,4 @@
-"""`generate` paths tests/teacher does not cover, against the real tiny-model vLLM server: several replicas
+"""`generate` paths tests/llm does not cover, against the real tiny-model vLLM server: several replicas
 (least-outstanding spread), token/cost accounting in the manifest, ``--retry-rejects`` re-asking with new seeds,
 ``--refresh`` and ``--no-cache``."""
 
@@ -12,12 +12,12 @@ import pytest
 
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
+from cotforge.llm.config import PriceTable
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import RejectRecord, Sample, TokenUsage
 from cotforge.serving import VLLMServer
-from cotforge.teacher.config import PriceTable
 from tests.generation.conftest import tiny_generation
-from tests.teacher.fault_proxy import FaultProxy
+from tests.llm.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cotforge.llm.config import LLMConfig
 from cotforge.pairs.augment import AugmentConfig, augment_in_run, parse_rewrite
 from cotforge.pairs.build import PairsConfig, build_pairs_in_run
 from cotforge.pairs.judging import CROSSCHECK_FILE, JudgeConfig, agreement, judge_in_run, parse_score
@@ -15,7 +16,6 @@ from cotforge.pipeline.stages import resolve_servers
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, Sample
 from cotforge.serving import VLLMServer
-from cotforge.teacher.config import TeacherConfig
 from tests.factories import make_prompt, make_sample
 
 SAFETY = [
@@ -63,7 +63,7 @@ def test_split_candidate_statuses(text: str, status: str) -> None:
 
 
 def test_sample_requests_k_per_prompt_distinct_keys_and_seeds() -> None:
-    config = SampleConfig(policy=TeacherConfig(model="m", base_urls=["http://127.0.0.1:1/v1"]), k=3)
+    config = SampleConfig(policy=LLMConfig(model="m", base_urls=["http://127.0.0.1:1/v1"]), k=3)
     requests = sample_requests(SAFETY, config)
     assert len(requests) == 9
     assert len({r.key for r in requests}) == 9
@@ -158,7 +158,7 @@ def test_llm_judge_on_tiny_server_scores_every_split_candidate(
     folder = _run_with_prompts(run_dir)
     candidates = _candidates(SAFETY)
     atomic_write_jsonl(folder.path(RunFiles.CANDIDATES), candidates)
-    judge = TeacherConfig(model="tiny", base_urls=[tiny_vllm_server.base_url], concurrency=8)
+    judge = LLMConfig(model="tiny", base_urls=[tiny_vllm_server.base_url], concurrency=8)
     result = judge_in_run(run_dir, JudgeConfig(judge=judge, progress=False))
     split = [c for c in candidates if c.status == "ok"]
     scores = list(read_jsonl(folder.path(RunFiles.JUDGMENTS), JudgeScores))
@@ -191,13 +191,13 @@ def test_chain_augment_sample_judge_pairs_on_smollm2_feeds_the_trainer(
         AugmentConfig(
             tactics=["roleplay", "base64", "past_tense", "translation"],
             per_prompt=2,
-            rewriter=TeacherConfig.model_validate({**model, "sampling": {"max_tokens": 96}}),
+            rewriter=LLMConfig.model_validate({**model, "sampling": {"max_tokens": 96}}),
             progress=False,
         ),
     )
     variants = folder.read(RunFiles.AUGMENTED, PromptRecord)
     assert variants and all(v.parent_id and v.tactic for v in variants)
-    policy = TeacherConfig.model_validate({**model, "sampling": {"temperature": 1.0, "max_tokens": 160}})
+    policy = LLMConfig.model_validate({**model, "sampling": {"temperature": 1.0, "max_tokens": 160}})
     sampled = sample_in_run(
         run_dir, SampleConfig(policy=policy, k=2, think_format="constrained", progress=False)
     )
@@ -206,7 +206,7 @@ def test_chain_augment_sample_judge_pairs_on_smollm2_feeds_the_trainer(
     assert len({c.id for c in candidates}) == len(candidates)
     assert sum(sampled.by_status.values()) == len(candidates)  # every output kept, whatever its status
     assert any(c.status == "ok" for c in candidates)
-    judged = judge_in_run(run_dir, JudgeConfig(judge=TeacherConfig.model_validate(model), progress=False))
+    judged = judge_in_run(run_dir, JudgeConfig(judge=LLMConfig.model_validate(model), progress=False))
     assert judged.judged == sum(c.status == "ok" for c in candidates)
     result = build_pairs_in_run(run_dir, PairsConfig())
     pairs = folder.read(RunFiles.PAIRS, PreferencePair)

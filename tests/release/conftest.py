@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from run_factory import BuiltRun, build_run
 
-from cotforge.pipeline.release import ReleaseResult, build_release
+from cotforge.release.build import ReleaseResult, build_release
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from run_factory import SECRET, TEACHER, TEMPLATE_HASHES, BuiltRun
 
 from cotforge.errors import CotforgeError
 from cotforge.manifest import load_manifest
-from cotforge.pipeline.release import ReleaseConfig, ReleaseError, ReleaseResult, build_release
+from cotforge.release.build import ReleaseConfig, ReleaseError, ReleaseResult, build_release
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError, file_sha256
 from cotforge.schemas import EXPORTED_MODELS, PreferencePair
 

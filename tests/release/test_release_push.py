@@ -17,9 +17,9 @@ from run_factory import BuiltRun
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.pipeline.release import ReleaseResult
-from cotforge.pipeline.release_push import PushConfig, plan_push, push_release
-from cotforge.pipeline.release_push import ReleaseError as PushError
+from cotforge.release.build import ReleaseResult
+from cotforge.release.push import PushConfig, plan_push, push_release
+from cotforge.release.push import ReleaseError as PushError
 
 TOKEN = "hf_FAKEtokenFAKEtokenFAKEtoken0123"
 

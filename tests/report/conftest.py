@@ -25,7 +25,7 @@ def _run_factory() -> ModuleType:
 
 run_factory = _run_factory()
 
-# What `cotforge eval` writes into eval/results.json (cotforge/pipeline/eval_run.py): label → figures.
+# What `cotforge eval` writes into eval/results.json (cotforge/evaluation/run.py): label → figures.
 EVAL_RESULTS: dict[str, Any] = {
     label: {
         "model": model,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import run_factory  # registered by tests/report/conftest.py (tests/release/run_factory.py)
 
-from cotforge.pipeline.run_contents import read_run_contents
+from cotforge.release.run_contents import read_run_contents
 from cotforge.report import build_report
 from cotforge.report.score_sections import training_figure, training_section
 from cotforge.train import AWDPOTrainConfig, SFTTrainConfig, train_awdpo, train_sft

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cotforge.manifest import scrub_secrets
-from cotforge.pipeline.release import RELEASE_MANIFEST, ReleaseError, ReleaseManifest
+from cotforge.release.build import RELEASE_MANIFEST, ReleaseError, ReleaseManifest
 from cotforge.runfolder import RunFiles, file_sha256
 
 REPO_TYPE = "dataset"

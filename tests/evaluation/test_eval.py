@@ -9,15 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.pipeline.eval_run import EvalConfig, eval_in_run
+from cotforge.evaluation.run import EvalConfig, eval_in_run
+from cotforge.llm.config import LLMConfig
 from cotforge.serving import VLLMServer
-from cotforge.teacher.config import TeacherConfig
 
 pytestmark = pytest.mark.integration
 
 
-def _model(server: VLLMServer) -> TeacherConfig:
-    return TeacherConfig.model_validate(
+def _model(server: VLLMServer) -> LLMConfig:
+    return LLMConfig.model_validate(
         {"model": "tiny", "base_urls": [server.base_url], "sampling": {"temperature": 0.0, "max_tokens": 24}}
     )
 

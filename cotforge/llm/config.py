@@ -40,7 +40,7 @@ class PriceTable(BaseModel):
         )
 
 
-class TeacherConfig(BaseModel):
+class LLMConfig(BaseModel):
     """A model behind one interface: ``openai`` (any OpenAI-compatible base URL, several = replicas spread by
     least-outstanding requests) or ``vllm`` (the offline ``vllm.LLM`` engine in this process)."""
 
@@ -66,7 +66,7 @@ class TeacherConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _urls_for_openai(self) -> TeacherConfig:
+    def _urls_for_openai(self) -> LLMConfig:
         if self.backend == "openai" and not self.base_urls and not os.environ.get("OPENAI_BASE_URL"):
             # The openai SDK's default is api.openai.com; say so rather than guess.
             self.base_urls = ["https://api.openai.com/v1"]

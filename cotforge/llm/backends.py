@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cotforge.errors import CotforgeError
+from cotforge.llm.config import LLMConfig
 from cotforge.schemas import TokenUsage
-from cotforge.teacher.config import TeacherConfig
 
 if TYPE_CHECKING:
-    from cotforge.teacher.engine import ChatRequest
+    from cotforge.llm.engine import ChatRequest
 
 
 class MalformedResponse(Exception):
@@ -60,7 +60,7 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, config: TeacherConfig) -> None:
+    def __init__(self, config: LLMConfig) -> None:
         from openai import AsyncOpenAI
 
         urls = config.base_urls or [os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")]
@@ -134,7 +134,7 @@ class OfflineVLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, config: TeacherConfig) -> None:
+    def __init__(self, config: LLMConfig) -> None:
         # In-process engine core: starts in ~12 s instead of ~30 s on CPU.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
@@ -251,7 +251,7 @@ def _context_length(model: str, cap: int = 4096) -> int:
     return min(length, cap)
 
 
-def make_backend(config: TeacherConfig) -> Backend:
+def make_backend(config: LLMConfig) -> Backend:
     """The backend ``config.backend`` names."""
     if config.backend == "vllm":
         return OfflineVLLMBackend(config)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.manifest import scrub_secrets
-from cotforge.pipeline.run_contents import RunContents
+from cotforge.release.run_contents import RunContents
 from cotforge.runfolder import RunFiles
 
 REVIEW_MANIFESTS = {"review-pull": "argilla", "review-auto": "auto"}

@@ -39,7 +39,7 @@ def release_build(
     ] = None,
 ) -> None:
     """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card."""
-    from cotforge.pipeline.release import ReleaseConfig, build_release
+    from cotforge.release.build import ReleaseConfig, build_release
 
     fields: dict[str, object] = {"pretty_name": pretty_name, "repo_id": repo_id}
     if configs:
@@ -78,7 +78,7 @@ def release_push(
     ] = False,
 ) -> None:
     """Push a release folder to the Hub as ONE commit. The token comes from HF_TOKEN only."""
-    from cotforge.pipeline.release_push import PushConfig, describe_plan, plan_push, push_release
+    from cotforge.release.push import PushConfig, describe_plan, plan_push, push_release
 
     config = PushConfig(repo_id=repo_id, revision=revision, tag=tag, private=private, commit_message=message)
     if dry_run:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from cotforge.errors import CotforgeError
+from cotforge.llm.backends import Backend, ChatResponse, make_backend
+from cotforge.llm.cache import CachedResponse, RequestCache, request_key
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.progress import EngineProgress
+from cotforge.llm.rate_limit import RateLimiter
 from cotforge.schemas import SamplingParams, TokenUsage
-from cotforge.teacher.backends import Backend, ChatResponse, make_backend
-from cotforge.teacher.cache import CachedResponse, RequestCache, request_key
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.progress import EngineProgress
-from cotforge.teacher.rate_limit import RateLimiter
 
 T = TypeVar("T")
 
@@ -127,7 +127,7 @@ class RequestEngine:
 
     def __init__(
         self,
-        config: TeacherConfig,
+        config: LLMConfig,
         cache: RequestCache | None = None,
         backend: Backend | None = None,
         progress: bool = True,
@@ -334,7 +334,7 @@ class RequestEngine:
         raise AssertionError("unreachable")
 
 
-def usage_summary(stats: EngineStats, config: TeacherConfig) -> dict[str, Any]:
+def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
     """Token and cost figures for a manifest's ``extra``."""
     out: dict[str, Any] = {
         "requests_sent": stats.sent,

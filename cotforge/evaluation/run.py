@@ -14,15 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.evaluation.metrics import DEFAULT_TACTICS, EvalItem, answer_of, eval_items, eval_metrics
 from cotforge.generation.generate import open_cache
 from cotforge.generation.refusal import RefusalDetector
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
 from cotforge.manifest import StageRun
 from cotforge.pairs.judging import SCORE_SCHEMA, parse_score
 from cotforge.pairs.rule_judge import score_segments
-from cotforge.pipeline.evaluation import DEFAULT_TACTICS, EvalItem, answer_of, eval_items, eval_metrics
 from cotforge.runfolder import RunFolder, atomic_write_jsonl, atomic_write_text
-from cotforge.teacher.config import TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestEngine, RequestOutcome
 from cotforge.templates import default_templates
 
 EVAL_DIR = "eval"
@@ -33,8 +33,8 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    models: dict[str, TeacherConfig] = Field(min_length=1)
-    judge: TeacherConfig | None = None
+    models: dict[str, LLMConfig] = Field(min_length=1)
+    judge: LLMConfig | None = None
     tactics: list[str] = Field(default_factory=lambda: list(DEFAULT_TACTICS))
     limit: int | None = Field(default=None, ge=1, description="Harmful and benign prompts used (each).")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -44,7 +44,7 @@ class EvalConfig(BaseModel):
 
 def _run_engine(
     folder: RunFolder,
-    config: TeacherConfig,
+    config: LLMConfig,
     requests: list[ChatRequest],
     parse: Any,
     use_cache: bool,

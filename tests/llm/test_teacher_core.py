@@ -22,12 +22,12 @@ from cotforge.generation.requests import (
     rationale_schema,
 )
 from cotforge.generation.validate import ValidationConfig, content_reasons, validate_samples
+from cotforge.llm.cache import CachedResponse, RequestCache, request_key
+from cotforge.llm.config import LLMConfig, PriceTable
+from cotforge.llm.engine import ChatRequest, RequestEngine, classify
+from cotforge.llm.rate_limit import RateLimiter
 from cotforge.schemas import Rationale, SamplingParams, TokenUsage
 from cotforge.tagged import TaggedFormatError
-from cotforge.teacher.cache import CachedResponse, RequestCache, request_key
-from cotforge.teacher.config import PriceTable, TeacherConfig
-from cotforge.teacher.engine import ChatRequest, RequestEngine, classify
-from cotforge.teacher.rate_limit import RateLimiter
 from cotforge.templates import PromptTemplates
 from tests.factories import make_prompt, make_sample
 
@@ -89,7 +89,7 @@ def test_retry_policy_by_status() -> None:
 
 
 def test_parse_retries_reseed_and_warm_up() -> None:
-    engine = RequestEngine(TeacherConfig(model="m", base_urls=["http://127.0.0.1:1/v1"]), progress=False)
+    engine = RequestEngine(LLMConfig(model="m", base_urls=["http://127.0.0.1:1/v1"]), progress=False)
     request = ChatRequest("k", MESSAGES, SamplingParams(temperature=0.0, seed=7))
     assert engine.sampling_for(request, 0) == request.sampling
     retry = engine.sampling_for(request, 1)
@@ -100,14 +100,14 @@ def test_parse_retries_reseed_and_warm_up() -> None:
 def test_price_table_and_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     usage = TokenUsage(prompt_tokens=1_000_000, completion_tokens=500_000)
     assert PriceTable(prompt_per_million=2.5, completion_per_million=10).cost(usage) == pytest.approx(7.5)
-    remote = TeacherConfig(model="m", base_urls=["https://api.example.com/v1"], api_key_env="X_KEY")
+    remote = LLMConfig(model="m", base_urls=["https://api.example.com/v1"], api_key_env="X_KEY")
     monkeypatch.delenv("X_KEY", raising=False)
     with pytest.raises(Exception, match="X_KEY"):
         remote.api_key()
     monkeypatch.setenv("X_KEY", "sk-abc")
     assert remote.api_key() == "sk-abc"
     assert "sk-abc" not in json.dumps(remote.model_dump())
-    assert TeacherConfig(model="m", base_urls=["http://127.0.0.1:8000/v1"], api_key_env="X_NONE").api_key()
+    assert LLMConfig(model="m", base_urls=["http://127.0.0.1:8000/v1"], api_key_env="X_NONE").api_key()
 
 
 def test_schema_is_rationale_with_bounds_and_both_modes_parse_to_the_same_rationale() -> None:

@@ -28,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge import __version__
 from cotforge.errors import CotforgeError
 from cotforge.manifest import StageRun, config_hash, scrub_secrets
-from cotforge.pipeline.provenance import Provenance, run_provenance
-from cotforge.pipeline.release_card import SPLIT, ConfigEntry, build_card
-from cotforge.pipeline.release_tables import (
+from cotforge.release.card import SPLIT, ConfigEntry, build_card
+from cotforge.release.provenance import Provenance, run_provenance
+from cotforge.release.run_contents import RunContents, read_run_contents
+from cotforge.release.tables import (
     CONFIG_NAMES,
     ConfigName,
     arrow_table,
@@ -38,7 +39,6 @@ from cotforge.pipeline.release_tables import (
     reject_rows,
     sft_rows,
 )
-from cotforge.pipeline.run_contents import RunContents, read_run_contents
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError, atomic_write_text, file_sha256
 from cotforge.schema_export import schema_files
 from cotforge.schemas import utc_now

@@ -20,8 +20,8 @@ from cotforge.generation.requests import GenerateConfig
 from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.serving import VLLMServer
-from tests.teacher.conftest import small_generation
-from tests.teacher.fault_proxy import FaultProxy
+from tests.llm.conftest import small_generation
+from tests.llm.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 

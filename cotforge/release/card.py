@@ -15,7 +15,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from pydantic import BaseModel, ConfigDict
 
 from cotforge import __version__
-from cotforge.pipeline.provenance import Provenance
+from cotforge.release.provenance import Provenance
 
 CARD_TEMPLATE = "dataset_card.md.j2"
 SPLIT = "train"

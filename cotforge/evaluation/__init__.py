@@ -1,0 +1,1 @@
+"""Evaluation: the prompt set, running models on it, judging and metrics."""

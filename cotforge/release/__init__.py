@@ -1,0 +1,1 @@
+"""Releases: Parquet tables, the dataset card, provenance and the Hub push."""
