@@ -76,6 +76,11 @@ class TrainCommon(BaseModel):
 class SFTTrainConfig(TrainCommon):
     """CoT SFT: accepted (or reviewed) samples as chat, loss on the assistant turn only."""
 
+    model: str = Field(
+        default="smollm2",
+        description="Starting model: a local folder (full model or LoRA adapter), a Hub id, or 'smollm2' "
+        "(SmolLM2-135M-Instruct, embedded).",
+    )
     prompts: Path | None = Field(
         default=None, description="PromptRecord file for the samples; default: the run's prompts.jsonl."
     )

@@ -93,7 +93,6 @@ def test_a_flag_not_given_does_not_override_and_zero_is_given(tmp_path: Path) ->
         ("model: m\n", ["lora.rank=4"], {}, ["--set lora.rank=4: lora.rank: unknown key"]),
         ("model: m\n", [], {"max_steps": -1}, ["--max-steps: max_steps:"]),
         ("model: m\nprecision: fp16\n", [], {}, ["{file}: precision:", "'auto', 'fp32' or 'bf16'"]),
-        ("learning_rate: 0.1\n", [], {}, ["model: required (model): pass --model or --set model=…"]),
     ],
 )
 def test_a_bad_key_or_value_is_named_with_its_source(
@@ -105,6 +104,15 @@ def test_a_bad_key_or_value_is_named_with_its_source(
         SFT.build(config_file, sets, **flags)
     for part in expected:
         assert part.format(file=config_file) in str(caught.value)
+
+
+def test_a_missing_required_key_says_how_to_give_it() -> None:
+    with pytest.raises(ConfigError, match=r"model: required \(model\): pass --model or --set model=…"):
+        AWDPO.build(None, ["beta=0.2"])
+    with pytest.raises(
+        ConfigError, match=r"required \(teacher.model\): pass --model or --set teacher.model=…"
+    ):
+        GENERATE.build(None, None)
 
 
 def test_bad_input_through_the_command_line_exits_1_without_a_traceback(tmp_path: Path) -> None:
