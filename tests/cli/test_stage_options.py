@@ -3,6 +3,8 @@ the file or --set item and the key, and help text read from the config's fields.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,17 @@ def test_a_flag_must_be_declared_for_its_config() -> None:
     stage = StageConfig("cotforge.train.config:SFTTrainConfig", {"model": "model"}, "train sft")
     with pytest.raises(TypeError, match="not declared"):
         stage.build(None, [], model="m", lr=0.1)
+
+
+def test_building_the_command_line_imports_no_stage_module() -> None:
+    # The help text is read from the configs only when --help is printed, so `cotforge --help` stays fast.
+    code = (
+        "import sys, typer.main; from cotforge.cli import app; typer.main.get_command(app); "
+        "print(sorted(m for m in sys.modules if m in {"
+        "'cotforge.generation.requests', 'cotforge.train.config', 'cotforge.evaluation.run', "
+        "'cotforge.release.build', 'cotforge.report', 'cotforge.pairs.sampling', 'torch', 'trl'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]"
