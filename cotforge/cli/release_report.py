@@ -12,7 +12,7 @@ from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
 
 RELEASE = StageConfig(
     "cotforge.release.build:ReleaseConfig",
-    {"subset": "configs", "licence": "licence", "pretty_name": "pretty_name", "repo_id": "repo_id"},
+    {"subset": "configs", "licence": "licence", "name": "pretty_name", "repo_id": "repo_id"},
     "release build",
 )
 PUSH = StageConfig(
@@ -47,7 +47,7 @@ def release_build(
     ] = None,
     subset: Annotated[list[str] | None, typer.Option("--subset")] = None,
     licence: Annotated[list[str] | None, typer.Option("--licence")] = None,
-    pretty_name: Annotated[str | None, typer.Option("--name")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
     repo_id: Annotated[str | None, typer.Option("--repo-id")] = None,
 ) -> None:
     """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card.
@@ -58,12 +58,12 @@ def release_build(
 
     config = RELEASE.build(
         config_file, sets, subset=subset,
-        licence=licence[0] if licence and len(licence) == 1 else licence, pretty_name=pretty_name,
+        licence=licence[0] if licence and len(licence) == 1 else licence, name=name,
         repo_id=repo_id,
     )  # fmt: skip
     result = build_release(run_dir, config, out_dir=out)
-    rows: dict[str, object] = {f"{name} rows": n for name, n in result.rows.items()}
-    rows.update({f"{name} (left out)": note for name, note in result.left_out.items()})
+    rows: dict[str, object] = {f"{subset} rows": n for subset, n in result.rows.items()}
+    rows.update({f"{subset} (left out)": note for subset, note in result.left_out.items()})
     rows["files"] = result.files
     console.print(counts_table("release", rows))
     console.print(f"release folder: {result.out_dir}", soft_wrap=True, highlight=False)

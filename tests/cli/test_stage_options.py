@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -46,6 +47,19 @@ def test_every_stage_command_lists_config_and_set(command: tuple[str, ...]) -> N
     assert result.exit_code == 0, result.output
     assert "--config" in result.output and "--set" in result.output
     assert "Config keys (" in result.output  # the key table read from the config model
+
+
+@pytest.mark.parametrize("command", STAGE_COMMANDS, ids=" ".join)
+def test_each_flag_is_spelt_like_its_parameter(command: tuple[str, ...]) -> None:
+    # Errors name a flag as --<parameter name>, so the two must agree.
+    group: Any = typer.main.get_command(app)
+    for name in command:
+        group = group.commands[name]
+    stage = getattr(type(group), "stage", None)
+    assert stage is not None, f"{' '.join(command)} does not build its config with a StageConfig"
+    options = {p.name: p.opts for p in group.params}
+    for param in stage.flags:
+        assert "--" + param.replace("_", "-") in options[param], (param, options[param])
 
 
 def test_flag_help_and_defaults_come_from_the_config_fields() -> None:
