@@ -124,6 +124,9 @@ class UsageLedger:
     def __init__(self, path: Path, stage: str, config: LLMConfig) -> None:
         self.path = path
         self._base = {"stage": stage, "model": config.model, "mode": config.mode}
+        # Priced when spent: the config's own price or the table's, as they were for this call.
+        self._price = price_for(config, warn=False)
+        self._batch = config.mode == "batch"
         self._file: IO[str] | None = None
 
     def record(self, usage: TokenUsage) -> None:
@@ -134,6 +137,7 @@ class UsageLedger:
             **self._base,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
+            "cost_usd": cost_of(usage, self._price, self._batch),
         }
         self._file.write(json.dumps(line) + "\n")
         self._file.flush()
@@ -160,22 +164,30 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
 
 
 def stage_costs(
-    rows: list[dict[str, Any]], prices: dict[str, PriceTable], cached: dict[str, int] | None = None
+    rows: list[dict[str, Any]], cached: dict[str, int] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per stage: requests paid for, tokens, cost (``None`` if any of its models has no price), models, and
+    """Per stage: requests paid for, tokens, cost (``None`` if any call had no price), models, and
     ``cached_requests`` (answered from the cache at no cost) when ``cached`` gives them."""
     out: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "models": []}
+        lambda: {
+            "requests": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "models": [],
+            "unpriced_models": [],
+        }
     )
     for row in rows:
         entry = out[row["stage"]]
-        usage = TokenUsage(prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"])
         entry["requests"] += 1
-        entry["prompt_tokens"] += usage.prompt_tokens
-        entry["completion_tokens"] += usage.completion_tokens
+        entry["prompt_tokens"] += row["prompt_tokens"]
+        entry["completion_tokens"] += row["completion_tokens"]
         if row["model"] not in entry["models"]:
             entry["models"].append(row["model"])
-        cost = cost_of(usage, prices.get(row["model"]), batch=row.get("mode") == "batch")
+        cost = row.get("cost_usd")
+        if cost is None and row["model"] not in entry["unpriced_models"]:
+            entry["unpriced_models"].append(row["model"])
         entry["cost_usd"] = None if cost is None or entry["cost_usd"] is None else entry["cost_usd"] + cost
     for stage, n in (cached or {}).items():
         out[stage]["cached_requests"] = n
@@ -191,7 +203,7 @@ def pipeline_cost(stages: dict[str, dict[str, Any]], kept_samples: int, kept_pai
     total is unknown or nothing was kept)."""
     costs = [s["cost_usd"] for s in stages.values()]
     total = None if any(c is None for c in costs) else round(sum(costs), 6)
-    unpriced = sorted({m for s in stages.values() if s["cost_usd"] is None for m in s["models"]})
+    unpriced = sorted({m for s in stages.values() for m in s["unpriced_models"]})
     return {
         "stages": stages,
         "total_usd": total,
@@ -203,3 +215,30 @@ def pipeline_cost(stages: dict[str, dict[str, Any]], kept_samples: int, kept_pai
         "per_kept_sample_usd": None if total is None or not kept_samples else round(total / kept_samples, 8),
         "per_kept_pair_usd": None if total is None or not kept_pairs else round(total / kept_pairs, 8),
     }
+
+
+def run_cost(run_dir: str | Path) -> dict[str, Any]:
+    """The run folder's spend: its ledger priced per stage, each stage's cached requests (from its manifest),
+    and the cost per kept sample (``accepted.jsonl``) and per kept pair (``pairs.jsonl``)."""
+    from cotforge.manifest import load_manifest
+    from cotforge.runfolder import RunFiles, RunFolder
+
+    folder = RunFolder(run_dir)
+    rows = read_ledger(folder.path(LEDGER_FILE))
+    cached: dict[str, int] = {}
+    for stage in sorted({row["stage"] for row in rows}):
+        manifest = load_manifest(folder, stage)
+        if manifest is not None:
+            cached[stage] = manifest.usage.cached_requests
+    return pipeline_cost(
+        stage_costs(rows, cached),
+        _count_lines(folder.path(RunFiles.ACCEPTED)),
+        _count_lines(folder.path(RunFiles.PAIRS)),
+    )
+
+
+def _count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
