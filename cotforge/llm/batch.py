@@ -190,6 +190,7 @@ class BatchBackend:
                     if not future.done():
                         future.set_exception(exc)
             self._waiting.clear()
+            self._assigned.clear()  # a later call starts over from the recorded batches
 
     async def _settle(self) -> None:
         """Wait until no request has arrived for ``settle_s``, so one batch carries them all."""
