@@ -172,6 +172,8 @@ class RequestEngine:
 
     def key_of(self, request: ChatRequest, sampling: SamplingParams) -> str:
         schema = request.json_schema if request.regex is None else {"regex": request.regex}
+        if self.config.extra_body:  # extra request fields (a grammar, template switches) change the answer
+            schema = {"schema": schema, "extra_body": self.config.extra_body}
         return request_key(self.config.model, request.messages, sampling.model_dump(mode="json"), schema)
 
     # --- running --------------------------------------------------------------------------------------------
