@@ -98,7 +98,7 @@ def _say_unpriced(model: str, stream: IO[str] | None = None) -> None:
     print(
         f"cotforge: no price for model {model!r}: its cost is reported as null. Add it to a price table "
         f"(prices_file, ${PRICES_ENV}) or set `price:` in its config ({{prompt_per_million, "
-        "completion_per_million}}; 0 for a free local model).",
+        "completion_per_million}; 0 for a free local model).",
         file=stream or sys.stderr,
     )
 
