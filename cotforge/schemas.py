@@ -184,7 +184,7 @@ class Sample(Record):
     sample_index: NonNegInt = 0
     rationale: Rationale
     raw_text: str = Field(description="The model's output as received.")
-    output_mode: Literal["structured", "tagged"]
+    output_mode: Literal["structured", "tagged", "native_reasoning"]
     teacher_backend: str
     teacher_model: str
     template_id: str

@@ -2,7 +2,8 @@
 
 Two output modes give the same `Rationale`: ``structured`` sends a JSON schema derived from the `Rationale`
 model with tighter bounds (guided decoding keeps even a weak model inside it), ``tagged`` asks for
-``<think>`` numbered steps ``</think>`` + answer and parses it strictly.
+``<think>`` numbered steps ``</think>`` + answer and parses it strictly. ``native_reasoning`` takes a reasoning
+model's separate thinking (a server-side reasoning parser) as the ``<think>`` segment, then parses as tagged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cotforge.schemas import Kind, PromptRecord, Rationale, Sample
 from cotforge.tagged import THINK_OPEN
 from cotforge.templates import PromptTemplates
 
-OutputMode = Literal["structured", "tagged"]
+OutputMode = Literal["structured", "tagged", "native_reasoning"]
 KINDS: tuple[Kind, ...] = ("utility", "safety")
 
 
@@ -90,7 +91,7 @@ def rationale_schema(bounds: OutputBounds) -> dict[str, Any]:
 
 def parse_rationale(mode: OutputMode, text: str) -> Rationale:
     """The teacher's text as a `Rationale` (raises with the reason when it is not one)."""
-    if mode == "tagged":
+    if mode in ("tagged", "native_reasoning"):
         return Rationale.from_tagged(text)
     return Rationale.model_validate(json.loads(text))
 
@@ -143,7 +144,15 @@ def plan_samples(
             sampling = config.teacher.sampling.model_copy(
                 update={"seed": _seed(config.teacher.sampling.seed, sample_id, index)}
             )
-            request = ChatRequest(sample_id, messages, sampling, schema, "rationale", continue_final=prefill)
+            request = ChatRequest(
+                sample_id,
+                messages,
+                sampling,
+                schema,
+                "rationale",
+                continue_final=prefill,
+                native_reasoning=config.output_mode == "native_reasoning",
+            )
             planned.append(PlannedSample(request, prompt, index, infos[prompt.kind].id, hashes[prompt.kind]))
     return planned
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cotforge.errors import CotforgeError
 from cotforge.llm.config import LLMConfig
+from cotforge.llm.reasoning import compose, reasoning_of
 from cotforge.schemas import TokenUsage
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ class OpenAIBackend:
         key = config.api_key()
         self.model = config.model
         self.urls = urls
+        self.extra_body = dict(config.extra_body)
         self._clients = [
             AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=config.timeout_s) for url in urls
         ]
@@ -98,7 +101,7 @@ class OpenAIBackend:
         fmt = _response_format(request)
         if fmt is not None:
             kwargs["response_format"] = fmt
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(self.extra_body)
         if request.regex is not None:
             # vLLM's structured outputs; other OpenAI-compatible servers ignore or reject it.
             extra["structured_outputs"] = {"regex": request.regex}
@@ -114,8 +117,11 @@ class OpenAIBackend:
             raise MalformedResponse(f"not a chat completion: {str(response)[:200]!r}")
         choice = response.choices[0]
         usage = response.usage
+        content = choice.message.content or ""
+        if request.native_reasoning:
+            content = compose(reasoning_of(choice.message), content)
         return ChatResponse(
-            text=_prefix(request) + (choice.message.content or ""),
+            text=_prefix(request) + content,
             usage=TokenUsage(
                 prompt_tokens=usage.prompt_tokens if usage else 0,
                 completion_tokens=usage.completion_tokens if usage else 0,
@@ -251,8 +257,13 @@ def _context_length(model: str, cap: int = 4096) -> int:
     return min(length, cap)
 
 
-def make_backend(config: LLMConfig) -> Backend:
-    """The backend ``config.backend`` names."""
+def make_backend(config: LLMConfig, state_dir: Path | None = None) -> Backend:
+    """The backend ``config.backend`` and ``config.mode`` name (batch mode keeps its batch ids in
+    ``state_dir``)."""
+    if config.mode == "batch":
+        from cotforge.llm.batch import BatchBackend
+
+        return BatchBackend(config, state_dir)
     if config.backend == "vllm":
         return OfflineVLLMBackend(config)
     return OpenAIBackend(config)

@@ -25,19 +25,43 @@ class RateLimits(BaseModel):
 
 
 class PriceTable(BaseModel):
-    """US dollars per million tokens; turns token usage into cost in the manifest."""
+    """US dollars per million tokens; turns token usage into cost in the manifest.
+
+    The batch prices default to half the online ones (what OpenAI, Anthropic and others charge)."""
 
     model_config = ConfigDict(extra="forbid")
 
     prompt_per_million: float = Field(ge=0)
     completion_per_million: float = Field(ge=0)
+    batch_prompt_per_million: float | None = Field(default=None, ge=0)
+    batch_completion_per_million: float | None = Field(default=None, ge=0)
 
-    def cost(self, usage: TokenUsage) -> float:
-        return round(
-            usage.prompt_tokens * self.prompt_per_million / 1e6
-            + usage.completion_tokens * self.completion_per_million / 1e6,
-            6,
-        )
+    def cost(self, usage: TokenUsage, batch: bool = False) -> float:
+        prompt, completion = self.prompt_per_million, self.completion_per_million
+        if batch:
+            prompt = (
+                self.batch_prompt_per_million if self.batch_prompt_per_million is not None else prompt / 2
+            )
+            completion = (
+                self.batch_completion_per_million
+                if self.batch_completion_per_million is not None
+                else completion / 2
+            )
+        return round(usage.prompt_tokens * prompt / 1e6 + usage.completion_tokens * completion / 1e6, 6)
+
+
+class BatchConfig(BaseModel):
+    """Provider batch API settings (``mode: batch``): how inputs are split and how often batches are polled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_requests: int = Field(default=50_000, ge=1, description="Requests per batch input file.")
+    max_file_bytes: int = Field(default=200_000_000, ge=1024, description="Bytes per batch input file.")
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    completion_window: str = "24h"
+    settle_s: float = Field(
+        default=0.2, ge=0, description="Wait this long for more requests before submitting a batch."
+    )
 
 
 class LLMConfig(BaseModel):
@@ -57,16 +81,38 @@ class LLMConfig(BaseModel):
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     parse_retries: int = Field(
-        default=2, ge=0, description="Re-asks (new seed) when the output fails to parse."
+        default=2, ge=0, description="Retries when the output fails to parse or validate."
     )
+    parse_retry: Literal["reseed", "reask"] = Field(
+        default="reseed",
+        description="reseed: ask the same again with a new seed; reask: send the failed output back with "
+        "what was wrong and ask again.",
+    )
+    mode: Literal["online", "batch"] = Field(
+        default="online", description="batch: the provider's Batch API (openai backend; half the price)."
+    )
+    batch: BatchConfig = BatchConfig()
     rate_limits: RateLimits = RateLimits()
-    price: PriceTable | None = None
+    price: PriceTable | None = Field(
+        default=None, description="This model's price; else looked up in the price table (see prices_file)."
+    )
+    prices_file: str | None = Field(
+        default=None, description="A YAML price table that extends the bundled one (also $COTFORGE_PRICES)."
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra request fields for the server (e.g. vLLM structured_outputs, chat_template_kwargs).",
+    )
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="Extra vllm.LLM arguments (vllm backend)."
     )
 
     @model_validator(mode="after")
     def _urls_for_openai(self) -> LLMConfig:
+        if self.mode == "batch" and self.backend != "openai":
+            raise ValueError(
+                "`mode: batch` needs `backend: openai` (a server with the Files and Batches API)"
+            )
         if self.backend == "openai" and not self.base_urls and not os.environ.get("OPENAI_BASE_URL"):
             # The openai SDK's default is api.openai.com; say so rather than guess.
             self.base_urls = ["https://api.openai.com/v1"]

@@ -20,8 +20,10 @@ from cotforge.errors import CotforgeError
 from cotforge.llm.backends import Backend, ChatResponse, make_backend
 from cotforge.llm.cache import CachedResponse, RequestCache, request_key
 from cotforge.llm.config import LLMConfig
+from cotforge.llm.pricing import LEDGER_FILE, UsageLedger, cost_of, price_for
 from cotforge.llm.progress import EngineProgress
 from cotforge.llm.rate_limit import RateLimiter
+from cotforge.llm.reask import reask_messages, reason_of
 from cotforge.schemas import SamplingParams, TokenUsage
 
 T = TypeVar("T")
@@ -48,6 +50,8 @@ class ChatRequest:
     # The last message is an assistant turn the model continues (vLLM `continue_final_message`); the
     # returned text starts with that turn's content.
     continue_final: bool = False
+    # The server returns its thinking separately (a reasoning parser): it becomes the <think> segment.
+    native_reasoning: bool = False
 
 
 @dataclass
@@ -82,6 +86,8 @@ class EngineStats:
     sent: int = 0
     retries: int = 0
     parse_retries: int = 0
+    reasks: int = 0
+    reask_successes: int = 0
     usage: TokenUsage = field(default_factory=TokenUsage)
     cached_usage: TokenUsage = field(default_factory=TokenUsage)
     elapsed_s: float = 0.0
@@ -145,6 +151,10 @@ class RequestEngine:
         self._limiter = RateLimiter(
             config.rate_limits.requests_per_minute, config.rate_limits.tokens_per_minute
         )
+        # What the server answered is paid for: kept in the run folder (beside the cache) across resumes.
+        self._ledger = (
+            UsageLedger(cache.path.parent / LEDGER_FILE, label, config) if cache is not None else None
+        )
 
     # --- what is sent ---------------------------------------------------------------------------------------
 
@@ -162,6 +172,8 @@ class RequestEngine:
 
     def key_of(self, request: ChatRequest, sampling: SamplingParams) -> str:
         schema = request.json_schema if request.regex is None else {"regex": request.regex}
+        if self.config.extra_body:  # extra request fields (a grammar, template switches) change the answer
+            schema = {"schema": schema, "extra_body": self.config.extra_body}
         return request_key(self.config.model, request.messages, sampling.model_dump(mode="json"), schema)
 
     # --- running --------------------------------------------------------------------------------------------
@@ -195,14 +207,24 @@ class RequestEngine:
 
             misses = self._serve_cached(todo, parse, emit)
             if misses:
-                backend = self._backend or make_backend(self.config)
+                backend = self._backend or self._make_backend()
                 try:
                     await self._send_all(backend, misses, parse, emit)
                 finally:
                     if self._backend is None:
                         await backend.aclose()
+                    if self._ledger is not None:
+                        self._ledger.close()
         self.stats.elapsed_s += time.perf_counter() - t0
         return self.stats
+
+    def _make_backend(self) -> Backend:
+        if self.config.mode == "batch" and self.cache is None:
+            raise CotforgeError(
+                "`mode: batch` keeps its results and batch ids in the run folder: turn the request cache on "
+                "(use_cache: true)"
+            )
+        return make_backend(self.config, self.cache.path.parent if self.cache is not None else None)
 
     def _serve_cached(
         self,
@@ -242,7 +264,9 @@ class RequestEngine:
             for request in queue:
                 emit(await self._obtain(backend, request, parse))
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(self.config.concurrency, len(misses)))]
+        # A batch backend takes the whole request list at once; the provider schedules it.
+        slots = len(misses) if getattr(backend, "takes_all", False) else self.config.concurrency
+        workers = [asyncio.create_task(worker()) for _ in range(min(slots, len(misses)))]
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -256,16 +280,17 @@ class RequestEngine:
     ) -> RequestOutcome[T]:
         outcome: RequestOutcome[T] = RequestOutcome(request, None, None, request.sampling)
         t0 = time.perf_counter()
+        asked = request
         for attempt in range(self.config.parse_retries + 1):
             sampling = self.sampling_for(request, attempt)
             outcome.sampling = sampling
             outcome.attempts = attempt + 1
-            key = self.key_of(request, sampling)
+            key = self.key_of(asked, sampling)
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is None:
                 outcome.cached = False
             try:
-                response = hit if hit is not None else await self._send(backend, request, sampling, key)
+                response = hit if hit is not None else await self._send(backend, asked, sampling, key)
             except _RequestFailed as exc:
                 outcome.reason, outcome.error = exc.reason, str(exc)
                 break
@@ -281,7 +306,14 @@ class RequestEngine:
                 outcome.failed_texts.append(response.text)
                 outcome.reason, outcome.error = "parse_failed", f"{type(exc).__name__}: {exc}"
                 self.stats.parse_retries += int(attempt < self.config.parse_retries)
+                if self.config.parse_retry == "reask" and attempt < self.config.parse_retries:
+                    self.stats.reasks += 1
+                    messages = reask_messages(
+                        request.messages, response.text, reason_of(exc), request.continue_final
+                    )
+                    asked = dataclasses.replace(request, messages=messages)
                 continue
+            self.stats.reask_successes += int(asked is not request)
             outcome.reason = outcome.error = None
             break
         outcome.latency_s = time.perf_counter() - t0
@@ -326,6 +358,8 @@ class RequestEngine:
             self._failures_in_a_row = 0
             self._limiter.settle(estimate, response.usage.total_tokens)
             self.stats.usage = self.stats.usage + response.usage
+            if self._ledger is not None:
+                self._ledger.record(response.usage)
             self.stats.endpoints[response.endpoint] = self.stats.endpoints.get(response.endpoint, 0) + 1
             cached = CachedResponse(response.text, response.usage, response.finish_reason)
             if self.cache is not None:
@@ -340,6 +374,11 @@ def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
         "requests_sent": stats.sent,
         "retries": stats.retries,
         "parse_retries": stats.parse_retries,
+        "parse_retry": config.parse_retry,
+        "reasks": stats.reasks,
+        "reask_successes": stats.reask_successes,
+        "reask_success_rate": round(stats.reask_successes / stats.reasks, 4) if stats.reasks else None,
+        "mode": config.mode,
         "cached": stats.cached,
         "prompt_tokens": stats.usage.prompt_tokens,
         "completion_tokens": stats.usage.completion_tokens,
@@ -348,6 +387,6 @@ def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
         "endpoints": dict(stats.endpoints),
         "elapsed_s": round(stats.elapsed_s, 3),
     }
-    if config.price is not None:
-        out["cost_usd"] = config.price.cost(stats.usage)
+    # Cached answers were paid for by an earlier run: they cost nothing here.
+    out["cost_usd"] = cost_of(stats.usage, price_for(config), batch=config.mode == "batch")
     return out

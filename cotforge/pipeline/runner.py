@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.llm.pricing import run_cost
 from cotforge.manifest import config_hash
 from cotforge.pipeline.spec import PipelineError, PipelineSpec, ServerSpec, StepSpec
 from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
@@ -48,6 +49,8 @@ class PipelineState(BaseModel):
     name: str
     config_hash: str = ""
     steps: dict[str, StepState] = Field(default_factory=dict)
+    # Spend per stage and in total, over every run of this folder (see cotforge.llm.pricing.run_cost).
+    cost: dict[str, Any] | None = None
 
 
 @dataclass
@@ -218,6 +221,7 @@ class PipelineRunner:
                 current.duration_s = round(time.perf_counter() - started, 3)
                 current.outputs = _output_hashes(folder, adapter.outputs)
                 current.summary = summary
+                state.cost = run_cost(folder.root)
                 self._save(state)
                 server = step.config.get("server")
                 if server and last_use.get(server) == index:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.manifest import StageRun
 from cotforge.release.run_contents import RunContents, read_run_contents
+from cotforge.report.cost_section import cost_section
 from cotforge.report.dataset_sections import (
     overview_section,
     prompts_section,
@@ -73,6 +74,7 @@ def report_sections(contents: RunContents, run_dir: Path, dpi: int) -> list[Sect
     sections = [build(contents, dpi) for build in DATA_SECTIONS]
     sections.append(eval_section(read_eval_summary(run_dir / EVAL_RESULTS), dpi))
     sections.append(rejects_section(contents, dpi))
+    sections.append(cost_section(run_dir))
     return sections
 
 

@@ -49,4 +49,12 @@ def report_run(tmp_path: Path) -> Path:
     built = run_factory.build_run(tmp_path / "run")
     (built.root / "eval").mkdir()
     (built.root / "eval" / "results.json").write_text(json.dumps(EVAL_RESULTS, indent=2), encoding="utf-8")
+    # What the request engine's usage ledger holds after a generate and a judge run (cotforge/llm/pricing.py).
+    ledger = [
+        {"stage": "generate", "model": "gpt-4o-mini", "mode": "online", "prompt_tokens": 900,
+         "completion_tokens": 300, "cost_usd": 0.000315},
+        {"stage": "judge", "model": "smollm2", "mode": "online", "prompt_tokens": 400, "completion_tokens": 20,
+         "cost_usd": None},
+    ]  # fmt: skip
+    (built.root / "usage.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ledger), encoding="utf-8")
     return built.root

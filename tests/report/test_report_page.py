@@ -25,7 +25,7 @@ from cotforge.report.charts import PALETTE
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError
 
 ALL_SECTIONS = ["overview", "prompts", "rationales", "validation", "review", "judge", "pairs", "training", "eval",
-                "rejects"]  # fmt: skip
+                "rejects", "cost"]  # fmt: skip
 
 
 def screenshot(html: Path, out: Path, timeout: float = 90.0) -> Image.Image:
@@ -65,6 +65,7 @@ def test_report_is_self_contained_and_its_plots_render_in_chromium(report_run: P
     html_path = Path(result.html)
     assert html_path == report_run / "report" / "index.html"
     html = html_path.read_text(encoding="utf-8")
+    assert "spend per stage" in html and "No price for smollm2" in html  # unknown cost shown as such, not 0
 
     # Self-contained: no external URL in any src/href, no scripts or stylesheets to fetch.
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)

@@ -1,0 +1,85 @@
+"""`manifests/pipeline.json` carries the run's spend: per stage, in total, per kept sample, across resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cotforge.llm.config import LLMConfig, PriceTable
+from cotforge.llm.pricing import LEDGER_FILE, UsageLedger
+from cotforge.pipeline.runner import PipelineRunner, StageAdapter, StepContext
+from cotforge.pipeline.spec import PipelineSpec
+from cotforge.runfolder import RunFiles
+from cotforge.schemas import TokenUsage
+
+pytestmark = pytest.mark.unit
+
+PRICED = LLMConfig(
+    model="teacher",
+    base_urls=["http://127.0.0.1:1/v1"],
+    price=PriceTable(prompt_per_million=1, completion_per_million=2),
+)
+UNPRICED = LLMConfig(model="judge-without-price", base_urls=["http://127.0.0.1:1/v1"])
+
+
+class NoServers:
+    def url(self, name: str, spec: Any) -> tuple[str, str]:
+        raise AssertionError("no servers in this pipeline")
+
+    def release(self, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _stage(name: str, config: LLMConfig, calls: int, kept_file: str | None = None) -> StageAdapter:
+    def run(context: StepContext, step: dict[str, Any]) -> dict[str, Any]:
+        # What the request engine does for each response a server sends.
+        ledger = UsageLedger(context.folder.path(LEDGER_FILE), name, config)
+        for _ in range(calls):
+            ledger.record(TokenUsage(prompt_tokens=1000, completion_tokens=500))
+        ledger.close()
+        if kept_file:
+            context.folder.path(kept_file).write_text('{"id": "a"}\n{"id": "b"}\n')
+        return {"calls": calls}
+
+    return StageAdapter(name=name, run=run)
+
+
+def _runner(run: Path, judge_config: LLMConfig) -> PipelineRunner:
+    spec = PipelineSpec(name="cost", run=str(run), steps=[{"stage": "generate"}, {"stage": "judge"}])
+    registry = {
+        "generate": _stage("generate", PRICED, 3, RunFiles.ACCEPTED),
+        "judge": _stage("judge", judge_config, 2),
+    }
+    return PipelineRunner(
+        spec=spec, registry=registry, servers=NoServers(), templates_root=run, log=lambda _: None
+    )
+
+
+def test_pipeline_json_sums_cost_per_stage_and_per_kept_sample(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _runner(run, PRICED).run()
+    state = json.loads((run / "manifests" / "pipeline.json").read_text())
+    cost = state["cost"]
+    per_call = 1000 * 1 / 1e6 + 500 * 2 / 1e6
+    assert cost["stages"]["generate"]["cost_usd"] == pytest.approx(3 * per_call)
+    assert cost["stages"]["judge"]["requests"] == 2
+    assert cost["total_usd"] == pytest.approx(5 * per_call)
+    assert cost["kept_samples"] == 2 and cost["per_kept_sample_usd"] == pytest.approx(5 * per_call / 2)
+
+    # A second run (e.g. a resume) adds what it paid for; the ledger keeps both.
+    _runner(run, PRICED).run(force=True)
+    cost = json.loads((run / "manifests" / "pipeline.json").read_text())["cost"]
+    assert cost["total_usd"] == pytest.approx(10 * per_call)
+
+
+def test_an_unpriced_stage_makes_the_total_unknown_not_zero(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _runner(run, UNPRICED).run()
+    cost = json.loads((run / "manifests" / "pipeline.json").read_text())["cost"]
+    assert cost["stages"]["judge"]["cost_usd"] is None and cost["stages"]["generate"]["cost_usd"] is not None
+    assert cost["total_usd"] is None and cost["per_kept_sample_usd"] is None
+    assert cost["unpriced_models"] == ["judge-without-price"]
