@@ -1,0 +1,82 @@
+"""CLI: `trace` (a prompt's fate, or the run's funnel), `contamination`, `judge-calibrate push|report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cotforge.cli.common import console, err_console, fail, friendly_errors
+
+RunArgument = Annotated[Path, typer.Argument(help="Run folder.")]
+
+
+def _trace_table(rows: list[dict[str, Any]]) -> Table:
+    first = rows[0]
+    title = f"prompt {first['prompt_id']}"
+    if first["cluster_id"]:
+        title += f" · near-duplicate cluster {first['cluster_id']}"
+    title += " · in release" if first["in_release"] else " · not in release"
+    table = Table(title=title, title_justify="left")
+    for column in ("stage", "variant", "record", "verdict", "reasons / detail", "scores", "by"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        scores = (
+            f"rs {r['h_rs']:.2f} rp {r['h_rp']:.2f} f {r['h_f']:.2f} ({r['judge_id']})"
+            if r["h_f"] is not None
+            else ""
+        )
+        variant = "" if r["variant_id"] in (None, r["prompt_id"]) else r["variant_id"]
+        why = ", ".join(r["reasons"])
+        if r["detail"]:
+            why = f"{why} — {r['detail']}" if why else r["detail"]
+        colour = {"rejected": "red", "released": "green"}.get(r["verdict"], "")
+        verdict = f"[{colour}]{r['verdict']}[/]" if colour else r["verdict"]
+        table.add_row(r["stage"], variant, r["record_id"], verdict, why, scores, r["reviewers"] or "")
+    return table
+
+
+def _funnel_table(rows: list[dict[str, Any]]) -> Table:
+    from cotforge.curation.ledger import funnel
+
+    table = Table(title="where prompts stopped, and why", title_justify="left")
+    table.add_column("stage")
+    table.add_column("reason")
+    table.add_column("prompts", justify="right")
+    for f in funnel(rows):
+        table.add_row(f.stage, f.reason, str(f.prompts))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly_errors
+    def trace(
+        run: RunArgument,
+        record_id: Annotated[
+            str | None, typer.Argument(metavar="ID", help="A prompt, variant, sample, candidate or pair id.")
+        ] = None,
+        rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild ledger.parquet even if it is fresh."),
+    ) -> None:
+        """Every stage one prompt went through (ID), or where the run's prompts stopped and why.
+
+        Reads (and refreshes when stale) ``ledger.parquet``: one row per record per stage.
+        """
+        from cotforge.curation.ledger import LEDGER_FILE, ledger_is_stale, write_ledger
+        from cotforge.curation.trace import trace_rows
+
+        if not run.is_dir():
+            fail(f"{run}: no such run folder")
+        ledger = run / LEDGER_FILE
+        if rebuild or ledger_is_stale(run):
+            path, table = write_ledger(run)
+            err_console.print(f"ledger: {table.num_rows} rows → {path}", highlight=False, soft_wrap=True)
+        if record_id is None:
+            import pyarrow.parquet as pq
+
+            columns = ["prompt_id", "stage", "stage_order", "verdict", "reasons"]
+            console.print(_funnel_table(pq.read_table(ledger, columns=columns).to_pylist()))
+            return
+        console.print(_trace_table(trace_rows(ledger, record_id)))
