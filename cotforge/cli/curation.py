@@ -80,3 +80,39 @@ def register(app: typer.Typer) -> None:
             console.print(_funnel_table(pq.read_table(ledger, columns=columns).to_pylist()))
             return
         console.print(_trace_table(trace_rows(ledger, record_id)))
+
+    @app.command()
+    @friendly_errors
+    def contamination(
+        run: RunArgument,
+        suite: list[str] = typer.Option(..., "--suite", help="Evaluation suite file (JSONL, CSV, Parquet)."),
+        exclude: bool = typer.Option(
+            False,
+            "--exclude",
+            help="Remove the overlapping training prompts (and their variants) from the run.",
+        ),
+        jaccard: float = typer.Option(
+            0.5, "--jaccard", help="MinHash Jaccard similarity that counts as overlap."
+        ),
+        ngram_share: float = typer.Option(
+            0.5, "--ngram-share", help="Share of an item's word 8-grams in training prompts that counts."
+        ),
+    ) -> None:
+        """Overlap between the run's training prompts (variants included) and evaluation suites."""
+        from cotforge.curation.contamination import REPORT_FILE, ContaminationConfig, check_contamination
+
+        config = ContaminationConfig(jaccard_threshold=jaccard, ngram_threshold=ngram_share)
+        overlaps, excluded = check_contamination(run, suite, config, exclude=exclude)
+        table = Table(
+            title=f"{len(overlaps)} suite item(s) overlap the training prompts", title_justify="left"
+        )
+        for column in ("suite:line", "item", "training prompt", "jaccard", "8-gram share"):
+            table.add_column(column, overflow="fold")
+        for o in overlaps[:50]:
+            table.add_row(
+                f"{o.suite}:{o.line}", o.text[:80], o.prompt_id, f"{o.jaccard:.2f}", f"{o.ngram_overlap:.2f}"
+            )
+        console.print(table)
+        console.print(f"every overlap: {run / REPORT_FILE}", highlight=False)
+        if exclude:
+            console.print(f"excluded {excluded} training prompt(s) (see contamination.rejects.jsonl)")

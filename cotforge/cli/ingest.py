@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         category_map: Path | None = typer.Option(
             None, "--category-map", help="YAML: source label → category."
         ),
+        kind_map: Path | None = typer.Option(
+            None, "--kind-map", help="YAML: kind label (e.g. jailbreak) → utility or safety."
+        ),
         limit: int | None = typer.Option(None, "--limit", help="Keep only the first N rows of each source."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
     ) -> None:
@@ -74,6 +77,7 @@ def register(app: typer.Typer) -> None:
             licence=licence,
             max_chars=max_chars,
             category_map=_load_mapping(category_map),
+            kind_map=_load_mapping(kind_map),  # type: ignore[arg-type]
         )
         result, manifest = ingest_into_run(run, specs, config, split, limit)
         for reject in result.rejects[:20]:

@@ -23,7 +23,18 @@ from cotforge.runfolder import RunFiles
 LEDGER_FILE = "ledger.parquet"
 ROW_GROUP_SIZE = 2048
 RELEASE_MANIFEST = "release/release.json"
-STAGES = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "release")
+STAGES = (
+    "ingest",
+    "contamination",
+    "generate",
+    "validate",
+    "review",
+    "augment",
+    "sample",
+    "judge",
+    "pairs",
+    "release",
+)
 PASSED = ("accepted", "corrected", "scored", "released")
 
 LEDGER_SCHEMA = pa.schema(
@@ -177,6 +188,9 @@ def ledger_rows(
             owner = b.owner(r.record_id)
             if owner is None and isinstance(r.raw, dict) and isinstance(r.raw.get("prompt_id"), str):
                 owner = b.owner(r.raw["prompt_id"])  # generate keys its rejects by request
+            if owner is None and r.stage == "contamination" and isinstance(r.raw, dict) and r.record_id:
+                # An excluded prompt has left prompts.jsonl: its record says whose variant it was.
+                owner = (str(r.raw.get("parent_id") or r.record_id), r.record_id)
             if owner is None:
                 # An ingest reject has no prompt id yet: its file and line stand in for one.
                 key = r.record_id or f"{r.source}:{r.line}"

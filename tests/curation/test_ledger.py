@@ -17,9 +17,9 @@ from cotforge.release.build import build_release
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def run(tmp_path: Path):
-    built = build_run(tmp_path / "run", with_metrics=False)
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    built = build_run(tmp_path_factory.mktemp("ledger") / "run", with_metrics=False)
     build_release(built.root)
     return built
 
@@ -90,5 +90,6 @@ def test_trace_cli(run) -> None:
     assert (run.root / LEDGER_FILE).is_file()
     one = subprocess.run([*env_cmd, run.prompts[-1].id], capture_output=True, text=True, check=True)
     assert "no_think_close" in one.stdout
-    bad = subprocess.run([*env_cmd, "p-doesnotexist"], capture_output=True, text=True)
-    assert bad.returncode == 1 and "close ids" in bad.stderr
+    typo = run.prompts[3].id[:-2] + "zz"
+    bad = subprocess.run([*env_cmd, typo], capture_output=True, text=True)
+    assert bad.returncode == 1 and f"close ids: {run.prompts[3].id}" in bad.stderr
