@@ -51,7 +51,7 @@ def main() -> None:
     dedup_s, dedup_cpu = time.perf_counter() - start, time.process_time() - cpu
     planted = PROMPTS // 100
     print(
-        f"dedup: {PROMPTS} prompts in {dedup_s:.1f} s; {len(clusters)} prompts in clusters (planted {2 * planted})"
+        f"dedup: {PROMPTS} prompts in {dedup_s:.1f} s wall, {dedup_cpu:.1f} s CPU; {len(clusters)} prompts in clusters (planted {2 * planted})"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
