@@ -37,11 +37,37 @@ def release_build(
     repo_id: Annotated[
         str | None, typer.Option("--repo-id", help="Hub repo id shown in the card's loading example.")
     ] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", help="Keep only this category.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Keep only this prompt source.")
+    ] = None,
+    review_status: Annotated[
+        list[str] | None, typer.Option("--review-status", help="Keep sft rows with this review outcome.")
+    ] = None,
+    pair_source: Annotated[
+        list[str] | None, typer.Option("--pair-source", help="Keep pairs from this source (e.g. judge).")
+    ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="Previous release for the changelog (default: the one replaced)."),
+    ] = None,
 ) -> None:
-    """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card."""
-    from cotforge.release.build import ReleaseConfig, build_release
+    """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card.
 
-    fields: dict[str, object] = {"pretty_name": pretty_name, "repo_id": repo_id}
+    The card and CHANGELOG.md say what changed against the previous release; filters build a subset.
+    """
+    from cotforge.release.build import ReleaseConfig, ReleaseFilters, build_release
+
+    filters = ReleaseFilters(
+        category=category or [], source=source or [], review_status=review_status or [],
+        pair_source=pair_source or [],
+    )  # fmt: skip
+    fields: dict[str, object] = {
+        "pretty_name": pretty_name,
+        "repo_id": repo_id,
+        "filters": filters,
+        "previous": str(previous) if previous else None,
+    }
     if configs:
         fields["configs"] = configs
     if licence:
