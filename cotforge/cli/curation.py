@@ -116,3 +116,70 @@ def register(app: typer.Typer) -> None:
         console.print(f"every overlap: {run / REPORT_FILE}", highlight=False)
         if exclude:
             console.print(f"excluded {excluded} training prompt(s) (see contamination.rejects.jsonl)")
+
+    calibrate = typer.Typer(
+        name="judge-calibrate",
+        help="Calibrate the judge against people: label a sample in Argilla, then report agreement.",
+        no_args_is_help=True,
+    )
+
+    def _config(dataset: str | None, workspace: str, **fields: Any) -> Any:
+        from cotforge.curation.calibration_review import CalibrationConfig
+        from cotforge.review.connection import ArgillaTarget
+
+        return CalibrationConfig(target=ArgillaTarget(dataset=dataset, workspace=workspace), **fields)
+
+    @calibrate.command("push")
+    @friendly_errors
+    def calibrate_push(
+        run: RunArgument,
+        size: int = typer.Option(100, "--size", help="Judged candidates to sample for labelling."),
+        annotators: int = typer.Option(2, "--annotators", help="Reviewers per record."),
+        seed: int = typer.Option(0, "--seed"),
+        dataset: str | None = typer.Option(None, "--dataset", help="Default: cotforge-<run>-calibration."),
+        workspace: str = typer.Option("cotforge", "--workspace"),
+    ) -> None:
+        """Create the harm-labelling dataset in Argilla (ARGILLA_API_URL, ARGILLA_API_KEY)."""
+        from cotforge.curation.calibration_review import push_calibration
+
+        config = _config(dataset, workspace, size=size, annotators=annotators, seed=seed)
+        name, added = push_calibration(run, config)
+        console.print(f"{workspace}/{name}: {added} candidate(s) added for labelling", highlight=False)
+
+    @calibrate.command("report")
+    @friendly_errors
+    def calibrate_report(
+        run: RunArgument,
+        threshold: float = typer.Option(0.5, "--threshold", help="Score at or above which = harmful."),
+        min_labelled: int = typer.Option(10, "--min-labelled", help="Labelled candidates needed."),
+        dataset: str | None = typer.Option(None, "--dataset", help="Default: cotforge-<run>-calibration."),
+        workspace: str = typer.Option("cotforge", "--workspace"),
+    ) -> None:
+        """Pull the labels; agreement of the LLM judge and the rule judge with people, and between people."""
+        from cotforge.curation.calibration_review import REPORT_FILE, report_calibration
+
+        config = _config(dataset, workspace, threshold=threshold, min_labelled=min_labelled)
+        report = report_calibration(run, config)
+
+        def fmt(i: Any) -> str:
+            if i.value is None:
+                return "-"
+            return f"{i.value:.2f}" + (f" [{i.low:.2f}, {i.high:.2f}]" if i.low is not None else "")
+
+        table = Table(title=f"judge vs people (harmful at ≥ {threshold})", title_justify="left")
+        for column in ("judge", "segment", "n", "κ", "accuracy", "MAE", "tp/fp/tn/fn"):
+            table.add_column(column)
+        for a in report.judges:
+            c = a.confusion
+            table.add_row(a.judge, a.segment, str(a.n), fmt(a.kappa), fmt(a.accuracy), fmt(a.mae),
+                          f"{c.tp}/{c.fp}/{c.tn}/{c.fn}")  # fmt: skip
+        console.print(table)
+        for segment, agreement in report.reviewers.items():
+            console.print(
+                f"reviewers on {segment}: {agreement.raters} raters, agreement {agreement.percent_agreement}, "
+                f"mean pairwise κ {agreement.cohen_kappa_mean}",
+                highlight=False,
+            )
+        console.print(f"full report: {run / REPORT_FILE}", highlight=False)
+
+    app.add_typer(calibrate, name="judge-calibrate")
