@@ -68,10 +68,12 @@ def _digest(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
-def snapshot(rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> Snapshot:
+def snapshot(rows: Mapping[Any, Iterable[Mapping[str, Any]]]) -> Snapshot:
     """Config → row key → (category, content digest) of a release's rows."""
     return {
-        config: {_key(config, r): (str(r.get("category") or NO_CATEGORY), _digest(r)) for r in config_rows}
+        str(config): {
+            _key(str(config), r): (str(r.get("category") or NO_CATEGORY), _digest(r)) for r in config_rows
+        }
         for config, config_rows in rows.items()
     }
 

@@ -84,7 +84,7 @@ class _Builder:
         if verdict == "rejected" and key in self.seen:
             return  # a rejects file repeating a verdict already recorded
         self.seen.add(key)
-        row = {c: None for c in LEDGER_SCHEMA.names}
+        row: dict[str, Any] = dict.fromkeys(LEDGER_SCHEMA.names)
         row.update(
             prompt_id=prompt[0],
             variant_id=prompt[1],
@@ -149,8 +149,9 @@ def ledger_rows(
                 reviewers=",".join(v.reviewers) or None,
                 source_file=name,
             )
-    for v in contents.augmented:
-        b.add("augment", b.roots[v.id], v.id, "accepted", detail=v.tactic, source_file=RunFiles.AUGMENTED)
+    for variant in contents.augmented:
+        b.add("augment", b.roots[variant.id], variant.id, "accepted", detail=variant.tactic,
+              source_file=RunFiles.AUGMENTED)  # fmt: skip
     for c in contents.candidates:
         ok = c.status == "ok"
         b.add(
@@ -185,20 +186,19 @@ def ledger_rows(
         )
     for name, rejects in contents.rejects.items():
         for r in rejects:
-            owner = b.owner(r.record_id)
-            if owner is None and isinstance(r.raw, dict) and isinstance(r.raw.get("prompt_id"), str):
-                owner = b.owner(r.raw["prompt_id"])  # generate keys its rejects by request
-            if owner is None and r.stage == "contamination" and isinstance(r.raw, dict) and r.record_id:
+            found = b.owner(r.record_id)
+            if found is None and isinstance(r.raw, dict) and isinstance(r.raw.get("prompt_id"), str):
+                found = b.owner(r.raw["prompt_id"])  # generate keys its rejects by request
+            if found is None and r.stage == "contamination" and isinstance(r.raw, dict) and r.record_id:
                 # An excluded prompt has left prompts.jsonl: its record says whose variant it was.
-                owner = (str(r.raw.get("parent_id") or r.record_id), r.record_id)
-            if owner is None:
+                found = (str(r.raw.get("parent_id") or r.record_id), r.record_id)
+            if found is None:
                 # An ingest reject has no prompt id yet: its file and line stand in for one.
-                key = r.record_id or f"{r.source}:{r.line}"
-                owner = (key, None)
+                found = (r.record_id or f"{r.source}:{r.line}", None)
             b.add(
                 r.stage,
-                owner,
-                r.record_id or owner[0],
+                found,
+                r.record_id or found[0],
                 "rejected",
                 reasons=list(r.reasons),
                 detail=r.message,
