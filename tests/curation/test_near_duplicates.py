@@ -150,3 +150,31 @@ def test_unknown_suite_layout_writes_nothing(tmp_path: Path) -> None:
         check_contamination(run, [bad], ContaminationConfig(), exclude=True)
     assert (run / RunFiles.PROMPTS).read_bytes() == before
     assert not (run / REPORT_FILE).exists()
+
+
+def test_contamination_cli_reports_the_leak(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run, suite, leaked = _contaminated_run(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "cotforge", "contamination", str(run), "--suite", suite],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "1 suite item(s) overlap" in done.stdout and leaked in done.stdout
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cotforge",
+            "contamination",
+            str(run),
+            "--suite",
+            str(tmp_path / "nope.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "nope.jsonl: file not found" in missing.stderr
