@@ -17,7 +17,7 @@ def _load_mapping(path: Path | None) -> dict[str, str]:
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        fail(f"{path}: expected a mapping of source label → category")
+        fail(f"{path}: expected a YAML mapping of source label → value")
     return {str(k): str(v) for k, v in data.items()}
 
 
