@@ -43,6 +43,9 @@ class IngestConfig(BaseModel):
     licence: str = "unknown"
     max_chars: int = Field(default=MAX_PROMPT_CHARS, ge=1, le=MAX_PROMPT_CHARS)
     category_map: dict[str, str] = Field(default_factory=dict, description="Source label → category.")
+    kind_map: dict[str, Kind] = Field(
+        default_factory=dict, description="Kind label as the source gives it → utility or safety."
+    )
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,11 @@ def _kind_of(data: Mapping[str, Any], config: IngestConfig) -> str | None:
     if config.kind is not None:
         return config.kind
     value = data.get(config.kind_column)
-    return str(value).strip().lower() if value not in (None, "") else None
+    if value in (None, ""):
+        return None
+    label = str(value).strip()
+    mapped = config.kind_map.get(label) or config.kind_map.get(label.lower())
+    return mapped or label.lower()
 
 
 def row_to_prompt(row: RawRow, config: IngestConfig) -> PromptRecord | RejectRecord:
@@ -125,7 +132,9 @@ def row_to_prompt(row: RawRow, config: IngestConfig) -> PromptRecord | RejectRec
         )
     kind = _kind_of(data, config)
     if kind not in ("utility", "safety"):
-        return _reject(row, "bad_kind", f"kind {kind!r} is not 'utility' or 'safety'; pass --kind")
+        return _reject(
+            row, "bad_kind", f"kind {kind!r} is not 'utility' or 'safety'; pass --kind or --kind-map"
+        )
     label = data.get(config.category_column)
     label_text = None if label in (None, "") else str(label)
     try:
@@ -196,6 +205,7 @@ def ingest_into_run(
     ``limit`` keeps the first N rows of each source. Rejects of a re-ingested source replace its earlier
     rejects; other sources' rejects are kept.
     """
+    from cotforge.curation.dedup import CLUSTERS_FILE, near_duplicate_clusters
     from cotforge.manifest import StageRun, load_manifest
     from cotforge.runfolder import RunFiles, RunFolder
     from cotforge.sources import read_rows
@@ -211,7 +221,7 @@ def ingest_into_run(
         folder,
         "ingest",
         {**config.model_dump(mode="json"), "sources": specs, "split": split, "limit": limit},
-        outputs=[RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS],
+        outputs=[RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS, CLUSTERS_FILE],
     )
     with run:
         result = IngestResult()
@@ -231,9 +241,12 @@ def ingest_into_run(
             for r in old_rejects
             if r.source not in sources and not any(r.source.startswith(s) for s in specs)
         ]
+        with run.timer("near_duplicates"):
+            clusters = near_duplicate_clusters((p.id, p.text) for p in prompts)
         with run.timer("write"):
             folder.write(RunFiles.PROMPTS, prompts)
             folder.write(RunFiles.PROMPT_REJECTS, [*kept, *result.rejects])
+            folder.write(CLUSTERS_FILE, clusters)
         by_kind = {k: sum(p.kind == k for p in prompts) for k in ("utility", "safety")}
         run.counts.update(
             added=len(result.prompts),
@@ -241,6 +254,8 @@ def ingest_into_run(
             duplicates=result.duplicates,
             already_present=result.already_present,
             near_duplicates=len(result.near_duplicates),
+            near_duplicate_clusters=len({c.cluster_id for c in clusters}),
+            in_near_duplicate_clusters=len(clusters),
             total_prompts=len(prompts),
             **{f"total_{k}": v for k, v in by_kind.items()},
         )

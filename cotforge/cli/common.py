@@ -13,8 +13,20 @@ from rich.table import Table
 
 from cotforge.errors import CotforgeError
 
-console = Console()
-err_console = Console(stderr=True)
+
+def plain_or_terminal_console(stderr: bool = False) -> Console:
+    """A terminal console as rich makes it; elsewhere (logs, CI) one that does not wrap at 80 columns.
+
+    Off a terminal rich assumes 80 columns and breaks plain lines mid-path; logs are read in files.
+    """
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, soft_wrap=True, width=max(probe.width, 200))
+
+
+console = plain_or_terminal_console()
+err_console = plain_or_terminal_console(stderr=True)
 
 RunOption = Annotated[
     Path,

@@ -21,6 +21,7 @@ INGEST = StageConfig(
         "licence": "licence",
         "max_chars": "max_chars",
         "category_map": "category_map",
+        "kind_map": "kind_map",
     },
     "ingest",
 )
@@ -31,7 +32,7 @@ def _load_mapping(path: Path) -> dict[str, str]:
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        fail(f"{path}: expected a mapping of source label → category")
+        fail(f"{path}: expected a YAML mapping of source label → value")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -62,6 +63,9 @@ def register(app: typer.Typer) -> None:
         split: str | None = typer.Option(
             None, "--split", help="Split for `datasets` sources (default: train)."
         ),
+        kind_map: Path | None = typer.Option(
+            None, "--kind-map", help="YAML: kind label (e.g. jailbreak) → utility or safety."
+        ),
         limit: int | None = typer.Option(None, "--limit", help="Keep only the first N rows of each source."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
     ) -> None:
@@ -83,6 +87,7 @@ def register(app: typer.Typer) -> None:
             config_file, sets, kind=kind, text_column=text_column, category_column=category_column,
             kind_column=kind_column, source=source, licence=licence, max_chars=max_chars,
             category_map=_load_mapping(category_map) if category_map else None,
+            kind_map=_load_mapping(kind_map) if kind_map else None,
         )  # fmt: skip
         where = {"split": split} if split is not None else {}
         result, manifest = ingest_into_run(run, specs, config, limit=limit, **where)

@@ -12,7 +12,17 @@ from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
 
 RELEASE = StageConfig(
     "cotforge.release.build:ReleaseConfig",
-    {"subset": "configs", "licence": "licence", "name": "pretty_name", "repo_id": "repo_id"},
+    {
+        "subset": "configs",
+        "licence": "licence",
+        "name": "pretty_name",
+        "repo_id": "repo_id",
+        "category": "filters.category",
+        "source": "filters.source",
+        "review_status": "filters.review_status",
+        "pair_source": "filters.pair_source",
+        "previous": "previous",
+    },
     "release build",
 )
 PUSH = StageConfig(
@@ -49,17 +59,25 @@ def release_build(
     licence: Annotated[list[str] | None, typer.Option("--licence")] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
     repo_id: Annotated[str | None, typer.Option("--repo-id")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source")] = None,
+    review_status: Annotated[list[str] | None, typer.Option("--review-status")] = None,
+    pair_source: Annotated[list[str] | None, typer.Option("--pair-source")] = None,
+    previous: Annotated[str | None, typer.Option("--previous")] = None,
 ) -> None:
     """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card.
 
-    --subset names the dataset configs (Hub subsets) to include.
+    --subset names the dataset configs (Hub subsets) to include; --category/--source/--review-status/
+    --pair-source build a subset (recorded in the card); the card and CHANGELOG.md say what changed against
+    the previous release.
     """
     from cotforge.release.build import build_release
 
     config = RELEASE.build(
         config_file, sets, subset=subset,
         licence=licence[0] if licence and len(licence) == 1 else licence, name=name,
-        repo_id=repo_id,
+        repo_id=repo_id, category=category, source=source, review_status=review_status,
+        pair_source=pair_source, previous=previous,
     )  # fmt: skip
     result = build_release(run_dir, config, out_dir=out)
     rows: dict[str, object] = {f"{subset} rows": n for subset, n in result.rows.items()}

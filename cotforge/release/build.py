@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import __version__
+from cotforge.curation.changelog import Changelog, build_changelog, read_snapshot, render_changelog, snapshot
 from cotforge.errors import CotforgeError
 from cotforge.manifest import StageRun, config_hash, scrub_secrets
 from cotforge.release.card import SPLIT, ConfigEntry, build_card
@@ -44,6 +45,8 @@ from cotforge.schema_export import schema_files
 from cotforge.schemas import utc_now
 
 RELEASE_MANIFEST = "release.json"
+CHANGELOG_FILE = "CHANGELOG.md"
+CHANGELOG_JSON = "changelog.json"
 CARD_FILE = "README.md"
 SCHEMAS_DIR = "schemas"
 RELEASE_FORMAT: Literal["cotforge-release/1"] = "cotforge-release/1"
@@ -52,6 +55,36 @@ STAGE = "release"
 
 class ReleaseError(CotforgeError):
     """A release that cannot be built or pushed; the message says what to do."""
+
+
+class ReleaseFilters(BaseModel):
+    """A subset of the run to release; an empty list keeps every value. Recorded in the card."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: list[str] = Field(default_factory=list, description="Hazard categories (sft, preference).")
+    source: list[str] = Field(default_factory=list, description="Prompt sources (sft, preference).")
+    review_status: list[str] = Field(
+        default_factory=list,
+        description="Review outcomes of sft rows (accepted, corrected; none = not reviewed).",
+    )
+    pair_source: list[str] = Field(default_factory=list, description="Pair sources (preference).")
+
+    def active(self) -> dict[str, list[str]]:
+        """The filters that were set."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+    def keep(self, config: str, row: dict[str, Any]) -> bool:
+        """Whether a release row passes the filters (a filter on a column the config lacks passes)."""
+        checks = [("category", self.category), ("prompt_source", self.source)]
+        if config == "preference":
+            checks.append(("source", self.pair_source))
+        if config == "sft" and self.review_status:
+            checks.append(("review_outcome", self.review_status))
+        return all(
+            not wanted or column not in row or str(row[column] or "none") in wanted
+            for column, wanted in checks
+        )
 
 
 class ReleaseConfig(BaseModel):
@@ -70,6 +103,11 @@ class ReleaseConfig(BaseModel):
     repo_id: str | None = Field(default=None, description="Hub repo id shown in the card's loading example.")
     tags: list[str] | None = Field(
         default=None, description="Card tags (default: safety, chain-of-thought…)."
+    )
+    filters: ReleaseFilters = Field(default_factory=ReleaseFilters)
+    previous: str | None = Field(
+        default=None,
+        description="Previous release folder for the changelog; default: the one being replaced.",
     )
 
 
@@ -102,6 +140,11 @@ class ReleaseManifest(BaseModel):
     build_config: dict[str, Any]
     build_config_hash: str
     provenance: Provenance
+    version: int = Field(default=1, description="1 for a first release, then the previous release's + 1.")
+    filters: dict[str, list[str]] = Field(default_factory=dict, description="The subset filters applied.")
+    stage_configs: dict[str, Any] = Field(
+        default_factory=dict, description="Each stage's config (secrets scrubbed): the next changelog's base."
+    )
 
 
 class ReleaseResult(BaseModel):
@@ -200,7 +243,11 @@ def _swap_in(tmp: Path, out: Path) -> None:
 
 
 def _write_release(
-    tmp: Path, contents: RunContents, config: ReleaseConfig, rows: dict[ConfigName, list[dict[str, Any]]]
+    tmp: Path,
+    contents: RunContents,
+    config: ReleaseConfig,
+    rows: dict[ConfigName, list[dict[str, Any]]],
+    changelog: Changelog,
 ) -> ReleaseManifest:
     entries: list[ConfigEntry] = []
     files: dict[str, ConfigFile] = {}
@@ -243,8 +290,12 @@ def _write_release(
         pretty_name=config.pretty_name,
         repo_id=config.repo_id,
         tags=config.tags,
+        changelog=render_changelog(changelog),
+        filters=config.filters.active(),
     )
     card.save(tmp / CARD_FILE)
+    atomic_write_text(tmp / CHANGELOG_FILE, f"# Changelog\n\n{render_changelog(changelog)}")
+    atomic_write_text(tmp / CHANGELOG_JSON, changelog.model_dump_json(indent=2) + "\n")
     # The output path is the builder's own business, not the data's.
     build_config = scrub_secrets(config.model_dump(mode="json", exclude={"out"}))
     manifest = ReleaseManifest(
@@ -261,9 +312,56 @@ def _write_release(
         build_config=build_config,
         build_config_hash=config_hash(build_config),
         provenance=provenance,
+        version=changelog.version,
+        filters=config.filters.active(),
+        stage_configs=stage_configs(contents),
     )
     atomic_write_text(tmp / RELEASE_MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     return manifest
+
+
+def _public(value: Any) -> Any:
+    # Endpoints and local paths say where a run happened, not what made the data: keep them out of releases.
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_public(v) for v in value]
+    if isinstance(value, str) and (value.startswith(("http://", "https://", "/", "~")) or "://" in value):
+        return "<local>"
+    return value
+
+
+def stage_configs(contents: RunContents) -> dict[str, Any]:
+    """Each stage manifest's config (secrets already scrubbed; endpoints and paths masked), release excluded."""
+    return {name: _public(m.config) for name, m in sorted(contents.manifests.items()) if name != STAGE}
+
+
+def _changelog(
+    previous_dir: Path, contents: RunContents, rows: dict[ConfigName, list[dict[str, Any]]]
+) -> Changelog:
+    current = snapshot(rows)
+    manifest_path = previous_dir / RELEASE_MANIFEST
+    if not manifest_path.is_file():
+        if previous_dir.exists() and previous_dir != previous_dir.parent and any(previous_dir.iterdir()):
+            raise ReleaseError(
+                f"{previous_dir}: not a release folder (no {RELEASE_MANIFEST}); pass --previous"
+            )
+        return build_changelog(None, current, version=1, current_configs=stage_configs(contents))
+    try:
+        previous = ReleaseManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReleaseError(
+            f"{manifest_path}: not a valid release manifest ({exc}); pass another --previous"
+        ) from None
+    return build_changelog(
+        read_snapshot(previous_dir, previous.model_dump()["configs"]),
+        current,
+        version=previous.version + 1,
+        previous_version=previous.version,
+        previous_created_at=previous.created_at,
+        previous_configs=previous.stage_configs,
+        current_configs=stage_configs(contents),
+    )
 
 
 def release_dir(run_dir: str | Path, config: ReleaseConfig) -> Path:
@@ -295,15 +393,19 @@ def build_release(
         _require(contents, config.configs)
         with stage.timer("rows"):
             rows = release_rows(contents, config.configs)
+            rows = {name: [r for r in rs if config.filters.keep(name, r)] for name, rs in rows.items()}
         if not any(rows.values()):
+            what = f" after the filters {config.filters.active()}" if config.filters.active() else ""
             raise ReleaseError(
-                f"{run}: nothing to release — the selected configs ({', '.join(config.configs)}) are all empty"
+                f"{run}: nothing to release — the selected configs ({', '.join(config.configs)}) are all "
+                f"empty{what}"
             )
+        changelog = _changelog(Path(config.previous) if config.previous else out, contents, rows)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
         try:
             with stage.timer("write"):
-                manifest = _write_release(tmp, contents, config, rows)
+                manifest = _write_release(tmp, contents, config, rows, changelog)
             _swap_in(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -112,6 +112,8 @@ def build_card(
     pretty_name: str | None = None,
     repo_id: str | None = None,
     tags: list[str] | None = None,
+    changelog: str | None = None,
+    filters: dict[str, list[str]] | None = None,
 ) -> DatasetCard:
     """Render the dataset card for a release (pure: no file is read but the template)."""
     name = pretty_name or f"cotforge {provenance.run_name}"
@@ -123,5 +125,7 @@ def build_card(
         "repo_id": repo_id or "your-name/your-dataset",
         "cotforge_version": __version__,
         "licence_note": _licence_note(provenance, data),
+        "changelog": changelog,
+        "filters": filters or {},
     }
     return DatasetCard.from_template(data, template_path=str(card_template_path()), **context)

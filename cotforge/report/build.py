@@ -20,6 +20,7 @@ from cotforge.report.dataset_sections import (
     validation_section,
 )
 from cotforge.report.eval_summary import EVAL_RESULTS, read_eval_summary
+from cotforge.report.funnel_section import funnel_section
 from cotforge.report.page import render_page
 from cotforge.report.score_sections import eval_section, judge_section, pairs_section, training_section
 from cotforge.report.section import Section
@@ -75,6 +76,7 @@ def report_sections(contents: RunContents, run_dir: Path, dpi: int) -> list[Sect
     sections.append(eval_section(read_eval_summary(run_dir / EVAL_RESULTS), dpi))
     sections.append(rejects_section(contents, dpi))
     sections.append(cost_section(run_dir))
+    sections.append(funnel_section(contents, run_dir))
     return sections
 
 
@@ -99,6 +101,9 @@ def build_report(
     with StageRun(RunFolder(run), STAGE, config) as stage:
         with stage.timer("read"):
             contents = read_run_contents(run)
+        if contents.pipeline is not None and contents.pipeline.steps.get(STAGE) == "running":
+            # The pipeline marks this step running while it draws; the page is read after it finished.
+            contents.pipeline.steps[STAGE] = "completed"
         stage.inputs = sorted(
             contents.present | ({EVAL_RESULTS} if (run / EVAL_RESULTS).is_file() else set())
         )

@@ -25,7 +25,7 @@ from cotforge.report.charts import PALETTE
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError
 
 ALL_SECTIONS = ["overview", "prompts", "rationales", "validation", "review", "judge", "pairs", "training", "eval",
-                "rejects", "cost"]  # fmt: skip
+                "rejects", "cost", "funnel"]  # fmt: skip
 
 
 def screenshot(html: Path, out: Path, timeout: float = 90.0) -> Image.Image:
@@ -112,7 +112,10 @@ def test_missing_stages_say_not_run_instead_of_crashing(tmp_path: Path) -> None:
     (run / RunFiles.PROMPTS).write_bytes((full / RunFiles.PROMPTS).read_bytes())
     result = build_report(run, ReportConfig(title="Only prompts <so far>"))
     assert result.sections["prompts"] == "ok" and result.sections["overview"] == "ok"
-    assert all(result.sections[s] == "not run" for s in ALL_SECTIONS if s not in ("prompts", "overview"))
+    assert result.sections["funnel"] == "ok"  # every prompt stopped at ingest
+    assert all(
+        result.sections[s] == "not run" for s in ALL_SECTIONS if s not in ("prompts", "overview", "funnel")
+    )
     html = Path(result.html).read_text()
     assert "<title>Only prompts &lt;so far&gt;</title>" in html  # text is escaped
     for hint in ("run `cotforge generate`", "run `cotforge judge`", "run `cotforge pairs`", "train awdpo"):

@@ -1,0 +1,214 @@
+"""CLI: `trace` (a prompt's fate, or the run's funnel), `contamination`, `judge-calibrate push|report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cotforge.cli.common import console, err_console, fail, friendly_errors
+from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+
+RunArgument = Annotated[Path, typer.Argument(help="Run folder.")]
+
+
+def _trace_table(rows: list[dict[str, Any]]) -> Table:
+    first = rows[0]
+    title = f"prompt {first['prompt_id']}"
+    if first["cluster_id"]:
+        title += f" · near-duplicate cluster {first['cluster_id']}"
+    title += " · in release" if first["in_release"] else " · not in release"
+    table = Table(title=title, title_justify="left")
+    for column in ("stage", "variant", "record", "verdict", "reasons / detail", "scores", "by"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        scores = (
+            f"rs {r['h_rs']:.2f} rp {r['h_rp']:.2f} f {r['h_f']:.2f} ({r['judge_id']})"
+            if r["h_f"] is not None
+            else ""
+        )
+        variant = "" if r["variant_id"] in (None, r["prompt_id"]) else r["variant_id"]
+        why = ", ".join(r["reasons"])
+        if r["detail"]:
+            why = f"{why} — {r['detail']}" if why else r["detail"]
+        colour = {"rejected": "red", "released": "green"}.get(r["verdict"], "")
+        verdict = f"[{colour}]{r['verdict']}[/]" if colour else r["verdict"]
+        table.add_row(r["stage"], variant, r["record_id"], verdict, why, scores, r["reviewers"] or "")
+    return table
+
+
+def _funnel_table(rows: list[dict[str, Any]]) -> Table:
+    from cotforge.curation.ledger import funnel
+
+    table = Table(title="where prompts stopped, and why", title_justify="left")
+    table.add_column("stage")
+    table.add_column("reason")
+    table.add_column("prompts", justify="right")
+    for f in funnel(rows):
+        table.add_row(f.stage, f.reason, str(f.prompts))
+    return table
+
+
+CONTAMINATION = StageConfig(
+    "cotforge.curation.contamination:ContaminationConfig",
+    {"jaccard": "jaccard_threshold", "ngram_share": "ngram_threshold"},
+    "contamination",
+)
+_TARGET = {"dataset": "target.dataset", "workspace": "target.workspace"}
+CALIBRATE_PUSH = StageConfig(
+    "cotforge.curation.calibration_review:CalibrationConfig",
+    {"size": "size", "annotators": "annotators", "seed": "seed", **_TARGET},
+    "judge-calibrate push",
+)
+CALIBRATE_REPORT = StageConfig(
+    "cotforge.curation.calibration_review:CalibrationConfig",
+    {"threshold": "threshold", "min_labelled": "min_labelled", **_TARGET},
+    "judge-calibrate report",
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly_errors
+    def trace(
+        run: RunArgument,
+        record_id: Annotated[
+            str | None, typer.Argument(metavar="ID", help="A prompt, variant, sample, candidate or pair id.")
+        ] = None,
+        rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild ledger.parquet even if it is fresh."),
+    ) -> None:
+        """Every stage one prompt went through (ID), or where the run's prompts stopped and why.
+
+        Reads (and refreshes when stale) ``ledger.parquet``: one row per record per stage.
+        """
+        from cotforge.curation.ledger import LEDGER_FILE, ledger_is_stale, write_ledger
+        from cotforge.curation.trace import trace_rows
+
+        if not run.is_dir():
+            fail(f"{run}: no such run folder")
+        ledger = run / LEDGER_FILE
+        if rebuild or ledger_is_stale(run):
+            path, table = write_ledger(run)
+            err_console.print(f"ledger: {table.num_rows} rows → {path}", highlight=False, soft_wrap=True)
+        if record_id is None:
+            import pyarrow.parquet as pq
+
+            columns = ["prompt_id", "stage", "stage_order", "verdict", "reasons"]
+            console.print(_funnel_table(pq.read_table(ledger, columns=columns).to_pylist()))
+            return
+        console.print(_trace_table(trace_rows(ledger, record_id)))
+
+    @app.command(cls=CONTAMINATION.command())
+    @friendly_errors
+    def contamination(
+        run: RunArgument,
+        suite: list[str] = typer.Option(..., "--suite", help="Evaluation suite file (JSONL, CSV, Parquet)."),
+        exclude: bool = typer.Option(
+            False,
+            "--exclude",
+            help="Remove the overlapping training prompts (and their variants) from the run.",
+        ),
+        config_file: ConfigFile = None,
+        sets: Sets = None,
+        jaccard: float | None = typer.Option(None, "--jaccard"),
+        ngram_share: float | None = typer.Option(None, "--ngram-share"),
+    ) -> None:
+        """Overlap between the run's training prompts (variants included) and evaluation suites."""
+        from cotforge.curation.contamination import REPORT_FILE, check_contamination
+
+        config = CONTAMINATION.build(config_file, sets, jaccard=jaccard, ngram_share=ngram_share)
+        overlaps, excluded = check_contamination(run, suite, config, exclude=exclude)
+        table = Table(
+            title=f"{len(overlaps)} suite item(s) overlap the training prompts", title_justify="left"
+        )
+        for column in ("suite:line", "item", "training prompt", "jaccard", "8-gram share"):
+            table.add_column(column, overflow="fold")
+        for o in overlaps[:50]:
+            table.add_row(
+                f"{o.suite}:{o.line}", o.text[:80], o.prompt_id, f"{o.jaccard:.2f}", f"{o.ngram_overlap:.2f}"
+            )
+        console.print(table)
+        console.print(f"every overlap: {run / REPORT_FILE}", highlight=False)
+        if exclude:
+            console.print(f"excluded {excluded} training prompt(s) (see contamination.rejects.jsonl)")
+
+    calibrate = typer.Typer(
+        name="judge-calibrate",
+        help="Calibrate the judge against people: label a sample in Argilla, then report agreement.",
+        no_args_is_help=True,
+    )
+
+    @calibrate.command("push", cls=CALIBRATE_PUSH.command())
+    @friendly_errors
+    def calibrate_push(
+        run: RunArgument,
+        config_file: ConfigFile = None,
+        sets: Sets = None,
+        size: int | None = typer.Option(None, "--size"),
+        annotators: int | None = typer.Option(None, "--annotators"),
+        seed: int | None = typer.Option(None, "--seed"),
+        dataset: str | None = typer.Option(None, "--dataset"),
+        workspace: str | None = typer.Option(None, "--workspace"),
+    ) -> None:
+        """Create the harm-labelling dataset in Argilla (ARGILLA_API_URL, ARGILLA_API_KEY)."""
+        from cotforge.curation.calibration_review import push_calibration
+
+        config = CALIBRATE_PUSH.build(
+            config_file,
+            sets,
+            size=size,
+            annotators=annotators,
+            seed=seed,
+            dataset=dataset,
+            workspace=workspace,
+        )
+        name, added = push_calibration(run, config)
+        console.print(
+            f"{config.target.workspace}/{name}: {added} candidate(s) added for labelling", highlight=False
+        )
+
+    @calibrate.command("report", cls=CALIBRATE_REPORT.command())
+    @friendly_errors
+    def calibrate_report(
+        run: RunArgument,
+        config_file: ConfigFile = None,
+        sets: Sets = None,
+        threshold: float | None = typer.Option(None, "--threshold"),
+        min_labelled: int | None = typer.Option(None, "--min-labelled"),
+        dataset: str | None = typer.Option(None, "--dataset"),
+        workspace: str | None = typer.Option(None, "--workspace"),
+    ) -> None:
+        """Pull the labels; agreement of the LLM judge and the rule judge with people, and between people."""
+        from cotforge.curation.calibration_review import REPORT_FILE, report_calibration
+
+        config = CALIBRATE_REPORT.build(
+            config_file, sets, threshold=threshold, min_labelled=min_labelled, dataset=dataset,
+            workspace=workspace,
+        )  # fmt: skip
+        threshold = config.threshold
+        report = report_calibration(run, config)
+
+        def fmt(i: Any) -> str:
+            if i.value is None:
+                return "-"
+            return f"{i.value:.2f}" + (f" [{i.low:.2f}, {i.high:.2f}]" if i.low is not None else "")
+
+        table = Table(title=f"judge vs people (harmful at ≥ {threshold})", title_justify="left")
+        for column in ("judge", "segment", "n", "κ", "accuracy", "MAE", "tp/fp/tn/fn"):
+            table.add_column(column)
+        for a in report.judges:
+            c = a.confusion
+            table.add_row(a.judge, a.segment, str(a.n), fmt(a.kappa), fmt(a.accuracy), fmt(a.mae),
+                          f"{c.tp}/{c.fp}/{c.tn}/{c.fn}")  # fmt: skip
+        console.print(table)
+        for segment, agreement in report.reviewers.items():
+            console.print(
+                f"reviewers on {segment}: {agreement.raters} raters, agreement {agreement.percent_agreement}, "
+                f"mean pairwise κ {agreement.cohen_kappa_mean}",
+                highlight=False,
+            )
+        console.print(f"full report: {run / REPORT_FILE}", highlight=False)
+
+    app.add_typer(calibrate, name="judge-calibrate")

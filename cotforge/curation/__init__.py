@@ -1,0 +1,1 @@
+"""Curation: the ledger of every prompt's fate, judge calibration, near-duplicates and contamination."""

@@ -1,0 +1,8 @@
+"""Curation fixtures: the realistic finished run folder of the release tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "release"))
