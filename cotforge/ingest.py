@@ -17,7 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cotforge.manifest import StageRun, load_manifest
+from cotforge.raw_rows import RawRow
+from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import MAX_PROMPT_CHARS, Kind, PromptRecord, RejectRecord, RunManifest
+from cotforge.sources import read_rows
 from cotforge.taxonomy import map_category
 
 DEFAULT_TEXT_COLUMNS = ("prompt", "text", "instruction", "goal", "question", "query")
@@ -43,18 +47,6 @@ class IngestConfig(BaseModel):
     licence: str = "unknown"
     max_chars: int = Field(default=MAX_PROMPT_CHARS, ge=1, le=MAX_PROMPT_CHARS)
     category_map: dict[str, str] = Field(default_factory=dict, description="Source label → category.")
-
-
-@dataclass(frozen=True)
-class RawRow:
-    """One input row as read, with where it came from (``line`` is 1-based: a line, or a data row)."""
-
-    source: str
-    line: int
-    data: Mapping[str, Any] | None
-    # Set by a reader that could not turn the line into a mapping (bad JSON, non-UTF-8, ragged CSV).
-    error: tuple[str, str] | None = None
-    raw: Any = None
 
 
 @dataclass
@@ -196,10 +188,6 @@ def ingest_into_run(
     ``limit`` keeps the first N rows of each source. Rejects of a re-ingested source replace its earlier
     rejects; other sources' rejects are kept.
     """
-    from cotforge.manifest import StageRun, load_manifest
-    from cotforge.runfolder import RunFiles, RunFolder
-    from cotforge.sources import read_rows
-
     folder = RunFolder(run_dir).ensure()
     existing = folder.read(RunFiles.PROMPTS, PromptRecord) if folder.exists(RunFiles.PROMPTS) else []
     old_rejects = (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cotforge.errors import CotforgeError
-from cotforge.ingest import RawRow
+from cotforge.raw_rows import RawRow
 
 
 class SourceError(CotforgeError):

@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID, rule_judge
 from cotforge.review.agreement import cohen_kappa
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import Candidate, JudgeScores, PromptRecord, RejectRecord
 from cotforge.templates import PromptTemplates, default_templates
@@ -112,9 +114,7 @@ class JudgeResult(BaseModel):
 
 
 def _prompts(folder: RunFolder) -> dict[str, PromptRecord]:
-    from cotforge.generation.validate import run_prompts
-
-    return run_prompts(folder)
+    return {p.id: p for p in read_run_prompts(folder)}
 
 
 def judge_in_run(
@@ -178,8 +178,6 @@ def _llm_judge(
     partial: dict[str, dict[str, float]] = {}
     judge_id = f"llm:{teacher.model}"
     failures: list[str] = []
-    from cotforge.generation.generate import open_cache
-
     cache = open_cache(folder, config.use_cache, config.refresh)
     engine = RequestEngine(teacher, cache, progress=config.progress, label="judge")
     with AppendLog(path) as log, AppendLog(folder.path(RunFiles.JUDGE_REJECTS)) as rejects:
