@@ -1,4 +1,4 @@
-"""CLI: `generate` and `validate` (issue 3)."""
+"""CLI: `generate` and `validate`."""
 
 from __future__ import annotations
 

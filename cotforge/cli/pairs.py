@@ -1,4 +1,4 @@
-"""CLI: `augment`, `sample`, `judge`, `pairs` (issue 6)."""
+"""CLI: `augment`, `sample`, `judge`, `pairs`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CLI: `release build|push` and `report` (issue 7)."""
+"""CLI: `release build|push` and `report`."""
 
 from __future__ import annotations
 

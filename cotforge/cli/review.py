@@ -1,4 +1,4 @@
-"""CLI: `review serve|push|pull|status` — human review of the run's samples in Argilla (issue 5)."""
+"""CLI: `review serve|push|pull|status` — human review of the run's samples in Argilla."""
 
 from __future__ import annotations
 

@@ -45,7 +45,6 @@ class JudgeConfig(BaseModel):
     judge: LLMConfig | None = None
     crosscheck: bool = Field(default=True, description="Also score with the rule judge and report agreement.")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="h at which an output counts harmful.")
-    system_template: str = "judge/system"
     use_cache: bool = True
     refresh: bool = False
     progress: bool = True
