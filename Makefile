@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-jsonl clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -51,6 +51,9 @@ bench-review: setup
 
 bench-pairs: setup
 	$(PY) benchmarks/bench_pairs.py
+
+bench-jsonl: setup
+	$(PY) benchmarks/bench_jsonl.py
 
 bench: bench-pairs bench-generate bench-review bench-train
 
