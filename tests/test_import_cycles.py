@@ -1,13 +1,16 @@
 """No import circle between cotforge's modules, counting imports inside functions and under TYPE_CHECKING.
 
 A circle means two modules each need the other: the shared piece belongs in a leaf module both import.
-Importing a submodule also runs its package's ``__init__``; that implicit edge is not counted (every package
-that re-exports its submodules would otherwise be a circle), only the imports written in the code.
+A ``"package.module:attribute"`` string (how the pipeline names a stage's edge and config, loaded later by
+name) counts as an import too: loading by name hides a dependency, it does not remove it. Importing a submodule
+also runs its package's ``__init__``; that implicit edge is not counted (every package that re-exports its
+submodules would otherwise be a circle), only the imports written in the code.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -43,7 +46,10 @@ def import_graph(root: Path) -> dict[str, set[str]]:
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
             targets: list[str] = []
-            if isinstance(node, ast.Import):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                by_name = re.fullmatch(r"([A-Za-z_][\w.]*):\w+", node.value)
+                targets = [by_name.group(1)] if by_name and by_name.group(1) in modules else []
+            elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
@@ -132,9 +138,15 @@ def test_walker_finds_function_level_and_type_checking_circles(tmp_path: Path) -
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from demo import a\nthing = 1\n"
     )
     (pkg / "d.py").write_text("from . import a\nfrom .sub.b import f\n")  # relative, into the circle only
+    (pkg / "e.py").write_text('EDGE = "demo.f:run"\n')  # loaded by name later
+    (pkg / "f.py").write_text("from demo import e\ndef run():\n    return e\n")
     graph = import_graph(pkg)
     assert graph["demo.d"] == {"demo.a", "demo.sub.b"}
-    assert find_cycles(graph) == [["demo.a", "demo.sub.b", "demo.c", "demo.a"]]
+    assert graph["demo.e"] == {"demo.f"}
+    assert find_cycles(graph) == [
+        ["demo.a", "demo.sub.b", "demo.c", "demo.a"],
+        ["demo.e", "demo.f", "demo.e"],
+    ]
 
 
 def test_walker_sees_no_circle_in_a_chain(tmp_path: Path) -> None:

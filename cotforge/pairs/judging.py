@@ -160,7 +160,7 @@ def judge_in_run(
 def _llm_judge(
     folder: RunFolder,
     config: JudgeConfig,
-    teacher: LLMConfig,
+    judge: LLMConfig,
     split: list[Candidate],
     prompts: Mapping[str, PromptRecord],
     templates: PromptTemplates,
@@ -173,12 +173,12 @@ def _llm_judge(
     AppendLog(rejects_path).close()
     given_up = {r.record_id for r in read_jsonl(rejects_path, RejectRecord)}
     todo = [c for c in split if c.id not in done and c.id not in given_up]
-    requests = [r for c in todo for r in judge_requests(c, prompts[c.prompt_id], teacher, templates)]
+    requests = [r for c in todo for r in judge_requests(c, prompts[c.prompt_id], judge, templates)]
     partial: dict[str, dict[str, float]] = {}
-    judge_id = f"llm:{teacher.model}"
+    judge_id = f"llm:{judge.model}"
     failures: list[str] = []
     cache = open_cache(folder, config.use_cache, config.refresh)
-    engine = RequestEngine(teacher, cache, progress=config.progress, label="judge")
+    engine = RequestEngine(judge, cache, progress=config.progress, label="judge")
     with AppendLog(path) as log, AppendLog(folder.path(RunFiles.JUDGE_REJECTS)) as rejects:
 
         def store(outcome: RequestOutcome[float]) -> None:
@@ -209,7 +209,7 @@ def _llm_judge(
                 cache.close()
     run.usage = stats.usage
     run.requests, run.cached_requests = stats.sent, stats.cached
-    run.extra["usage"] = usage_summary(stats, teacher)
+    run.extra["usage"] = usage_summary(stats, judge)
     return done, len(set(failures))
 
 
