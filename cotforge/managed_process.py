@@ -87,20 +87,25 @@ class ManagedProcess:
 
     def wait_healthy(self, healthy: Callable[[], bool], timeout_s: float, poll_s: float = 0.5) -> None:
         """Call ``healthy()`` until it is true; stop the process and raise ``error`` (with the log's tail)
-        when it exits first or ``timeout_s`` passes."""
+        when it exits first or ``timeout_s`` passes. An interrupted wait stops the process too."""
         if self.process is None:
             raise self.error(f"{self.name}: wait_healthy() before start()")
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                raise self.error(
-                    f"{self.name} exited with code {code} while starting (log {self.log_path}):\n"
-                    f"{tail(self.log_path)}"
-                )
-            if healthy():
-                return
-            time.sleep(poll_s)
+        try:
+            while time.monotonic() < deadline:
+                code = self.process.poll()
+                if code is not None:
+                    raise self.error(
+                        f"{self.name} exited with code {code} while starting (log {self.log_path}):\n"
+                        f"{tail(self.log_path)}"
+                    )
+                if healthy():
+                    return
+                time.sleep(poll_s)
+        except BaseException:
+            # Ctrl-C (or any error) during the wait: no caller holds the process yet to stop it later.
+            self.stop()
+            raise
         self.stop()
         raise self.error(
             f"{self.name} not healthy after {timeout_s:.0f}s (log {self.log_path}):\n{tail(self.log_path)}"

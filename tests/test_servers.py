@@ -148,3 +148,16 @@ def test_managed_process_never_healthy_times_out_and_is_stopped(tmp_path: Path) 
     with pytest.raises(ProcessStartError, match=r"silent server not healthy after 1s"):
         proc.wait_healthy(lambda: False, timeout_s=1.0, poll_s=0.1)
     assert not proc.alive() and proc.pid is not None and not _group_alive(proc.pid)
+
+
+def test_an_interrupted_wait_stops_the_process(tmp_path: Path) -> None:
+    proc = ManagedProcess(
+        "slow server", [sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / "slow.log"
+    ).start()
+
+    def interrupted() -> bool:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the polling loop
+
+    with pytest.raises(KeyboardInterrupt):
+        proc.wait_healthy(interrupted, timeout_s=60)
+    assert not proc.alive() and proc.pid is not None and not _group_alive(proc.pid)

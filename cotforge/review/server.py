@@ -175,7 +175,7 @@ class ReviewServer:
         ).start()
         try:
             self.redis.wait_healthy(lambda: _redis_ping(self.redis_port), timeout_s=20, poll_s=0.05)
-        except ReviewServerError:
+        except BaseException:  # a failed or interrupted start leaves nothing running
             self.stop()
             raise
         env = {
@@ -222,7 +222,7 @@ class ReviewServer:
             self.argilla.wait_healthy(
                 lambda: http_ok(f"{self.url}/api/v1/version"), self.startup_timeout_s, 0.2
             )
-        except ReviewServerError:
+        except BaseException:  # a failed or interrupted start leaves nothing running
             self.stop()
             raise
         self.write_state()
