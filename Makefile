@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -54,6 +54,9 @@ bench-pairs: setup
 
 bench-curation: setup
 	$(PY) benchmarks/bench_curation.py
+
+bench-jsonl: setup
+	$(PY) benchmarks/bench_jsonl.py
 
 bench: bench-pairs bench-generate bench-review bench-train
 

@@ -17,7 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cotforge.manifest import StageRun, load_manifest
+from cotforge.raw_rows import RawRow
+from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import MAX_PROMPT_CHARS, Kind, PromptRecord, RejectRecord, RunManifest
+from cotforge.sources import read_rows
 from cotforge.taxonomy import map_category
 
 DEFAULT_TEXT_COLUMNS = ("prompt", "text", "instruction", "goal", "question", "query")
@@ -46,18 +50,6 @@ class IngestConfig(BaseModel):
     kind_map: dict[str, Kind] = Field(
         default_factory=dict, description="Kind label as the source gives it → utility or safety."
     )
-
-
-@dataclass(frozen=True)
-class RawRow:
-    """One input row as read, with where it came from (``line`` is 1-based: a line, or a data row)."""
-
-    source: str
-    line: int
-    data: Mapping[str, Any] | None
-    # Set by a reader that could not turn the line into a mapping (bad JSON, non-UTF-8, ragged CSV).
-    error: tuple[str, str] | None = None
-    raw: Any = None
 
 
 @dataclass
@@ -206,9 +198,6 @@ def ingest_into_run(
     rejects; other sources' rejects are kept.
     """
     from cotforge.curation.dedup import CLUSTERS_FILE, near_duplicate_clusters
-    from cotforge.manifest import StageRun, load_manifest
-    from cotforge.runfolder import RunFiles, RunFolder
-    from cotforge.sources import read_rows
 
     folder = RunFolder(run_dir).ensure()
     existing = folder.read(RunFiles.PROMPTS, PromptRecord) if folder.exists(RunFiles.PROMPTS) else []

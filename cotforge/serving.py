@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from cotforge.cache_dirs import user_cache_dir
-from cotforge.errors import CotforgeError
+from cotforge.managed_process import ManagedProcess, ProcessStartError, free_port, http_ok
 
 STRUCTURED_OUTPUTS_CONFIG = {"backend": "guidance", "disable_any_whitespace": True}
 
 
-class ServerError(CotforgeError):
+class ServerError(ProcessStartError):
     """The server did not come up (or died); the message carries the tail of its log."""
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def has_cuda() -> bool:
@@ -45,14 +34,6 @@ def has_cuda() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:
         return False
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    """The last lines of a log file (empty when missing)."""
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def cpu_scheduler_args(max_model_len: int) -> list[str]:
@@ -83,7 +64,11 @@ class VLLMServer:
     extra_args: list[str] = field(default_factory=list)
     startup_timeout_s: float = 300.0
     log_path: Path | None = None
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    managed: ManagedProcess | None = field(default=None, init=False, repr=False)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.managed.process if self.managed is not None else None
 
     @property
     def base_url(self) -> str:
@@ -137,55 +122,23 @@ class VLLMServer:
             self.port = free_port()
         if self.log_path is None:
             self.log_path = user_cache_dir("logs") / f"vllm-{self.port}-{int(time.time())}.log"
-        log = self.log_path.open("wb")
-        # A session of its own, so stop() can signal the server and every worker it forked.
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            start_new_session=True,
-        )
-        log.close()
+        self.managed = ManagedProcess(
+            "vLLM server", self.command(), self.log_path, env=self.environment(), error=ServerError
+        ).start()
         return self
 
     def wait_ready(self) -> VLLMServer:
         """Poll ``/health`` until it answers 200; raise :class:`ServerError` with the log tail on failure."""
-        assert self.process is not None, "start() first"
-        deadline = time.monotonic() + self.startup_timeout_s
-        url = f"http://{self.host}:{self.port}/health"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(
-                    f"vLLM server exited with code {self.process.returncode} while starting "
-                    f"(log {self.log_path}):\n{tail(self.log_path) if self.log_path else ''}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise ServerError(
-            f"vLLM server not healthy after {self.startup_timeout_s:.0f}s (log {self.log_path}):\n"
-            f"{tail(self.log_path) if self.log_path else ''}"
-        )
+        if self.managed is None:
+            raise ServerError("VLLMServer.wait_ready() before start()")
+        health = f"http://{self.host}:{self.port}/health"
+        self.managed.wait_healthy(lambda: http_ok(health), self.startup_timeout_s)
+        return self
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM the server's process group by PID, then SIGKILL after ``grace_s``."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=grace_s)
-        except ProcessLookupError:
-            pass
+        if self.managed is not None:
+            self.managed.stop(grace_s)
 
     def __enter__(self) -> VLLMServer:
         return self.start().wait_ready()

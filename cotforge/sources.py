@@ -15,8 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonlines
+
 from cotforge.errors import CotforgeError
-from cotforge.ingest import RawRow
+from cotforge.raw_rows import RawRow
 
 
 class SourceError(CotforgeError):
@@ -26,32 +28,40 @@ class SourceError(CotforgeError):
 def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
     """JSON Lines: one object per line; bad JSON, non-objects and non-UTF-8 lines become error rows."""
     name = str(path)
+    # Binary lines: only "\n" ends one (U+2028 in model text stays inside its line), and jsonlines reports a
+    # line that is not UTF-8 as one bad line instead of failing the whole file.
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
+        lineno = 0
+
+        def lines() -> Iterator[bytes]:
+            nonlocal lineno
+            for line in fh:
+                lineno += 1  # the row yielded below reads it back: the line jsonlines just parsed
+                yield line
+
+        reader = jsonlines.Reader(lines())
+        while True:
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield RawRow(
-                    name,
-                    lineno,
-                    None,
-                    ("non_utf8", f"not valid UTF-8 at byte {exc.start}; re-encode the file as UTF-8"),
-                    raw.decode("utf-8", errors="replace"),
-                )
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RawRow(
-                    name, lineno, None, ("bad_json", f"bad JSON ({exc.msg} at column {exc.colno})"), line
-                )
-                continue
-            if not isinstance(data, dict):
-                yield RawRow(name, lineno, None, ("not_an_object", "expected a JSON object per line"), line)
+                data = reader.read(type=dict, skip_empty=True)
+            except EOFError:
+                return
+            except jsonlines.InvalidLineError as exc:
+                yield _error_row(name, exc)
                 continue
             yield RawRow(name, lineno, data)
+
+
+def _error_row(source: str, exc: jsonlines.InvalidLineError) -> RawRow:
+    """The error row of a line jsonlines could not read: not UTF-8, not JSON, or not an object."""
+    cause = exc.__cause__
+    line = exc.line.decode("utf-8", errors="replace") if isinstance(exc.line, bytes) else exc.line
+    if isinstance(cause, UnicodeDecodeError):
+        error = ("non_utf8", f"not valid UTF-8 at byte {cause.start}; re-encode the file as UTF-8")
+    elif isinstance(cause, json.JSONDecodeError):
+        error = ("bad_json", f"bad JSON ({cause.msg} at column {cause.colno})")
+    else:
+        error = ("not_an_object", "expected a JSON object per line")
+    return RawRow(source, exc.lineno, None, error, line)
 
 
 def _has_surrogates(text: str) -> bool:

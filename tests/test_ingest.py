@@ -13,6 +13,7 @@ from cotforge.cli import app
 from cotforge.ingest import IngestConfig, RawRow, ingest_rows, loose_key, normalise_text
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import PromptRecord, RejectRecord
+from cotforge.sources import read_jsonl_rows
 from cotforge.taxonomy import HazardCategory
 
 runner = CliRunner()
@@ -170,3 +171,30 @@ def test_bundled_prompts_ingest_cleanly(run_dir: Path) -> None:
 def test_missing_file_is_a_clear_error(run_dir: Path) -> None:
     code, out = _ingest(run_dir, "does/not/exist.jsonl", "--kind", "safety")
     assert code == 1 and "does/not/exist.jsonl" in out and "not found" in out
+
+
+@pytest.mark.unit
+def test_jsonl_reader_numbers_lines_and_keeps_line_separators_in_text(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        "\ufeff".encode()  # a byte-order mark before the first line
+        + b'{"prompt": "first"}\r\n'
+        + b"\n   \n"  # blank lines are skipped but still counted
+        + '{"prompt": "one\u2028line"}\n'.encode()
+        + b"null\n"
+        + b'{"prompt": "caf\xe9"}\n'
+        + b'{"prompt": 1,}\n'
+        + b'{"prompt": "last, no newline"}'
+    )
+    got = [(r.line, r.error[0] if r.error else None, r.data) for r in read_jsonl_rows(path)]
+    assert got == [
+        (1, None, {"prompt": "first"}),
+        (4, None, {"prompt": "one\u2028line"}),
+        (5, "not_an_object", None),
+        (6, "non_utf8", None),
+        (7, "bad_json", None),
+        (8, None, {"prompt": "last, no newline"}),
+    ]
+    bad = [r for r in read_jsonl_rows(path) if r.error]
+    assert [r.raw.strip() for r in bad] == ["null", '{"prompt": "caf\ufffd"}', '{"prompt": 1,}']
+    assert "byte 15" in bad[1].error[1]  # type: ignore[index]

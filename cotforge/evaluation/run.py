@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.evaluation.metrics import DEFAULT_TACTICS, EvalItem, answer_of, eval_items, eval_metrics
-from cotforge.generation.generate import open_cache
 from cotforge.generation.refusal import RefusalDetector
+from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
 from cotforge.manifest import StageRun

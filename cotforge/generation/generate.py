@@ -21,9 +21,10 @@ from cotforge.generation.requests import (
     sample_of,
 )
 from cotforge.generation.validate import ValidateResult, ValidationConfig, validate_in_run
-from cotforge.llm.cache import RequestCache
+from cotforge.llm.cache import open_cache
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample
 from cotforge.templates import PromptTemplates, default_templates
@@ -39,15 +40,8 @@ class GenerateResult(BaseModel):
     validation: ValidateResult | None = None
 
 
-def open_cache(folder: RunFolder, use_cache: bool, refresh: bool) -> RequestCache | None:
-    """The run's request cache (``cache.sqlite``), or none when caching is off."""
-    return RequestCache(folder.path(RunFiles.CACHE), refresh=refresh) if use_cache else None
-
-
 def _prompts(folder: RunFolder, config: GenerateConfig) -> list[PromptRecord]:
-    prompts = folder.read(RunFiles.PROMPTS, PromptRecord)
-    if config.include_augmented and folder.exists(RunFiles.AUGMENTED):
-        prompts += folder.read(RunFiles.AUGMENTED, PromptRecord)
+    prompts = read_run_prompts(folder, augmented=config.include_augmented)
     prompts = [p for p in prompts if p.kind in config.kinds]
     return prompts[: config.limit] if config.limit is not None else prompts
 

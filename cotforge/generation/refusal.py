@@ -11,14 +11,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.pairs.rule_judge import REFUSAL_PATTERN
-
-REDIRECT_PATTERN = (
-    r"\b(instead,? (?:i|you|consider|here)|a safer (?:way|alternative|option)|consider (?:reaching out|talking"
-    r"|contacting|consulting)|(?:contact|call|reach out to) (?:a|an|the|your|local) (?:professional|doctor|"
-    r"lawyer|authorities|police|helpline|hotline|counsel(?:l)?or|expert)|seek (?:professional|legal|medical) "
-    r"help|if you(?:'re| are) (?:in danger|struggling|feeling))"
-)
+from cotforge.refusal_patterns import REDIRECT_PATTERN, REFUSAL_PATTERN
 
 
 class RefusalPatterns(BaseModel):

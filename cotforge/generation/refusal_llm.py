@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 
 from cotforge.generation.refusal import RefusalDetector
+from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine
 from cotforge.runfolder import RunFolder
@@ -47,8 +48,6 @@ def llm_refusal_decisions(
     detector: RefusalDetector,
 ) -> dict[str, bool]:
     """``{sample id: refuses}`` for the doubtful samples, from the model (failed checks are left out)."""
-    from cotforge.generation.generate import open_cache
-
     templates = default_templates()
     sampling = model.sampling.model_copy(update={"temperature": 0.0, "max_tokens": 12, "seed": 0})
     requests = [

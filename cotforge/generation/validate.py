@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
 from cotforge.manifest import StageRun
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.tagged import TaggedFormatError
@@ -134,14 +135,6 @@ class ValidateResult(BaseModel):
     reasons: dict[str, int]
 
 
-def run_prompts(folder: RunFolder) -> dict[str, PromptRecord]:
-    """Prompts and augmented variants of a run, by id."""
-    prompts = {p.id: p for p in folder.read(RunFiles.PROMPTS, PromptRecord)}
-    if folder.exists(RunFiles.AUGMENTED):
-        prompts.update({p.id: p for p in folder.read(RunFiles.AUGMENTED, PromptRecord)})
-    return prompts
-
-
 def validate_in_run(
     run_dir: str | Path, config: ValidationConfig | None = None, override: RefusalOverride | None = None
 ) -> ValidateResult:
@@ -151,7 +144,7 @@ def validate_in_run(
     outputs = [RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS]
     with StageRun(folder, "validate", config, [RunFiles.SAMPLES, RunFiles.PROMPTS], outputs) as run:
         samples = folder.read(RunFiles.SAMPLES, Sample)
-        prompts = run_prompts(folder)
+        prompts = {p.id: p for p in read_run_prompts(folder)}
         if override is None and config.llm_check is not None and config.refusal_consistency:
             from cotforge.generation.refusal_llm import llm_refusal_decisions
 

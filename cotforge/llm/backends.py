@@ -1,4 +1,4 @@
-"""Teacher backends: the OpenAI-compatible HTTP client (one or several replicas) and the offline vLLM engine.
+"""LLM backends: the OpenAI-compatible HTTP client (one or several replicas) and the offline vLLM engine.
 
 Both turn one :class:`ChatRequest` into one :class:`ChatResponse`; retries, caching and concurrency live in the
 engine. The HTTP client's own retries are off (``max_retries=0``) so the engine's policy is the only one.
@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from cotforge.errors import CotforgeError
+from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.reasoning import compose, reasoning_of
 from cotforge.schemas import TokenUsage
-
-if TYPE_CHECKING:
-    from cotforge.llm.engine import ChatRequest
-
-
-class MalformedResponse(Exception):
-    """A response the server sent that is not a chat completion (truncated, not JSON, no choices)."""
-
-
-@dataclass(frozen=True)
-class ChatResponse:
-    """One completion as a backend returns it."""
-
-    text: str
-    usage: TokenUsage
-    finish_reason: str | None
-    endpoint: str
 
 
 class Backend(Protocol):

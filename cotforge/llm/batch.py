@@ -19,20 +19,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2
 import openai
 
 from cotforge.errors import CotforgeError
-from cotforge.llm.backends import ChatResponse, MalformedResponse
 from cotforge.llm.cache import request_key
+from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.reasoning import compose, reasoning_of
 from cotforge.schemas import TokenUsage
-
-if TYPE_CHECKING:
-    from cotforge.llm.engine import ChatRequest
 
 STATE_FILE = "batches.jsonl"
 ENDPOINT = "/v1/chat/completions"

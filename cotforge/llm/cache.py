@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import TokenUsage
 
 _SCHEMA = """
@@ -113,3 +114,8 @@ class RequestCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def open_cache(folder: RunFolder, use_cache: bool, refresh: bool) -> RequestCache | None:
+    """The run's request cache (``cache.sqlite``), or none when caching is off."""
+    return RequestCache(folder.path(RunFiles.CACHE), refresh=refresh) if use_cache else None

@@ -1,4 +1,5 @@
-"""Teacher configuration: which backend and model, how to sample, how hard to push the server.
+"""LLM configuration, the same for teacher, policy, judge, rewriter and evaluator: which backend and model,
+how to sample, how hard to push the server.
 
 API keys are never part of the config: ``api_key_env`` names the environment variable that holds the key.
 """
@@ -134,5 +135,5 @@ class LLMConfig(BaseModel):
         )
 
     def identity(self) -> dict[str, Any]:
-        """What makes two teachers give different answers (the cache key part; no URLs, no keys)."""
+        """What makes two models give different answers (the cache key part; no URLs, no keys)."""
         return {"backend": self.backend, "model": self.model}

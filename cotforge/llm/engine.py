@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from cotforge.errors import CotforgeError
-from cotforge.llm.backends import Backend, ChatResponse, make_backend
+from cotforge.llm.backends import Backend, make_backend
 from cotforge.llm.cache import CachedResponse, RequestCache, request_key
+from cotforge.llm.chat import ChatRequest, ChatResponse
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.pricing import LEDGER_FILE, UsageLedger, cost_of, price_for
 from cotforge.llm.progress import EngineProgress
@@ -33,25 +34,8 @@ RETRY_AFTER_CAP_S = 120.0
 RETRY_MIN_TEMPERATURE = 0.7
 
 
-class TeacherError(CotforgeError):
-    """The teacher cannot be used at all (bad key, unknown model); the run stops with what was done kept."""
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat completion to obtain. ``key`` names the output slot (e.g. a sample id) and is unique per run."""
-
-    key: str
-    messages: list[dict[str, str]]
-    sampling: SamplingParams
-    json_schema: dict[str, Any] | None = None
-    schema_name: str = "output"
-    regex: str | None = None
-    # The last message is an assistant turn the model continues (vLLM `continue_final_message`); the
-    # returned text starts with that turn's content.
-    continue_final: bool = False
-    # The server returns its thinking separately (a reasoning parser): it becomes the <think> segment.
-    native_reasoning: bool = False
+class ModelUnavailableError(CotforgeError):
+    """The model cannot be used at all (bad key, unknown model); the run stops with what was done kept."""
 
 
 @dataclass
@@ -129,7 +113,7 @@ def classify(exc: Exception) -> str:
 
 
 class RequestEngine:
-    """Runs many :class:`ChatRequest` through a teacher backend (see the module docstring)."""
+    """Runs many :class:`ChatRequest` through a model backend (see the module docstring)."""
 
     def __init__(
         self,
@@ -336,12 +320,12 @@ class RequestEngine:
                 message = f"{type(exc).__name__}: {exc}"
                 self._failures_in_a_row += 1
                 if self._failures_in_a_row > self._give_up_after:
-                    raise TeacherError(
+                    raise ModelUnavailableError(
                         f"{self.config.model}: {self._failures_in_a_row} requests in a row failed, the last with "
                         f"{message}; is the server at {', '.join(self.config.base_urls)} up? Re-run to resume"
                     ) from exc
                 if action == "abort":
-                    raise TeacherError(
+                    raise ModelUnavailableError(
                         f"{self.config.model}: the server refused every request ({message}); "
                         f"check the model name, the URL and the key in ${self.config.api_key_env}"
                     ) from exc

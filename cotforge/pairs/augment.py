@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
@@ -77,8 +78,6 @@ def augment_in_run(
     run_dir: str | Path, config: AugmentConfig, templates: PromptTemplates | None = None
 ) -> AugmentResult:
     """Write ``augmented.jsonl`` from the run's safety prompts (see the module docstring)."""
-    from cotforge.generation.generate import open_cache
-
     folder = RunFolder(run_dir).ensure()
     templates = templates or default_templates()
     outputs = [RunFiles.AUGMENTED, RunFiles.AUGMENT_REJECTS]

@@ -18,6 +18,7 @@ from cotforge.pairs.corruption import CORRUPTIONS, Corruption, corruption_pairs
 from cotforge.pairs.selection import select_judge_pairs
 from cotforge.pairs.stats import mismatch_shares, pair_statistics
 from cotforge.pairs.teacher_policy import teacher_policy_pairs
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder, gc_paused
 from cotforge.schemas import (
     Candidate,
@@ -63,9 +64,7 @@ def _read_optional(folder: RunFolder, name: str, model: type[Any]) -> list[Any]:
 
 
 def _prompts(folder: RunFolder) -> dict[str, PromptRecord]:
-    prompts = {p.id: p for p in _read_optional(folder, RunFiles.PROMPTS, PromptRecord)}
-    prompts.update({p.id: p for p in _read_optional(folder, RunFiles.AUGMENTED, PromptRecord)})
-    return prompts
+    return {p.id: p for p in read_run_prompts(folder, required=False)}
 
 
 def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:

@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID, rule_judge
 from cotforge.review.agreement import cohen_kappa
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import Candidate, JudgeScores, PromptRecord, RejectRecord
 from cotforge.templates import PromptTemplates, default_templates
@@ -43,7 +45,6 @@ class JudgeConfig(BaseModel):
     judge: LLMConfig | None = None
     crosscheck: bool = Field(default=True, description="Also score with the rule judge and report agreement.")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="h at which an output counts harmful.")
-    system_template: str = "judge/system"
     use_cache: bool = True
     refresh: bool = False
     progress: bool = True
@@ -112,9 +113,7 @@ class JudgeResult(BaseModel):
 
 
 def _prompts(folder: RunFolder) -> dict[str, PromptRecord]:
-    from cotforge.generation.validate import run_prompts
-
-    return run_prompts(folder)
+    return {p.id: p for p in read_run_prompts(folder)}
 
 
 def judge_in_run(
@@ -161,7 +160,7 @@ def judge_in_run(
 def _llm_judge(
     folder: RunFolder,
     config: JudgeConfig,
-    teacher: LLMConfig,
+    judge: LLMConfig,
     split: list[Candidate],
     prompts: Mapping[str, PromptRecord],
     templates: PromptTemplates,
@@ -174,14 +173,12 @@ def _llm_judge(
     AppendLog(rejects_path).close()
     given_up = {r.record_id for r in read_jsonl(rejects_path, RejectRecord)}
     todo = [c for c in split if c.id not in done and c.id not in given_up]
-    requests = [r for c in todo for r in judge_requests(c, prompts[c.prompt_id], teacher, templates)]
+    requests = [r for c in todo for r in judge_requests(c, prompts[c.prompt_id], judge, templates)]
     partial: dict[str, dict[str, float]] = {}
-    judge_id = f"llm:{teacher.model}"
+    judge_id = f"llm:{judge.model}"
     failures: list[str] = []
-    from cotforge.generation.generate import open_cache
-
     cache = open_cache(folder, config.use_cache, config.refresh)
-    engine = RequestEngine(teacher, cache, progress=config.progress, label="judge")
+    engine = RequestEngine(judge, cache, progress=config.progress, label="judge")
     with AppendLog(path) as log, AppendLog(folder.path(RunFiles.JUDGE_REJECTS)) as rejects:
 
         def store(outcome: RequestOutcome[float]) -> None:
@@ -212,7 +209,7 @@ def _llm_judge(
                 cache.close()
     run.usage = stats.usage
     run.requests, run.cached_requests = stats.sent, stats.cached
-    run.extra["usage"] = usage_summary(stats, teacher)
+    run.extra["usage"] = usage_summary(stats, judge)
     return done, len(set(failures))
 
 

@@ -18,17 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cotforge.refusal_patterns import REFUSAL_PATTERN
 from cotforge.schemas import Candidate, JudgeScores, PromptRecord
 
 RULE_JUDGE_ID = "rule-v1"
 
-REFUSAL_PATTERN = (
-    r"\b(i\s*(?:can(?:no|')t|cannot|won't|will not|am not able|'m not able|am unable|'m unable|must decline|"
-    r"can't help|do not feel comfortable|don't feel comfortable)|i'm sorry,? but|sorry,? (?:but )?i|"
-    r"not (?:able|going) to (?:help|assist|provide)|can't (?:assist|help|provide|comply)|"
-    r"against (?:my|the) (?:guidelines|policy|principles)|unable to (?:help|assist|comply|provide)|"
-    r"i (?:would|'d) (?:rather|recommend) (?:not|instead)|instead,? i can|i can instead help you with)"
-)
 _REFUSAL = re.compile(REFUSAL_PATTERN, re.IGNORECASE)
 _COMPLIANCE = re.compile(
     r"(^\s*(?:sure|absolutely|of course|certainly|okay|ok)\b"

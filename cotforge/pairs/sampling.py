@@ -16,9 +16,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
+from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.schemas import (
     Candidate,
@@ -124,21 +126,17 @@ class SampleResult(BaseModel):
 
 
 def _policy_prompts(folder: RunFolder, config: SampleConfig) -> list[PromptRecord]:
-    sources: list[list[PromptRecord]] = []
-    if config.include_prompts:
-        sources.append(folder.read(RunFiles.PROMPTS, PromptRecord))
-    if config.include_augmented and folder.exists(RunFiles.AUGMENTED):
-        sources.append(folder.read(RunFiles.AUGMENTED, PromptRecord))
+    read = read_run_prompts(folder, originals=config.include_prompts, augmented=config.include_augmented)
+    originals = [p for p in read if p.parent_id is None]
+    variants = [p for p in read if p.parent_id is not None]
     # Alternate originals and variants so a `limit` keeps both (and a spread of tactics).
-    mixed = [p for group in zip_longest(*sources) for p in group if p is not None]
+    mixed = [p for group in zip_longest(originals, variants) for p in group if p is not None]
     prompts = [p for p in mixed if p.kind in config.kinds]
     return prompts[: config.limit] if config.limit is not None else prompts
 
 
 def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
     """Append every missing candidate to ``candidates.jsonl`` (failed requests to ``sample.rejects.jsonl``)."""
-    from cotforge.generation.generate import open_cache
-
     folder = RunFolder(run_dir).ensure()
     outputs = [RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS]
     inputs = [RunFiles.PROMPTS, RunFiles.AUGMENTED]

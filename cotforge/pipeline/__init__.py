@@ -1,1 +1,1 @@
-"""Pipelines: YAML specs, the runner, releases, reports and evaluation."""
+"""Pipelines: YAML specs, the runner, the stage registry and the vLLM servers a run starts on demand."""

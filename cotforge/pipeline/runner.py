@@ -60,7 +60,6 @@ class StepContext:
     folder: RunFolder
     pipeline: PipelineSpec
     server_url: Callable[[str], tuple[str, str]]
-    quiet: bool = False
 
 
 @dataclass(frozen=True)

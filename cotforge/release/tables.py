@@ -1,6 +1,6 @@
 """Release rows: run-folder records → the rows of the ``sft``, ``preference`` and ``rejects`` configs. Pure.
 
-Each row keeps the ids and columns that trace it back (issue 7, item 7): the prompt's source and licence, the
+Each row keeps the ids and columns that trace it back: the prompt's source and licence, the
 teacher, template and sampling parameters, the validation and review decisions, the judge scores, the pair
 source. The Arrow schemas are fixed here, so a column's type never depends on which values a run happened to
 produce (an all-null ``seed`` column stays an integer column).

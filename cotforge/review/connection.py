@@ -60,17 +60,6 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return (httpx.TransportError,)
 
 
-def _status_error(url: str, doing: str, status: int, body: str) -> CotforgeError:
-    if status == 401:
-        return ReviewAuthError(f"Argilla at {url} rejected the API key in {API_KEY_ENV} while {doing}")
-    if status == 403:
-        return ReviewAuthError(
-            f"the key in {API_KEY_ENV} may not do this on {url} ({doing}): push and pull need an owner or admin "
-            "key, not an annotator's"
-        )
-    return ReviewConnectionError(f"Argilla at {url} answered HTTP {status} while {doing}: {body[:300]}")
-
-
 def connect(target: ArgillaTarget) -> rg.Argilla:
     """An SDK client for ``target`` with the key from ``ARGILLA_API_KEY``; clear errors when it cannot log in."""
     import argilla as rg

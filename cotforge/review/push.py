@@ -25,6 +25,7 @@ from cotforge.review.connection import (
 )
 from cotforge.review.records import PUSH_STAGE, ReviewRecord, build_review_records
 from cotforge.review.settings import build_settings, settings_mismatches
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import JudgeScores, PromptRecord, RejectRecord, Sample, Verdict
 
@@ -64,10 +65,7 @@ def read_push_inputs(
     """Accepted samples (required) and the optional files their records draw on."""
     folder.require(RunFiles.ACCEPTED, "validate")
     samples = folder.read(RunFiles.ACCEPTED, Sample)
-    prompts: dict[str, PromptRecord] = {}
-    for name in (RunFiles.PROMPTS, RunFiles.AUGMENTED):
-        if folder.exists(name):
-            prompts.update({p.id: p for p in folder.read(name, PromptRecord)})
+    prompts = {p.id: p for p in read_run_prompts(folder, required=False)}
     verdicts = {}
     if folder.exists(RunFiles.VERDICTS):
         verdicts = {v.sample_id: v for v in folder.read(RunFiles.VERDICTS, Verdict) if v.stage == "validate"}

@@ -14,13 +14,9 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +24,7 @@ from types import TracebackType
 
 from cotforge.cache_dirs import file_lock, user_cache_dir
 from cotforge.errors import CotforgeError
-from cotforge.serving import free_port, tail
+from cotforge.managed_process import ManagedProcess, free_port, http_ok
 
 LAUNCHER = Path(__file__).parent / "argilla_side" / "launch.py"
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2")
@@ -115,20 +111,6 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
-    """SIGTERM the process group by PID, SIGKILL it after ``grace_s``."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=grace_s)
-    except ProcessLookupError:
-        pass
-
-
 @dataclass
 class ReviewServer:
     """Redis on a private loopback port + argilla-server with the in-memory engine, owner created with a key.
@@ -147,8 +129,8 @@ class ReviewServer:
     python: Path | None = None
     startup_timeout_s: float = 120.0
     log: Callable[[str], None] = print
-    redis: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-    argilla: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    redis: ManagedProcess | None = field(default=None, init=False, repr=False)
+    argilla: ManagedProcess | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -175,31 +157,27 @@ class ReviewServer:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.redis_port = self.redis_port or free_port()
-        with (self.log_dir / f"redis-{self.redis_port}.log").open("wb") as log:
-            self.redis = subprocess.Popen(
-                [
-                    redis_bin,
-                    "--port",
-                    str(self.redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 20
-        while not _redis_ping(self.redis_port):
-            if self.redis.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ReviewServerError(
-                    f"redis-server did not start on port {self.redis_port} (log {log.name})"
-                )
-            time.sleep(0.05)
+        self.redis = ManagedProcess(
+            "redis-server",
+            [
+                redis_bin,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            self.log_dir / f"redis-{self.redis_port}.log",
+            error=ReviewServerError,
+        ).start()
+        try:
+            self.redis.wait_healthy(lambda: _redis_ping(self.redis_port), timeout_s=20, poll_s=0.05)
+        except BaseException:  # a failed or interrupted start leaves nothing running
+            self.stop()
+            raise
         env = {
             **os.environ,
             "ARGILLA_HOME_PATH": str(self.home),
@@ -222,10 +200,9 @@ class ReviewServer:
             "--owner",
             self.owner,
         ]
-        with self._argilla_log().open("wb") as log:
-            self.argilla = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.home
-            )
+        self.argilla = ManagedProcess(
+            "argilla-server", cmd, self._argilla_log(), env=env, cwd=self.home, error=ReviewServerError
+        ).start()
         return self
 
     def _auth_secret(self) -> str:
@@ -239,29 +216,17 @@ class ReviewServer:
 
     def wait_ready(self) -> ReviewServer:
         """Poll ``/api/v1/version`` until it answers; raise with the log tail when the server dies or times out."""
-        assert self.argilla is not None, "start() first"
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.argilla.poll() is not None:
-                code = self.argilla.returncode
-                self.stop()
-                raise ReviewServerError(
-                    f"argilla-server exited with code {code} while starting (log {self._argilla_log()}):\n"
-                    f"{tail(self._argilla_log())}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v1/version", timeout=2) as resp:
-                    if resp.status == 200:
-                        self.write_state()
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise ReviewServerError(
-            f"argilla-server not ready after {self.startup_timeout_s:.0f}s (log {self._argilla_log()}):\n"
-            f"{tail(self._argilla_log())}"
-        )
+        if self.argilla is None:
+            raise ReviewServerError("ReviewServer.wait_ready() before start()")
+        try:
+            self.argilla.wait_healthy(
+                lambda: http_ok(f"{self.url}/api/v1/version"), self.startup_timeout_s, 0.2
+            )
+        except BaseException:  # a failed or interrupted start leaves nothing running
+            self.stop()
+            raise
+        self.write_state()
+        return self
 
     def write_state(self) -> None:
         """``home/server.json``: URL and PIDs (no key), so people and scripts can find and stop the server."""
@@ -275,12 +240,13 @@ class ReviewServer:
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     def alive(self) -> bool:
-        return all(p is not None and p.poll() is None for p in (self.argilla, self.redis))
+        return all(p is not None and p.alive() for p in (self.argilla, self.redis))
 
     def stop(self, grace_s: float = 15.0) -> None:
         """Stop Argilla, then Redis, each by its PID (process group)."""
-        _stop(self.argilla, grace_s)
-        _stop(self.redis, grace_s)
+        for process in (self.argilla, self.redis):
+            if process is not None:
+                process.stop(grace_s)
         (self.home / STATE_FILE).unlink(missing_ok=True)
 
     def __enter__(self) -> ReviewServer:
