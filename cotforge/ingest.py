@@ -197,10 +197,11 @@ def ingest_into_run(
     rejects; other sources' rejects are kept.
     """
     from cotforge.manifest import StageRun, load_manifest
-    from cotforge.runfolder import RunFiles, RunFolder
+    from cotforge.pipeline.declaration import usable_run_folder
+    from cotforge.runfolder import RunFiles
     from cotforge.sources import read_rows
 
-    folder = RunFolder(run_dir).ensure()
+    folder = usable_run_folder(run_dir, "ingest", create=True)
     existing = folder.read(RunFiles.PROMPTS, PromptRecord) if folder.exists(RunFiles.PROMPTS) else []
     old_rejects = (
         folder.read(RunFiles.PROMPT_REJECTS, RejectRecord) if folder.exists(RunFiles.PROMPT_REJECTS) else []

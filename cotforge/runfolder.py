@@ -19,12 +19,12 @@ from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cotforge.errors import CotforgeError
+from cotforge.errors import StageInputError
 
 T = TypeVar("T", bound=BaseModel)
 
 
-class RunFolderError(CotforgeError):
+class RunFolderError(StageInputError):
     """A run-folder input is missing or unreadable; the message says which file and what to do."""
 
 

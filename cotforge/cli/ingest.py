@@ -13,9 +13,9 @@ from cotforge.cli.common import RunOption, console, counts_table, err_console, f
 def _load_mapping(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
-    import yaml
+    from cotforge.bounded_yaml import read_yaml_file
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml_file(path, "category map")
     if not isinstance(data, dict):
         fail(f"{path}: expected a mapping of source label → category")
     return {str(k): str(v) for k, v in data.items()}

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cotforge.failures import is_failed_request, take_failed_requests
 from cotforge.generation.requests import (
     GenerateConfig,
     PlannedSample,
@@ -24,9 +25,23 @@ from cotforge.generation.validate import ValidateResult, ValidationConfig, valid
 from cotforge.llm.cache import RequestCache
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
+from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample
 from cotforge.templates import PromptTemplates, default_templates
+
+GENERATE = StageDeclaration(
+    name="generate",
+    config="cotforge.generation.requests:GenerateConfig",
+    edge="cotforge.generation.generate:generate_in_run",
+    inputs=(RunFiles.PROMPTS,),
+    conditional_inputs=lambda config: (RunFiles.AUGMENTED,) if config.include_augmented else (),
+    outputs=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
+    templates=("teacher",),
+    main_model_key="teacher",
+    # Validation is its own pipeline step (its thresholds can change without regenerating).
+    edge_kwargs=(("validate", False),),
+)
 
 
 class GenerateResult(BaseModel):
@@ -46,7 +61,7 @@ def open_cache(folder: RunFolder, use_cache: bool, refresh: bool) -> RequestCach
 
 def _prompts(folder: RunFolder, config: GenerateConfig) -> list[PromptRecord]:
     prompts = folder.read(RunFiles.PROMPTS, PromptRecord)
-    if config.include_augmented and folder.exists(RunFiles.AUGMENTED):
+    if config.include_augmented:
         prompts += folder.read(RunFiles.AUGMENTED, PromptRecord)
     prompts = [p for p in prompts if p.kind in config.kinds]
     return prompts[: config.limit] if config.limit is not None else prompts
@@ -61,6 +76,9 @@ def _done_slots(folder: RunFolder, retry_rejects: bool) -> tuple[set[str], dict[
     for log in (samples, rejects):
         AppendLog(log).close()  # cuts a line torn by a kill before we read
     done.update(s.id for s in read_jsonl(samples, Sample))
+    # Requests that failed in transport are asked again on every run; rejects of the output itself only
+    # with ``retry_rejects``.
+    take_failed_requests(rejects, "generate")
     if retry_rejects:
         kept: list[RejectRecord] = []
         for record in read_jsonl(rejects, RejectRecord):
@@ -107,9 +125,8 @@ def generate_in_run(
     templates: PromptTemplates | None = None,
 ) -> GenerateResult:
     """Generate every missing sample of the run, then validate (see the module docstring)."""
-    folder = RunFolder(run_dir).ensure()
-    outputs = [RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS]
-    with StageRun(folder, "generate", config, [RunFiles.PROMPTS], outputs) as run:
+    folder = GENERATE.open_run(run_dir, config)
+    with StageRun.declared(folder, GENERATE, config) as run:
         plans = plan_samples(_prompts(folder, config), config, templates or default_templates())
         done, retried = _done_slots(folder, config.retry_rejects)
         todo = [p for p in plans if p.request.key not in done]
@@ -126,7 +143,7 @@ def generate_in_run(
                 else r
                 for r in requests
             ]
-        written = {"ok": 0, "rejected": 0}
+        written = {"ok": 0, "rejected": 0, "failed": 0}
 
         def parse(request: ChatRequest, text: str) -> Rationale:
             return parse_rationale(config.output_mode, text)
@@ -146,6 +163,7 @@ def generate_in_run(
                     rejects.append(reject_of(plan, outcome, retried.get(plan.request.key, 0)))
                     rejects.flush(durable=False)
                     written["rejected"] += 1
+                    written["failed"] += int(is_failed_request([outcome.reason or ""]))
 
             try:
                 stats = engine.run(requests, parse, store)
@@ -158,6 +176,7 @@ def generate_in_run(
         run.cost_usd = usage.get("cost_usd")
         run.counts.update(planned=len(plans), already_done=len(plans) - len(todo), generated=written["ok"])
         run.counts["rejected"] = written["rejected"]
+        run.failed, run.failed_file = written["failed"], RunFiles.GENERATE_REJECTS
         run.extra.update(usage=usage, template_ids=config.templates.model_dump())
         run.timings["engine"] = stats.elapsed_s
     result = GenerateResult(

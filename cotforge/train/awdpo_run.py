@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cotforge.errors import CotforgeError
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder import RunFiles
 from cotforge.schemas import PreferencePair, RejectRecord
 from cotforge.train.config import AWDPOTrainConfig
 from cotforge.train.data import pair_rows
@@ -36,6 +36,7 @@ from cotforge.train.edge import (
     write_rejects,
 )
 from cotforge.train.policy import load_policy
+from cotforge.train.stages import TRAIN_AWDPO
 
 STAGE = "train-awdpo"
 MAX_DROPS_IN_MANIFEST = 200
@@ -73,7 +74,7 @@ def train_awdpo(
     from cotforge.train.segments import segment_dataset
 
     quiet_libraries()
-    folder = RunFolder(run_dir).ensure()
+    folder = TRAIN_AWDPO.open_run(run_dir, config)
     data_path = in_run(folder, config.data, RunFiles.PAIRS)
     output_dir = in_run(folder, config.output_dir, Path(RunFiles.MODELS) / "awdpo")
     numbered, rejects = read_numbered(data_path, PreferencePair, STAGE)

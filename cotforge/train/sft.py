@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cotforge.errors import CotforgeError
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder import RunFiles
 from cotforge.schemas import PromptRecord, RejectRecord, Sample, SegmentSpan
 from cotforge.train.config import SFTTrainConfig
 from cotforge.train.data import RowsResult, sft_rows
@@ -37,6 +37,7 @@ from cotforge.train.edge import (
 )
 from cotforge.train.policy import load_policy
 from cotforge.train.segments import SegmentError, check_completion_fits
+from cotforge.train.stages import TRAIN_SFT
 
 STAGE = "train-sft"
 
@@ -77,7 +78,7 @@ def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] 
     from trl import SFTConfig, SFTTrainer
 
     quiet_libraries()
-    folder = RunFolder(run_dir).ensure()
+    folder = TRAIN_SFT.open_run(run_dir, config)
     default_data = RunFiles.REVIEWED if folder.exists(RunFiles.REVIEWED) else RunFiles.ACCEPTED
     data_path = in_run(folder, config.data, default_data)
     prompts_path = in_run(folder, config.prompts, RunFiles.PROMPTS)
