@@ -188,7 +188,6 @@ class StageRun:
         if exc is not None:
             self.write("failed", f"{type(exc).__name__}: {exc}")
             return
-        self.counts["failed"] = self.failed
         if self.failed and not self.allow_failures:
             error = FailedRecordsError(self.stage, self.failed, self.failed_file)
             self.write("failed", str(error))

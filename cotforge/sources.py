@@ -48,10 +48,35 @@ def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
                     name, lineno, None, ("bad_json", f"bad JSON ({exc.msg} at column {exc.colno})"), line
                 )
                 continue
+            except RecursionError:
+                # Only this row is unreadable: reject it and keep reading.
+                yield RawRow(name, lineno, None, ("too_deep", "JSON nested too deeply to read"), line)
+                continue
             if not isinstance(data, dict):
                 yield RawRow(name, lineno, None, ("not_an_object", "expected a JSON object per line"), line)
                 continue
+            if _deeper_than(data, MAX_ROW_DEPTH):
+                yield RawRow(
+                    name, lineno, None, ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels"), line
+                )
+                continue
             yield RawRow(name, lineno, data)
+
+
+# Rows are copied, validated and serialized recursively downstream; a prompt row is never this deep.
+MAX_ROW_DEPTH = 32
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """True when ``value`` nests lists/dicts more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _has_surrogates(text: str) -> bool:
