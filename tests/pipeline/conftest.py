@@ -44,7 +44,9 @@ def build_finished_run(root: Path) -> RunFolder:
     folder = RunFolder(root).ensure()
     atomic_write_jsonl(folder.path(RunFiles.PROMPTS), PROMPTS)
     steps = ["The user asks for something that could hurt another person.", "Helping would enable harm."]
-    samples = [make_sample(p, steps, REFUSAL if p.kind == "safety" else "About nine minutes.") for p in PROMPTS]
+    samples = [
+        make_sample(p, steps, REFUSAL if p.kind == "safety" else "About nine minutes.") for p in PROMPTS
+    ]
     atomic_write_jsonl(folder.path(RunFiles.SAMPLES), samples)
     validate_in_run(root, ValidationConfig(min_steps=2))
     auto_review_in_run(root)

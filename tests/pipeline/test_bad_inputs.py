@@ -55,7 +55,9 @@ def test_pipeline_argument_that_is_a_folder(tmp_path: Path) -> None:
 
 def test_check_with_an_unknown_from_step_fails(tmp_path: Path) -> None:
     path = _pipeline(tmp_path, tmp_path / "run", [{"ingest": {"bundled": True}}])
-    _one_line_error(runner.invoke(app, ["run", str(path), "--check", "--from", "bogus"]), "bogus", "no such step")
+    _one_line_error(
+        runner.invoke(app, ["run", str(path), "--check", "--from", "bogus"]), "bogus", "no such step"
+    )
 
 
 def test_corrupt_pipeline_state_is_named_and_force_gets_past_it(tmp_path: Path) -> None:
@@ -71,7 +73,9 @@ def test_corrupt_pipeline_state_is_named_and_force_gets_past_it(tmp_path: Path) 
     assert (run / "manifests" / "pipeline.json.corrupt").exists()
 
 
-def test_pipeline_step_without_its_inputs_fails_and_is_not_completed(finished_run: Path, tmp_path: Path) -> None:
+def test_pipeline_step_without_its_inputs_fails_and_is_not_completed(
+    finished_run: Path, tmp_path: Path
+) -> None:
     path = _pipeline(tmp_path, finished_run, [{"ingest": {"bundled": True}}, {"pairs": {}}])
     before = (finished_run / RunFiles.PAIRS).read_bytes()
     (finished_run / RunFiles.JUDGMENTS).unlink()
@@ -85,7 +89,7 @@ def test_pipeline_step_without_its_inputs_fails_and_is_not_completed(finished_ru
 def test_corrupt_cache_is_named_with_how_to_rebuild(tmp_path: Path) -> None:
     path = tmp_path / RunFiles.CACHE
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(CotforgeError, match="cache.sqlite.*move it aside") as info:
+    with pytest.raises(CotforgeError, match=r"cache\.sqlite.*move it aside") as info:
         RequestCache(path)
     assert info.value.file == str(path)
     assert isinstance(info.value.__context__, sqlite3.DatabaseError)
@@ -97,7 +101,17 @@ def test_invalid_category_map_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "map.yaml"
     bad.write_text("crime: [unclosed\n")
     result = runner.invoke(
-        app, ["ingest", str(source), "--run", str(tmp_path / "run"), "--kind", "safety", "--category-map", str(bad)]
+        app,
+        [
+            "ingest",
+            str(source),
+            "--run",
+            str(tmp_path / "run"),
+            "--kind",
+            "safety",
+            "--category-map",
+            str(bad),
+        ],
     )
     _one_line_error(result, "map.yaml", "not valid YAML")
 

@@ -32,7 +32,9 @@ class NoServers:
 def _runner(tmp_path: Path, steps: list[dict], sets: list[str] | None = None) -> PipelineRunner:  # type: ignore[type-arg]
     path = tmp_path / "p.yaml"
     servers = {"m": {"model": "smollm2"}}
-    path.write_text(yaml.safe_dump({"name": "t", "run": str(tmp_path / "run"), "servers": servers, "steps": steps}))
+    path.write_text(
+        yaml.safe_dump({"name": "t", "run": str(tmp_path / "run"), "servers": servers, "steps": steps})
+    )
     spec = load_pipeline(path, sets)
     return PipelineRunner(spec, registry(), NoServers(), templates_root(), log=lambda _: None)
 
@@ -109,10 +111,25 @@ def test_generate_with_augmented_prompts_reruns_when_they_change(tmp_path: Path)
     ],
 )
 def test_operational_knobs_leave_the_fingerprint_alone(
-    tmp_path: Path, stage: str, config: dict, operational: list[str], identity: str  # type: ignore[type-arg]
+    tmp_path: Path,
+    stage: str,
+    config: dict,
+    operational: list[str],
+    identity: str,  # type: ignore[type-arg]
 ) -> None:
     steps = [{stage: config}]
     base = _fingerprint(_runner(tmp_path, steps), stage)
     for knob in operational:
         assert _fingerprint(_runner(tmp_path, steps, [knob]), stage) == base, knob
     assert _fingerprint(_runner(tmp_path, steps, [identity]), stage) != base
+
+
+def test_a_finished_step_is_skipped_after_an_operational_change(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "run").ensure()
+    atomic_write_jsonl(folder.path(RunFiles.PROMPTS), [make_prompt("How do I pick a lock?")])
+    steps = [{"augment": {"per_prompt": 2}}]
+    first = _runner(tmp_path, steps).run()
+    quieter = _runner(tmp_path, steps, ["augment.progress=false"]).run()
+    assert quieter.steps["augment"].finished_at == first.steps["augment"].finished_at
+    changed = _runner(tmp_path, steps, ["augment.per_prompt=1"]).run()
+    assert changed.steps["augment"].finished_at != first.steps["augment"].finished_at
