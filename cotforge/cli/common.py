@@ -55,7 +55,7 @@ def friendly_errors(func: F) -> F:
         except ValidationError as exc:
             if not exc.title.endswith(_CONFIG_SUFFIXES):
                 raise
-            fail(f"invalid {exc.title} (check the options):\n{exc}")
+            fail(f"invalid configuration ({exc.title}):\n{exc}")
         except OSError as exc:
             if exc.filename is None:
                 raise

@@ -29,7 +29,8 @@ TruncationMode = Literal["keep_start", "keep_end"]
 ROW_COLUMNS = ("prompt", "chosen", "rejected", "chosen_spans", "rejected_spans", "w_rs", "w_rp")
 
 
-class SegmentError(CotforgeError):
+# Also a ValueError: it marks a bad value, so pydantic validators and callers that reject bad values catch it.
+class SegmentError(CotforgeError, ValueError):
     """A pair that cannot be segmented or does not survive truncation; ``code`` is a stable reason code."""
 
     def __init__(self, code: str, message: str) -> None:
