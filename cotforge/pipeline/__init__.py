@@ -1,1 +1,1 @@
-"""Pipelines: YAML specs, the runner, releases, reports and evaluation."""
+"""Pipelines: YAML specs, stage declarations and their registry, the runner and the servers it starts."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cotforge.manifest import config_hash
 from cotforge.pipeline.declaration import StageDeclaration, result_identity, usable_run_folder
 from cotforge.pipeline.spec import PipelineError, PipelineSpec, ServerSpec, StepSpec, format_validation_error
+from cotforge.pipeline.stages import resolve_servers
 from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
 from cotforge.schemas import utc_now
 
@@ -113,8 +114,6 @@ class PipelineRunner:
 
     def config(self, step: StepSpec, url_of: Callable[[str], tuple[str, str]] = _placeholder) -> Any:
         """The step's validated config; ``server:`` entries resolved with ``url_of``."""
-        from cotforge.pipeline.stages import resolve_servers
-
         declaration = self.registry[step.stage]
         raw = resolve_servers(step.stage, step.config, url_of)
         try:
