@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cotforge.cli import app
@@ -67,3 +68,15 @@ def test_rerun_against_a_live_judge_fills_the_hole(finished_run: Path, tiny_vllm
     assert result.failed == 0
     judged = {s.candidate_id for s in read_jsonl(finished_run / RunFiles.JUDGMENTS, JudgeScores)}
     assert left in judged and _failed_rejects(finished_run) == []
+
+
+@pytest.mark.unit
+def test_pipeline_does_not_call_a_step_with_failures_completed(finished_run: Path, tmp_path: Path) -> None:
+    _leave_one_unjudged(finished_run)
+    judge = {"judge": {"model": "m", "base_urls": [REFUSED], "max_retries": 0}, "crosscheck": False}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "run": str(finished_run), "steps": [{"judge": judge}]}))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == EXIT_FAILED_RECORDS and "completed with 1 failures" in result.output
+    state = json.loads((finished_run / "manifests" / "pipeline.json").read_text())
+    assert state["steps"]["judge"]["status"] == "failed"
