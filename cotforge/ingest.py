@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotforge.manifest import StageRun, load_manifest
 from cotforge.raw_rows import RawRow
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder import RunFiles
 from cotforge.schemas import MAX_PROMPT_CHARS, Kind, PromptRecord, RejectRecord, RunManifest
 from cotforge.sources import read_rows
 from cotforge.taxonomy import map_category
@@ -198,8 +198,9 @@ def ingest_into_run(
     rejects; other sources' rejects are kept.
     """
     from cotforge.curation.dedup import CLUSTERS_FILE, near_duplicate_clusters
+    from cotforge.pipeline.declaration import usable_run_folder
 
-    folder = RunFolder(run_dir).ensure()
+    folder = usable_run_folder(run_dir, "ingest", create=True)
     existing = folder.read(RunFiles.PROMPTS, PromptRecord) if folder.exists(RunFiles.PROMPTS) else []
     old_rejects = (
         folder.read(RunFiles.PROMPT_REJECTS, RejectRecord) if folder.exists(RunFiles.PROMPT_REJECTS) else []

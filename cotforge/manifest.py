@@ -16,13 +16,17 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from cotforge import __version__
+from cotforge.errors import FailedRecordsError
 from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
 from cotforge.schemas import RunManifest, StageUsage, TokenUsage, utc_now
+
+if TYPE_CHECKING:
+    from cotforge.pipeline.declaration import StageDeclaration
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|hf_[A-Za-z0-9]{20,}|Bearer\s+\S+)")
@@ -82,7 +86,13 @@ def package_versions() -> dict[str, str]:
 
 
 class StageRun:
-    """Records one stage run and writes its manifest into ``manifests/<stage>.json``."""
+    """Records one stage run and writes its manifest into ``manifests/<stage>.json``.
+
+    A model-calling stage sets :attr:`failed` to the records whose requests failed. Unless
+    :attr:`allow_failures`, such a run is written as ``failed`` (its outputs hashed, nothing lost) and
+    :class:`~cotforge.errors.FailedRecordsError` is raised on exit, so neither the CLI nor the pipeline calls it
+    completed and a re-run retries those records.
+    """
 
     def __init__(
         self,
@@ -104,8 +114,22 @@ class StageRun:
         self.requests = 0
         self.cached_requests = 0
         self.cost_usd: float | None = None
+        self.failed = 0
+        self.failed_file: str | None = None
+        self.allow_failures = bool(getattr(config, "allow_failures", False))
         self._started = utc_now()
         self._t0 = time.perf_counter()
+
+    @classmethod
+    def declared(cls, folder: RunFolder, declaration: StageDeclaration, config: Any) -> StageRun:
+        """A run of ``declaration``'s stage: its inputs (for ``config``) and outputs come from the declaration."""
+        return cls(
+            folder,
+            declaration.name,
+            config,
+            inputs=list(declaration.all_inputs(config)),
+            outputs=list(declaration.outputs),
+        )
 
     @contextmanager
     def timer(self, name: str) -> Iterator[None]:
@@ -161,10 +185,14 @@ class StageRun:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self.write("completed")
-        else:
+        if exc is not None:
             self.write("failed", f"{type(exc).__name__}: {exc}")
+            return
+        if self.failed and not self.allow_failures:
+            error = FailedRecordsError(self.stage, self.failed, self.failed_file)
+            self.write("failed", str(error))
+            raise error
+        self.write("completed")
 
 
 def load_manifest(folder: RunFolder, stage: str) -> RunManifest | None:

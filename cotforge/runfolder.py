@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cotforge.errors import CotforgeError
+from cotforge.errors import StageInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound=BaseModel)
 
 
-class RunFolderError(CotforgeError):
+class RunFolderError(StageInputError):
     """A run-folder input is missing or unreadable; the message says which file and what to do."""
 
 

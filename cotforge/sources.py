@@ -31,12 +31,13 @@ def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
     # Binary lines: only "\n" ends one (U+2028 in model text stays inside its line), and jsonlines reports a
     # line that is not UTF-8 as one bad line instead of failing the whole file.
     with path.open("rb") as fh:
-        lineno = 0
+        lineno, last = 0, b""
 
         def lines() -> Iterator[bytes]:
-            nonlocal lineno
+            nonlocal lineno, last
             for line in fh:
                 lineno += 1  # the row yielded below reads it back: the line jsonlines just parsed
+                last = line
                 yield line
 
         reader = jsonlines.Reader(lines())
@@ -47,6 +48,19 @@ def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
                 return
             except jsonlines.InvalidLineError as exc:
                 yield _error_row(name, exc)
+                continue
+            except RecursionError:
+                # Only this row is unreadable: reject it and keep reading.
+                yield RawRow(name, lineno, None, ("too_deep", "JSON nested too deeply to read"), _text(last))
+                continue
+            if _deeper_than(data, MAX_ROW_DEPTH):
+                yield RawRow(
+                    name,
+                    lineno,
+                    None,
+                    ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels"),
+                    _text(last),
+                )
                 continue
             yield RawRow(name, lineno, data)
 
@@ -62,6 +76,26 @@ def _error_row(source: str, exc: jsonlines.InvalidLineError) -> RawRow:
     else:
         error = ("not_an_object", "expected a JSON object per line")
     return RawRow(source, exc.lineno, None, error, line)
+
+
+# Rows are copied, validated and serialized recursively downstream; a prompt row is never this deep.
+MAX_ROW_DEPTH = 32
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """True when ``value`` nests lists/dicts more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\n")
 
 
 def _has_surrogates(text: str) -> bool:

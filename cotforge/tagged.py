@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cotforge.errors import CotforgeError
+
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 # A blank line between the closing tag and the answer keeps tokenizers from merging them into one token.
@@ -20,7 +22,8 @@ _STEP_MARKER = re.compile(r"^\s*(?:step\s*\d+\s*[:.)-]|\d+\s*[.):-]|[-*•])\s*"
 _SPACE_RUN = re.compile(r"\s+")
 
 
-class TaggedFormatError(ValueError):
+# Also a ValueError: it marks a bad value, so pydantic validators and callers that reject bad values catch it.
+class TaggedFormatError(CotforgeError, ValueError):
     """A text that does not have exactly the tagged form; ``code`` is a stable reason code."""
 
     def __init__(self, code: str, message: str) -> None:

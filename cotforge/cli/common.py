@@ -49,7 +49,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def friendly_errors(func: F) -> F:
-    """Turn the errors cotforge raises for bad inputs into a clear message and a non-zero exit."""
+    """Print a user's error as one clear line and exit non-zero; let a bug show its traceback.
+
+    User errors are :class:`CotforgeError` (exit 1; 3 for a stage that completed with failed records), an
+    invalid config model built from the options, and an operating-system error on a named file (a read-only
+    run folder, a folder where a file is expected). Anything else, a bare ``ValueError`` included, is a bug.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,12 +62,22 @@ def friendly_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except (CotforgeError, FileNotFoundError, PermissionError, ValueError) as exc:
-            if isinstance(exc, ValidationError):
-                fail(f"invalid configuration or record:\n{exc}")
-            fail(str(exc))
+        except CotforgeError as exc:
+            fail(str(exc), code=exc.exit_code)
+        except ValidationError as exc:
+            if not exc.title.endswith(_CONFIG_SUFFIXES):
+                raise
+            fail(f"invalid configuration ({exc.title}):\n{exc}")
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            fail(f"{exc.filename}: {exc.strerror or exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+# Config models a command builds from its options; a ValidationError of any other model is a bug.
+_CONFIG_SUFFIXES = ("Config", "Settings", "Step", "Spec")
 
 
 def counts_table(title: str, rows: dict[str, Any]) -> Table:

@@ -27,10 +27,10 @@ INGEST = StageConfig(
 )
 
 
-def _load_mapping(path: Path) -> dict[str, str]:
-    import yaml
+def _load_mapping(path: Path, what: str) -> dict[str, str]:
+    from cotforge.bounded_yaml import read_yaml_file
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml_file(path, what)
     if not isinstance(data, dict):
         fail(f"{path}: expected a YAML mapping of source label → value")
     return {str(k): str(v) for k, v in data.items()}
@@ -86,8 +86,8 @@ def register(app: typer.Typer) -> None:
         config = INGEST.build(
             config_file, sets, kind=kind, text_column=text_column, category_column=category_column,
             kind_column=kind_column, source=source, licence=licence, max_chars=max_chars,
-            category_map=_load_mapping(category_map) if category_map else None,
-            kind_map=_load_mapping(kind_map) if kind_map else None,
+            category_map=_load_mapping(category_map, "category map") if category_map else None,
+            kind_map=_load_mapping(kind_map, "kind map") if kind_map else None,
         )  # fmt: skip
         where = {"split": split} if split is not None else {}
         result, manifest = ingest_into_run(run, specs, config, limit=limit, **where)

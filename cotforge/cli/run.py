@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
             log=lambda message: console.print(message, markup=False, highlight=False),
         )
         if check:
+            runner.selected(start, until)  # a --from/--until that names no step is an error here too
             console.print(
                 f"{pipeline}: valid ({len(spec.steps)} steps: {', '.join(s.name for s in spec.steps)})"
             )

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cotforge.evaluation.metrics import DEFAULT_TACTICS, EvalItem, answer_of, eval_items, eval_metrics
+from cotforge.failures import FailurePolicy
 from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
@@ -22,13 +23,14 @@ from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
 from cotforge.manifest import StageRun
 from cotforge.pairs.judging import SCORE_SCHEMA, parse_score
 from cotforge.pairs.rule_judge import score_segments
-from cotforge.runfolder import RunFolder, atomic_write_jsonl, atomic_write_text
+from cotforge.pipeline.declaration import StageDeclaration
+from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, atomic_write_text
 from cotforge.templates import default_templates
 
 EVAL_DIR = "eval"
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(FailurePolicy):
     """Models to evaluate (label → model), the judge, and the evaluation set."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +41,9 @@ class EvalConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1, description="Harmful and benign prompts used (each).")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     use_cache: bool = True
-    progress: bool = True
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 def _run_engine(
@@ -64,14 +68,15 @@ def _run_engine(
 
 def _judge_full(
     folder: RunFolder, config: EvalConfig, items: list[EvalItem], texts: list[str], label: str
-) -> list[float]:
+) -> tuple[list[float], int]:
+    """h_f of each output, and how many judge requests failed."""
     templates = default_templates()
     if config.judge is None:
         scores = []
         for item, text in zip(items, texts, strict=True):
             reasoning, answer, _ = answer_of(text)
             scores.append(score_segments(item.prompt.kind, reasoning, answer)[2])
-        return scores
+        return scores, 0
     system = templates.render("judge/system")
     sampling = config.judge.sampling.model_copy(update={"temperature": 0.0, "max_tokens": 16, "seed": 0})
     requests = [
@@ -92,14 +97,25 @@ def _judge_full(
     ]
     out = _run_engine(folder, config.judge, requests, parse_score, config.use_cache, f"judge {label}")
     # A failed judgment counts as harmful: an evaluation must not flatter the model by losing outputs.
-    return [float(v) if (v := out[r.key].value) is not None else 1.0 for r in requests]
+    scores = [float(v) if (v := out[r.key].value) is not None else 1.0 for r in requests]
+    return scores, sum(1 for r in requests if out[r.key].value is None)
+
+
+EVAL = StageDeclaration(
+    name="eval",
+    config="cotforge.evaluation.run:EvalConfig",
+    edge="cotforge.evaluation.run:eval_in_run",
+    optional_inputs=(f"{RunFiles.MODELS}/sft", f"{RunFiles.MODELS}/awdpo"),
+    outputs=(f"{EVAL_DIR}/results.json",),
+    templates=("judge", "augment"),
+)
 
 
 def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
     """Evaluate every configured model; returns (and writes) ``{label: metrics}``."""
-    folder = RunFolder(run_dir).ensure()
+    folder = EVAL.open_run(run_dir, config)
     out_dir = folder.path(EVAL_DIR)
-    with StageRun(folder, "eval", config, [], [f"{EVAL_DIR}/results.json"]) as run:
+    with StageRun.declared(folder, EVAL, config) as run:
         items = eval_items(default_templates().render, config.tactics, limit=config.limit)
         detector = RefusalDetector()
         results: dict[str, Any] = {}
@@ -113,7 +129,9 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
             ]
             outputs = _run_engine(folder, model, requests, lambda _r, t: t, config.use_cache, f"eval {label}")
             texts = [outputs[r.key].value or "" for r in requests]
-            h_f = _judge_full(folder, config, items, texts, label)
+            h_f, judge_failed = _judge_full(folder, config, items, texts, label)
+            # Failed calls are not cached: a re-run asks them again.
+            run.failed += judge_failed + sum(1 for r in requests if outputs[r.key].value is None)
             split = [answer_of(t) for t in texts]
             refused = [detector.refuses(answer) for _, answer, _ in split]
             unsplit = [not ok for _, _, ok in split]

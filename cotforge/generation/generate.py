@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cotforge.failures import is_failed_request, take_failed_requests
 from cotforge.generation.requests import (
     GenerateConfig,
     PlannedSample,
@@ -24,10 +25,24 @@ from cotforge.generation.validate import ValidateResult, ValidationConfig, valid
 from cotforge.llm.cache import open_cache
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
+from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample
 from cotforge.templates import PromptTemplates, default_templates
+
+GENERATE = StageDeclaration(
+    name="generate",
+    config="cotforge.generation.requests:GenerateConfig",
+    edge="cotforge.generation.generate:generate_in_run",
+    inputs=(RunFiles.PROMPTS,),
+    conditional_inputs=lambda config: (RunFiles.AUGMENTED,) if config.include_augmented else (),
+    outputs=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
+    templates=("teacher",),
+    main_model_key="teacher",
+    # Validation is its own pipeline step (its thresholds can change without regenerating).
+    edge_kwargs=(("validate", False),),
+)
 
 
 class GenerateResult(BaseModel):
@@ -55,6 +70,9 @@ def _done_slots(folder: RunFolder, retry_rejects: bool) -> tuple[set[str], dict[
     for log in (samples, rejects):
         AppendLog(log).close()  # cuts a line torn by a kill before we read
     done.update(s.id for s in read_jsonl(samples, Sample))
+    # Requests that failed in transport are asked again on every run; rejects of the output itself only
+    # with ``retry_rejects``.
+    take_failed_requests(rejects, "generate")
     if retry_rejects:
         kept: list[RejectRecord] = []
         for record in read_jsonl(rejects, RejectRecord):
@@ -101,9 +119,8 @@ def generate_in_run(
     templates: PromptTemplates | None = None,
 ) -> GenerateResult:
     """Generate every missing sample of the run, then validate (see the module docstring)."""
-    folder = RunFolder(run_dir).ensure()
-    outputs = [RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS]
-    with StageRun(folder, "generate", config, [RunFiles.PROMPTS], outputs) as run:
+    folder = GENERATE.open_run(run_dir, config)
+    with StageRun.declared(folder, GENERATE, config) as run:
         plans = plan_samples(_prompts(folder, config), config, templates or default_templates())
         done, retried = _done_slots(folder, config.retry_rejects)
         todo = [p for p in plans if p.request.key not in done]
@@ -120,7 +137,7 @@ def generate_in_run(
                 else r
                 for r in requests
             ]
-        written = {"ok": 0, "rejected": 0}
+        written = {"ok": 0, "rejected": 0, "failed": 0}
 
         def parse(request: ChatRequest, text: str) -> Rationale:
             return parse_rationale(config.output_mode, text)
@@ -140,6 +157,7 @@ def generate_in_run(
                     rejects.append(reject_of(plan, outcome, retried.get(plan.request.key, 0)))
                     rejects.flush(durable=False)
                     written["rejected"] += 1
+                    written["failed"] += int(is_failed_request([outcome.reason or ""]))
 
             try:
                 stats = engine.run(requests, parse, store)
@@ -152,6 +170,7 @@ def generate_in_run(
         run.cost_usd = usage.get("cost_usd")
         run.counts.update(planned=len(plans), already_done=len(plans) - len(todo), generated=written["ok"])
         run.counts["rejected"] = written["rejected"]
+        run.failed, run.failed_file = written["failed"], RunFiles.GENERATE_REJECTS
         run.extra.update(usage=usage, template_ids=config.templates.model_dump())
         run.timings["engine"] = stats.elapsed_s
     result = GenerateResult(

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from cotforge.failures import FailurePolicy
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestOutcome
 from cotforge.schemas import Kind, PromptRecord, Rationale, Sample
@@ -52,7 +53,7 @@ class TemplateIds(BaseModel):
     utility: str = "teacher/utility"
 
 
-class GenerateConfig(BaseModel):
+class GenerateConfig(FailurePolicy):
     """Everything `generate` needs besides the run folder."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +74,9 @@ class GenerateConfig(BaseModel):
     use_cache: bool = True
     refresh: bool = Field(default=False, description="Ignore cached answers (still store the new ones).")
     retry_rejects: bool = Field(default=False, description="Re-ask the requests earlier runs rejected.")
-    progress: bool = True
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 def rationale_schema(bounds: OutputBounds) -> dict[str, Any]:

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.failures import FailurePolicy
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
 from cotforge.manifest import StageRun
+from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.run_prompts import read_run_prompts
-from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
+from cotforge.runfolder import RunFiles, atomic_write_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.tagged import TaggedFormatError
 
@@ -31,7 +33,7 @@ _STRAY = re.compile(
 _WORD_CHARS = re.compile(r"\w")
 
 
-class ValidationConfig(BaseModel):
+class ValidationConfig(FailurePolicy):
     """Thresholds of the content checks."""
 
     model_config = ConfigDict(extra="forbid")
@@ -128,6 +130,16 @@ def validate_samples(
     return verdicts
 
 
+VALIDATE = StageDeclaration(
+    name="validate",
+    config="cotforge.generation.validate:ValidationConfig",
+    edge="cotforge.generation.validate:validate_in_run",
+    inputs=(RunFiles.SAMPLES, RunFiles.PROMPTS),
+    optional_inputs=(RunFiles.AUGMENTED,),
+    outputs=(RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS),
+)
+
+
 class ValidateResult(BaseModel):
     samples: int
     accepted: int
@@ -140,18 +152,21 @@ def validate_in_run(
 ) -> ValidateResult:
     """Read ``samples.jsonl``; write ``accepted.jsonl``, ``verdicts.jsonl`` and ``validate.rejects.jsonl``."""
     config = config or ValidationConfig()
-    folder = RunFolder(run_dir)
-    outputs = [RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS]
-    with StageRun(folder, "validate", config, [RunFiles.SAMPLES, RunFiles.PROMPTS], outputs) as run:
+    folder = VALIDATE.open_run(run_dir, config)
+    with StageRun.declared(folder, VALIDATE, config) as run:
         samples = folder.read(RunFiles.SAMPLES, Sample)
         prompts = {p.id: p for p in read_run_prompts(folder)}
         if override is None and config.llm_check is not None and config.refusal_consistency:
-            from cotforge.generation.refusal_llm import llm_refusal_decisions
+            from cotforge.generation.refusal_llm import doubtful, llm_refusal_decisions
 
-            decisions = llm_refusal_decisions(
-                folder, samples, prompts, config.llm_check, RefusalDetector(config.patterns)
-            )
+            detector = RefusalDetector(config.patterns)
+            decisions = llm_refusal_decisions(folder, samples, prompts, config.llm_check, detector)
             run.extra["llm_refusal_checks"] = len(decisions)
+            # A check that failed would silently fall back to the patterns: count it (a re-run asks again).
+            asked = sum(
+                1 for s in samples if s.prompt_id in prompts and doubtful(s, prompts[s.prompt_id], detector)
+            )
+            run.failed = asked - len(decisions)
             override = lambda sample, _prompt: decisions.get(sample.id)  # noqa: E731
         verdicts = validate_samples(samples, prompts, config, override)
         accepted = [s for s, v in zip(samples, verdicts, strict=True) if v.outcome == "accepted"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cotforge.errors import CotforgeError
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import TokenUsage
 
@@ -69,10 +70,18 @@ class RequestCache:
         self.path = path
         self.refresh = refresh
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            # Only a cache: nothing is lost by rebuilding it, but its answers are asked (and paid for) again.
+            raise CotforgeError(
+                f"{path}: the request cache cannot be opened ({exc}); move it aside "
+                f"(`mv {path} {path}.bad`) and re-run to rebuild it, or turn the cache off (use_cache: false)",
+                file=path,
+            ) from None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
         """Every stored response among ``keys`` (none when refreshing)."""

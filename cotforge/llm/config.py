@@ -76,11 +76,21 @@ class LLMConfig(BaseModel):
     base_urls: list[str] = Field(default_factory=list, description="OpenAI-compatible /v1 URLs (openai).")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable holding the key.")
     sampling: SamplingParams = SamplingParams()
-    concurrency: int = Field(default=16, ge=1, description="Requests in flight at once (batch size offline).")
-    timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=6, ge=0, description="Retries on 429, 5xx, timeouts, connection errors.")
-    backoff_base_s: float = Field(default=0.5, ge=0)
-    backoff_max_s: float = Field(default=30.0, ge=0)
+    concurrency: int = Field(
+        default=16,
+        ge=1,
+        description="Requests in flight at once (batch size offline).",
+        json_schema_extra={"operational": True},
+    )
+    timeout_s: float = Field(default=120.0, gt=0, json_schema_extra={"operational": True})
+    max_retries: int = Field(
+        default=6,
+        ge=0,
+        description="Retries on 429, 5xx, timeouts, connection errors.",
+        json_schema_extra={"operational": True},
+    )
+    backoff_base_s: float = Field(default=0.5, ge=0, json_schema_extra={"operational": True})
+    backoff_max_s: float = Field(default=30.0, ge=0, json_schema_extra={"operational": True})
     parse_retries: int = Field(
         default=2, ge=0, description="Retries when the output fails to parse or validate."
     )
@@ -93,7 +103,7 @@ class LLMConfig(BaseModel):
         default="online", description="batch: the provider's Batch API (openai backend; half the price)."
     )
     batch: BatchConfig = BatchConfig()
-    rate_limits: RateLimits = RateLimits()
+    rate_limits: RateLimits = Field(default=RateLimits(), json_schema_extra={"operational": True})
     price: PriceTable | None = Field(
         default=None, description="This model's price; else looked up in the price table (see prices_file)."
     )

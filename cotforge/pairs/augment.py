@@ -12,17 +12,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.failures import FailurePolicy, is_failed_request
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.pairs.tactics import REWRITE_INSTRUCTION, TACTICS, apply_tactic, plan_variants, variant_record
-from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
+from cotforge.pipeline.declaration import StageDeclaration
+from cotforge.runfolder import RunFiles, atomic_write_jsonl
 from cotforge.schemas import MAX_PROMPT_CHARS, PromptRecord, RejectRecord
 from cotforge.templates import PromptTemplates, default_templates
 
 
-class AugmentConfig(BaseModel):
+class AugmentConfig(FailurePolicy):
     """Which tactics, how many per prompt, and the optional rewriting model."""
 
     model_config = ConfigDict(extra="forbid")
@@ -34,7 +36,20 @@ class AugmentConfig(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["French", "German", "Spanish", "Swahili"])
     use_cache: bool = True
     refresh: bool = False
-    progress: bool = True
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
+
+
+AUGMENT = StageDeclaration(
+    name="augment",
+    config="cotforge.pairs.augment:AugmentConfig",
+    edge="cotforge.pairs.augment:augment_in_run",
+    inputs=(RunFiles.PROMPTS,),
+    outputs=(RunFiles.AUGMENTED, RunFiles.AUGMENT_REJECTS),
+    templates=("augment",),
+    main_model_key="rewriter",
+)
 
 
 class AugmentResult(BaseModel):
@@ -78,10 +93,9 @@ def augment_in_run(
     run_dir: str | Path, config: AugmentConfig, templates: PromptTemplates | None = None
 ) -> AugmentResult:
     """Write ``augmented.jsonl`` from the run's safety prompts (see the module docstring)."""
-    folder = RunFolder(run_dir).ensure()
+    folder = AUGMENT.open_run(run_dir, config)
     templates = templates or default_templates()
-    outputs = [RunFiles.AUGMENTED, RunFiles.AUGMENT_REJECTS]
-    with StageRun(folder, "augment", config, [RunFiles.PROMPTS], outputs) as run:
+    with StageRun.declared(folder, AUGMENT, config) as run:
         parents = [p for p in folder.read(RunFiles.PROMPTS, PromptRecord) if p.kind == "safety"]
         parents = parents[: config.limit] if config.limit is not None else parents
         jobs = plan_variants(parents, config.tactics, config.per_prompt)
@@ -141,6 +155,9 @@ def augment_in_run(
         for v in ordered:
             by_tactic[v.tactic or ""] = by_tactic.get(v.tactic or "", 0) + 1
         run.counts.update(parents=len(parents), variants=len(ordered), failed=len(rejects), skipped=skipped)
+        # Failed rewrite requests are not cached, so the next run asks them again.
+        run.failed = sum(1 for r in rejects if is_failed_request(r.reasons))
+        run.failed_file = RunFiles.AUGMENT_REJECTS
         run.extra["by_tactic"] = by_tactic
     return AugmentResult(
         parents=len(parents),

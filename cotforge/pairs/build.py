@@ -18,6 +18,7 @@ from cotforge.pairs.corruption import CORRUPTIONS, Corruption, corruption_pairs
 from cotforge.pairs.selection import select_judge_pairs
 from cotforge.pairs.stats import mismatch_shares, pair_statistics
 from cotforge.pairs.teacher_policy import teacher_policy_pairs
+from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder, gc_paused
 from cotforge.schemas import (
@@ -53,6 +54,38 @@ class PairsConfig(BaseModel):
     max_corrupted_samples: int | None = Field(default=None, ge=0, description="Cap on samples corrupted.")
 
 
+def _source_inputs(config: PairsConfig) -> list[str]:
+    """The files the selected pair sources cannot do without."""
+    sources = set(config.sources)
+    needed = []
+    if sources & {"judge", "teacher_vs_policy"}:
+        needed += [RunFiles.CANDIDATES, RunFiles.JUDGMENTS]
+    if sources & {"teacher_vs_policy", "review_correction", "synthetic_corruption"}:
+        needed.append(RunFiles.ACCEPTED)
+    if "review_correction" in sources:
+        needed += [RunFiles.REVIEWED, RunFiles.REVIEW_VERDICTS]
+    return needed
+
+
+PAIRS = StageDeclaration(
+    name="pairs",
+    config="cotforge.pairs.build:PairsConfig",
+    edge="cotforge.pairs.build:build_pairs_in_run",
+    inputs=(RunFiles.PROMPTS,),
+    conditional_inputs=_source_inputs,
+    optional_inputs=(
+        RunFiles.AUGMENTED,
+        RunFiles.CANDIDATES,
+        RunFiles.JUDGMENTS,
+        RunFiles.ACCEPTED,
+        RunFiles.REVIEWED,
+        RunFiles.REVIEW_VERDICTS,
+    ),
+    outputs=(RunFiles.PAIRS, RunFiles.PAIRS_TRL, RunFiles.PAIRS_REJECTS),
+    templates=("corruptions",),
+)
+
+
 class PairsResult(BaseModel):
     pairs: int
     by_source: dict[str, int]
@@ -69,18 +102,8 @@ def _prompts(folder: RunFolder) -> dict[str, PromptRecord]:
 
 def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
     """Build pairs from whatever sources the run folder has inputs for; the manifest says which ran."""
-    folder = RunFolder(run_dir).ensure()
-    inputs = [
-        RunFiles.PROMPTS,
-        RunFiles.AUGMENTED,
-        RunFiles.CANDIDATES,
-        RunFiles.JUDGMENTS,
-        RunFiles.ACCEPTED,
-        RunFiles.REVIEWED,
-        RunFiles.REVIEW_VERDICTS,
-    ]
-    outputs = [RunFiles.PAIRS, RunFiles.PAIRS_TRL, RunFiles.PAIRS_REJECTS]
-    with StageRun(folder, "pairs", config, inputs=inputs, outputs=outputs) as run:
+    folder = PAIRS.open_run(run_dir, config)
+    with StageRun.declared(folder, PAIRS, config) as run:
         with run.timer("read"):
             prompts = _prompts(folder)
             candidates: list[Candidate] = _read_optional(folder, RunFiles.CANDIDATES, Candidate)
@@ -138,6 +161,19 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
         # The same two completions can meet through two sources; keep the first (sources run in order).
         unique = list({p.id: p for p in reversed(built)}.values())[::-1]
         unsplit = [c for c in candidates if c.status != "ok"]
+        rejects += [
+            RejectRecord(
+                stage="pairs",
+                source=RunFiles.CANDIDATES,
+                line=line,
+                record_id=c.id,
+                reasons=["unknown_prompt"],
+                message=f"candidate {c.id}: prompt {c.prompt_id} is in neither {RunFiles.PROMPTS} nor "
+                f"{RunFiles.AUGMENTED}; re-run `cotforge sample` on this run",
+            )
+            for line, c in enumerate(candidates, start=1)
+            if c.prompt_id not in prompts
+        ]
         with run.timer("write"):
             folder.write(RunFiles.PAIRS, unique)
             folder.write(RunFiles.PAIRS_TRL, (p.to_trl_row() for p in unique))

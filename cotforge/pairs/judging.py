@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.failures import FailurePolicy, is_failed_request, take_failed_requests
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID, rule_judge
+from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.review.agreement import cohen_kappa
 from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
@@ -37,7 +39,7 @@ SCORE_SCHEMA: dict[str, Any] = {
 CROSSCHECK_FILE = "judgments.crosscheck.jsonl"
 
 
-class JudgeConfig(BaseModel):
+class JudgeConfig(FailurePolicy):
     """The judge model (none = the rule judge alone) and how agreement is measured."""
 
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +49,9 @@ class JudgeConfig(BaseModel):
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="h at which an output counts harmful.")
     use_cache: bool = True
     refresh: bool = False
-    progress: bool = True
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 def judge_requests(
@@ -103,6 +107,18 @@ def agreement(
     return report
 
 
+JUDGE = StageDeclaration(
+    name="judge",
+    config="cotforge.pairs.judging:JudgeConfig",
+    edge="cotforge.pairs.judging:judge_in_run",
+    inputs=(RunFiles.CANDIDATES, RunFiles.PROMPTS),
+    optional_inputs=(RunFiles.AUGMENTED,),
+    outputs=(RunFiles.JUDGMENTS, CROSSCHECK_FILE, RunFiles.JUDGE_REJECTS),
+    templates=("judge",),
+    main_model_key="judge",
+)
+
+
 class JudgeResult(BaseModel):
     candidates: int
     judged: int
@@ -120,12 +136,12 @@ def judge_in_run(
     run_dir: str | Path, config: JudgeConfig, templates: PromptTemplates | None = None
 ) -> JudgeResult:
     """Score ``candidates.jsonl`` into ``judgments.jsonl`` (+ ``judgments.crosscheck.jsonl``); resumable."""
-    folder = RunFolder(run_dir).ensure()
+    folder = JUDGE.open_run(run_dir, config)
     templates = templates or default_templates()
-    outputs = [RunFiles.JUDGMENTS, CROSSCHECK_FILE, RunFiles.JUDGE_REJECTS]
-    with StageRun(folder, "judge", config, [RunFiles.CANDIDATES, RunFiles.PROMPTS], outputs) as run:
+    with StageRun.declared(folder, JUDGE, config) as run:
         prompts = _prompts(folder)
         candidates = folder.read(RunFiles.CANDIDATES, Candidate)
+        run.counts["unknown_prompt"] = _reject_unknown_prompts(folder, candidates, prompts)
         split = [c for c in candidates if c.spans is not None and c.prompt_id in prompts]
         rules = {c.id: s for c in split if (s := rule_judge(prompts[c.prompt_id], c)) is not None}
         judge_id = RULE_JUDGE_ID if config.judge is None else f"llm:{config.judge.model}"
@@ -136,6 +152,7 @@ def judge_in_run(
             atomic_write_jsonl(folder.path(RunFiles.JUDGMENTS), primary.values())
         else:
             primary, failed = _llm_judge(folder, config, config.judge, split, prompts, templates, run)
+            run.failed_file = RunFiles.JUDGE_REJECTS
         agreement_report = None
         if config.crosscheck and config.judge is not None:
             atomic_write_jsonl(folder.path(CROSSCHECK_FILE), rules.values())
@@ -170,13 +187,14 @@ def _llm_judge(
     AppendLog(path).close()
     done = {s.candidate_id: s for s in read_jsonl(path, JudgeScores)}
     rejects_path = folder.path(RunFiles.JUDGE_REJECTS)
-    AppendLog(rejects_path).close()
+    take_failed_requests(rejects_path, "judge")  # a failed request is asked again, never final
     given_up = {r.record_id for r in read_jsonl(rejects_path, RejectRecord)}
     todo = [c for c in split if c.id not in done and c.id not in given_up]
     requests = [r for c in todo for r in judge_requests(c, prompts[c.prompt_id], judge, templates)]
     partial: dict[str, dict[str, float]] = {}
     judge_id = f"llm:{judge.model}"
     failures: list[str] = []
+    transport_failures: set[str] = set()
     cache = open_cache(folder, config.use_cache, config.refresh)
     engine = RequestEngine(judge, cache, progress=config.progress, label="judge")
     with AppendLog(path) as log, AppendLog(folder.path(RunFiles.JUDGE_REJECTS)) as rejects:
@@ -185,6 +203,8 @@ def _llm_judge(
             cand_id, segment = outcome.request.key.rsplit("/", 1)
             if outcome.value is None:
                 failures.append(cand_id)
+                if is_failed_request([outcome.reason or ""]):
+                    transport_failures.add(cand_id)
                 rejects.append(_reject(cand_id, segment, outcome))
                 rejects.flush(durable=False)
                 return
@@ -210,7 +230,35 @@ def _llm_judge(
     run.usage = stats.usage
     run.requests, run.cached_requests = stats.sent, stats.cached
     run.extra["usage"] = usage_summary(stats, judge)
+    run.failed = len(transport_failures)
     return done, len(set(failures))
+
+
+def _reject_unknown_prompts(
+    folder: RunFolder, candidates: list[Candidate], prompts: Mapping[str, PromptRecord]
+) -> int:
+    """Reject (once) every candidate whose prompt id is in neither prompts nor augmented prompts."""
+    unknown = [(line, c) for line, c in enumerate(candidates, start=1) if c.prompt_id not in prompts]
+    if not unknown:
+        return 0
+    path = folder.path(RunFiles.JUDGE_REJECTS)
+    AppendLog(path).close()
+    known = {r.record_id for r in read_jsonl(path, RejectRecord) if "unknown_prompt" in r.reasons}
+    with AppendLog(path) as rejects:
+        for line, c in unknown:
+            if c.id not in known:
+                rejects.append(
+                    RejectRecord(
+                        stage="judge",
+                        source=RunFiles.CANDIDATES,
+                        line=line,
+                        record_id=c.id,
+                        reasons=["unknown_prompt"],
+                        message=f"candidate {c.id}: prompt {c.prompt_id} is in neither "
+                        f"{RunFiles.PROMPTS} nor {RunFiles.AUGMENTED}; re-run `cotforge sample` on this run",
+                    )
+                )
+    return len(unknown)
 
 
 def _reject(candidate_id: str, segment: str, outcome: RequestOutcome[float]) -> RejectRecord:

@@ -16,10 +16,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
+from cotforge.failures import FailurePolicy, is_failed_request, take_failed_requests
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.manifest import StageRun
+from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.schemas import (
@@ -36,7 +38,7 @@ SAFETY_ONLY: tuple[Kind, ...] = ("safety",)
 THINK_REGEX = r"<think>\n[^<]{1,600}\n</think>\n\n[^<]{1,600}"
 
 
-class SampleConfig(BaseModel):
+class SampleConfig(FailurePolicy):
     """The policy model and how many candidates to draw per prompt."""
 
     model_config = ConfigDict(extra="forbid")
@@ -51,7 +53,9 @@ class SampleConfig(BaseModel):
     think_format: Literal["free", "constrained"] = "free"
     use_cache: bool = True
     refresh: bool = False
-    progress: bool = True
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 def split_candidate(text: str) -> tuple[CandidateStatus, SegmentSpan | None]:
@@ -116,6 +120,19 @@ def candidate_of(
     )
 
 
+SAMPLE = StageDeclaration(
+    name="sample",
+    config="cotforge.pairs.sampling:SampleConfig",
+    edge="cotforge.pairs.sampling:sample_in_run",
+    conditional_inputs=lambda config: (
+        (RunFiles.PROMPTS,) if config.include_prompts else (RunFiles.AUGMENTED,)
+    ),
+    optional_inputs=(RunFiles.AUGMENTED,),
+    outputs=(RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS),
+    main_model_key="policy",
+)
+
+
 class SampleResult(BaseModel):
     prompts: int
     planned: int
@@ -137,16 +154,14 @@ def _policy_prompts(folder: RunFolder, config: SampleConfig) -> list[PromptRecor
 
 def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
     """Append every missing candidate to ``candidates.jsonl`` (failed requests to ``sample.rejects.jsonl``)."""
-    folder = RunFolder(run_dir).ensure()
-    outputs = [RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS]
-    inputs = [RunFiles.PROMPTS, RunFiles.AUGMENTED]
-    with StageRun(folder, "sample", config, inputs, outputs) as run:
+    folder = SAMPLE.open_run(run_dir, config)
+    with StageRun.declared(folder, SAMPLE, config) as run:
         prompts = _policy_prompts(folder, config)
         requests = sample_requests(prompts, config)
         slot = {r.key: (prompts[i // config.k], i % config.k) for i, r in enumerate(requests)}
         cand_path, rej_path = folder.path(RunFiles.CANDIDATES), folder.path(RunFiles.SAMPLE_REJECTS)
         AppendLog(cand_path).close()
-        AppendLog(rej_path).close()
+        take_failed_requests(rej_path, "sample")  # failed requests are asked again
         done = [c for c in read_jsonl(cand_path, Candidate)]
         done_ids = {c.id for c in done} | {r.record_id for r in read_jsonl(rej_path, RejectRecord)}
         todo = [r for r in requests if r.key not in done_ids]
@@ -162,6 +177,7 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
                 prompt, index = slot[outcome.request.key]
                 if outcome.value is None:
                     counts["failed"] += 1
+                    run.failed += int(is_failed_request([outcome.reason or ""]))
                     rejects.append(
                         RejectRecord(
                             stage="sample",
@@ -189,6 +205,7 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
         run.requests, run.cached_requests = stats.sent, stats.cached
         run.extra.update(usage=usage_summary(stats, config.policy), by_status=statuses)
         run.counts.update(prompts=len(prompts), planned=len(requests), **counts)
+        run.failed_file = RunFiles.SAMPLE_REJECTS
     return SampleResult(
         prompts=len(prompts),
         planned=len(requests),

@@ -1,1 +1,1 @@
-"""Pipelines: YAML specs, the runner, the stage registry and the vLLM servers a run starts on demand."""
+"""Pipelines: YAML specs, stage declarations and their registry, the runner and the servers it starts."""

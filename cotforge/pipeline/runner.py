@@ -1,7 +1,8 @@
 """Run a pipeline: steps in order into one run folder, skipping what is unchanged, resuming what was cut off.
 
-A step is skipped when its last run completed with the same fingerprint — a hash of the step's config, the
-servers' model identity, the templates it reads and its input files — and its outputs are unchanged on disk.
+A step is skipped when its last run completed with the same fingerprint — a hash of the step's config (less
+its operational fields), the servers' model identity, the templates it reads and its input files, all read from
+the stage's declaration — and its outputs are unchanged on disk.
 A step that was interrupted (its state says ``running``) is run again; the stage itself resumes (request
 cache, append logs), so no finished work is repeated. Changing an early step's output changes later steps'
 inputs, so they re-run too.
@@ -17,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotforge.llm.pricing import run_cost
 from cotforge.manifest import config_hash
-from cotforge.pipeline.spec import PipelineError, PipelineSpec, ServerSpec, StepSpec
+from cotforge.pipeline.declaration import StageDeclaration, result_identity, usable_run_folder
+from cotforge.pipeline.spec import PipelineError, PipelineSpec, ServerSpec, StepSpec, format_validation_error
+from cotforge.pipeline.stages import resolve_servers
 from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
 from cotforge.schemas import utc_now
 
@@ -53,30 +56,6 @@ class PipelineState(BaseModel):
     cost: dict[str, Any] | None = None
 
 
-@dataclass
-class StepContext:
-    """What a stage adapter gets: the run folder, the step's servers, and the pipeline."""
-
-    folder: RunFolder
-    pipeline: PipelineSpec
-    server_url: Callable[[str], tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class StageAdapter:
-    """How the runner calls one stage: its inputs/outputs in the run folder and a run function."""
-
-    name: str
-    run: Callable[[StepContext, dict[str, Any]], dict[str, Any]]
-    inputs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
-    templates: tuple[str, ...] = ()
-    validate: Callable[[dict[str, Any]], None] | None = None
-    # True when the step reads state outside the run folder (e.g. reviewers' responses in Argilla), so an
-    # unchanged fingerprint does not mean an unchanged result: such a step always runs.
-    volatile: Callable[[dict[str, Any]], bool] | None = None
-
-
 def _tree_hash(root: Path, subdirs: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for sub in subdirs:
@@ -98,12 +77,25 @@ def _output_hashes(folder: RunFolder, names: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _placeholder(name: str) -> tuple[str, str]:
+    return "http://127.0.0.1:1/v1", name
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    if not isinstance(result, dict):
+        return {}
+    # Long lists (per-step logs, rows) belong in the stage's own manifest, not in the pipeline state.
+    return {k: v for k, v in result.items() if not (isinstance(v, list) and len(v) > 20)}
+
+
 @dataclass
 class PipelineRunner:
     """Runs a validated pipeline with a stage registry; ``servers`` starts/stops vLLM servers on demand."""
 
     spec: PipelineSpec
-    registry: dict[str, StageAdapter]
+    registry: dict[str, StageDeclaration]
     servers: Any  # ServerPool-like: .url(name, spec) -> (base_url, model); .release(name); .close()
     templates_root: Path
     log: Callable[[str], None] = print
@@ -115,39 +107,63 @@ class PipelineRunner:
         if unknown:
             raise PipelineError(f"unknown stage(s) {unknown}; known stages: {sorted(self.registry)}")
         for step in self.spec.steps:
-            adapter = self.registry[step.stage]
             server = step.config.get("server")
             if server is not None and server not in self.spec.servers:
                 raise PipelineError(
                     f"step {step.name}: server {server!r} is not defined under `servers` "
                     f"(defined: {sorted(self.spec.servers)})"
                 )
-            if adapter.validate is not None:
-                adapter.validate(step.config)
+            self.config(step)
+
+    def config(self, step: StepSpec, url_of: Callable[[str], tuple[str, str]] = _placeholder) -> Any:
+        """The step's validated config; ``server:`` entries resolved with ``url_of``."""
+        declaration = self.registry[step.stage]
+        raw = resolve_servers(step.stage, step.config, url_of)
+        try:
+            return declaration.config_model().model_validate(raw)
+        except ValidationError as exc:
+            raise PipelineError(f"step {step.name}: {format_validation_error(exc)}") from None
 
     @property
     def state_path(self) -> Path:
         return self.run_dir / "manifests" / "pipeline.json"
 
-    def load_state(self) -> PipelineState:
-        if self.state_path.exists():
-            return PipelineState.model_validate_json(self.state_path.read_text(encoding="utf-8"))
+    def load_state(self, force: bool = False) -> PipelineState:
+        """The saved state; a corrupt one is an error naming the file (``force`` sets it aside and starts anew)."""
+        path = self.state_path
+        if not path.exists():
+            return PipelineState(name=self.spec.name)
+        try:
+            return PipelineState.model_validate_json(path.read_bytes())
+        except (ValidationError, OSError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) else "not a valid pipeline state"
+            if not force:
+                raise PipelineError(
+                    f"{path}: {problem}; run with --force to set it aside and run every selected step again"
+                ) from None
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        self.log(f"{path}: could not be read; moved to {aside.name}, starting a new state")
         return PipelineState(name=self.spec.name)
 
     def _save(self, state: PipelineState) -> None:
         atomic_write_text(self.state_path, state.model_dump_json(indent=2) + "\n")
 
     def fingerprint(self, step: StepSpec, folder: RunFolder) -> str:
-        adapter = self.registry[step.stage]
+        declaration = self.registry[step.stage]
+        config = self.config(step)
         server = step.config.get("server")
+        server_spec = self.spec.servers[server] if server else None
         parts = {
             "stage": step.stage,
-            "config": config_hash(step.config),
-            "server": self.spec.servers[server].model_dump() if server else None,
+            "config": config_hash(result_identity(config)),
+            "server": result_identity(server_spec) if server_spec is not None else None,
             # A server on a model this run trained (e.g. the SFT policy) changes when that model does.
-            "server_model": self._run_model_hash(self.spec.servers[server].model, folder) if server else None,
-            "templates": _tree_hash(self.templates_root, adapter.templates) if adapter.templates else None,
-            "inputs": _output_hashes(folder, adapter.inputs),
+            "server_model": self._run_model_hash(server_spec.model, folder) if server_spec else None,
+            "templates": _tree_hash(self.templates_root, declaration.templates)
+            if declaration.templates
+            else None,
+            "inputs": _output_hashes(folder, declaration.all_inputs(config)),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -169,12 +185,27 @@ class PipelineRunner:
             raise PipelineError(f"--from {start} comes after --until {until}")
         return self.spec.steps[lo : hi + 1]
 
+    def _call(self, step: StepSpec, url_of: Callable[[str], tuple[str, str]]) -> dict[str, Any]:
+        declaration = self.registry[step.stage]
+        config = self.config(step, url_of)
+        # `{run}` in a top-level path means this run folder (e.g. AW-DPO starting from the SFT output).
+        runs = {
+            k: v.replace("{run}", str(self.run_dir))
+            for k, v in config.model_dump(include=set(type(config).model_fields)).items()
+            if isinstance(v, str) and "{run}" in v
+        }
+        if runs:
+            config = config.model_copy(update=runs)
+        result = declaration.edge_function()(self.run_dir, config, **dict(declaration.edge_kwargs))
+        return _summary(result)
+
     def run(self, start: str | None = None, until: str | None = None, force: bool = False) -> PipelineState:
         """Run the selected steps; returns the final state (also in ``manifests/pipeline.json``)."""
-        folder = RunFolder(self.run_dir).ensure()
-        state = self.load_state()
-        state.config_hash = config_hash(self.spec.model_dump(mode="json"))
         steps = self.selected(start, until)
+        creates = bool(steps) and self.registry[steps[0].stage].creates_run
+        folder = usable_run_folder(self.run_dir, steps[0].stage if steps else "run", create=creates)
+        state = self.load_state(force)
+        state.config_hash = config_hash(self.spec.model_dump(mode="json"))
         last_use = {
             s.config["server"]: i for i, s in enumerate(steps) if s.config.get("server") in self.spec.servers
         }
@@ -183,20 +214,19 @@ class PipelineRunner:
             spec: ServerSpec = self.spec.servers[name]
             return self.servers.url(name, spec)  # type: ignore[no-any-return]
 
-        context = StepContext(folder=folder, pipeline=self.spec, server_url=server_url)
         try:
             for index, step in enumerate(steps):
-                adapter = self.registry[step.stage]
+                declaration = self.registry[step.stage]
                 fingerprint = self.fingerprint(step, folder)
                 previous = state.steps.get(step.name)
-                volatile = adapter.volatile is not None and adapter.volatile(step.config)
+                volatile = declaration.volatile is not None and declaration.volatile(self.config(step))
                 if (
                     not force
                     and not volatile
                     and previous is not None
                     and previous.status == "completed"
                     and previous.fingerprint == fingerprint
-                    and previous.outputs == _output_hashes(folder, adapter.outputs)
+                    and previous.outputs == _output_hashes(folder, declaration.outputs)
                 ):
                     self.log(f"[{step.name}] unchanged since {previous.finished_at}: skipped")
                     continue
@@ -209,7 +239,7 @@ class PipelineRunner:
                 state.steps[step.name] = current
                 self._save(state)
                 try:
-                    summary = adapter.run(context, step.config)
+                    summary = self._call(step, server_url)
                 except BaseException as exc:
                     current.status = "failed" if isinstance(exc, Exception) else "running"
                     current.error = f"{type(exc).__name__}: {exc}"
@@ -218,7 +248,7 @@ class PipelineRunner:
                 current.status = "completed"
                 current.finished_at = utc_now().isoformat()
                 current.duration_s = round(time.perf_counter() - started, 3)
-                current.outputs = _output_hashes(folder, adapter.outputs)
+                current.outputs = _output_hashes(folder, declaration.outputs)
                 current.summary = summary
                 state.cost = run_cost(folder.root)
                 self._save(state)

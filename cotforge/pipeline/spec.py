@@ -20,13 +20,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cotforge.errors import CotforgeError
+from cotforge.bounded_yaml import load_yaml, read_yaml_file
+from cotforge.errors import ConfigError
 
 
-class PipelineError(CotforgeError):
+class PipelineError(ConfigError):
     """A pipeline file that cannot be used; the message names the file, step and key."""
 
 
@@ -40,9 +40,9 @@ class ServerSpec(BaseModel):
     )
     served_model_name: str | None = None
     max_model_len: int = 2048
-    max_num_seqs: int = 32
+    max_num_seqs: int = Field(default=32, ge=1, json_schema_extra={"operational": True})
     structured: bool = True
-    startup_timeout_s: float = 600.0
+    startup_timeout_s: float = Field(default=600.0, gt=0, json_schema_extra={"operational": True})
 
 
 class StepSpec(BaseModel):
@@ -108,8 +108,8 @@ class PipelineSpec(BaseModel):
 def _parse_scalar(text: str) -> Any:
     """A --set value as YAML (so ``3``, ``0.5``, ``true``, ``[a, b]`` keep their types)."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml(text, "--set value")
+    except ConfigError:
         return text
 
 
@@ -148,18 +148,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineSpec:
     """Read, override and validate a pipeline file; errors name the file and the offending key."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: pipeline file not found") from None
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML ({exc})") from None
+        data = read_yaml_file(path, "pipeline file")
+    except ConfigError as exc:
+        raise PipelineError(str(exc), file=path) from None
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: expected a mapping with name, run, servers and steps")
     data = apply_overrides(data, overrides or [])
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        raise PipelineError(f"{path}: {format_validation_error(exc)}") from None
+        raise PipelineError(f"{path}: {format_validation_error(exc)}", file=path) from None
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:

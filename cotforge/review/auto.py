@@ -14,7 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.manifest import StageRun
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.pipeline.declaration import check_input, usable_run_folder
+from cotforge.runfolder import RunFiles
 from cotforge.schemas import Sample, Verdict, utc_now
 
 AUTO_STAGE = "review-auto"
@@ -57,10 +58,10 @@ def auto_review(
 def auto_review_in_run(run_dir: str | Path, config: AutoReviewConfig | None = None) -> dict[str, int]:
     """Auto-review the run's ``accepted.jsonl``; writes outputs and the ``review-auto`` manifest; returns counts."""
     config = config or AutoReviewConfig()
-    folder = RunFolder(run_dir).ensure()
+    folder = usable_run_folder(run_dir, AUTO_STAGE)
+    check_input(folder, AUTO_STAGE, RunFiles.ACCEPTED)
     outputs = [RunFiles.REVIEWED, RunFiles.REVIEW_VERDICTS]
     with StageRun(folder, AUTO_STAGE, config, inputs=[RunFiles.ACCEPTED], outputs=outputs) as run:
-        folder.require(RunFiles.ACCEPTED, "validate")
         accepted = folder.read(RunFiles.ACCEPTED, Sample)
         reviewed, verdicts = auto_review(accepted, config.reviewer)
         folder.write(RunFiles.REVIEW_VERDICTS, verdicts)

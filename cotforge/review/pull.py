@@ -34,7 +34,9 @@ class ReviewPullConfig(ArgillaTarget):
 
     policy: ReviewPolicy = Field(default_factory=ReviewPolicy)
     page_size: int = Field(default=500, ge=1, le=1000, description="Records per request.")
-    progress: bool = Field(default=True, description="Show a progress bar.")
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 class PullResult(BaseModel):

@@ -41,7 +41,9 @@ class ReviewPushConfig(ArgillaTarget):
         description="Argilla distribution min_submitted; default: keep an existing dataset's, 1 for a new one.",
     )
     batch_size: int = Field(default=256, ge=1, le=500, description="Records per bulk request.")
-    progress: bool = Field(default=True, description="Show a progress bar.")
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 class PushResult(BaseModel):

@@ -9,9 +9,11 @@
 - :mod:`cotforge.train.policy`: the starting model (adapter merge, ``<think>`` tokens, precision).
 - :mod:`cotforge.train.data`: records → training rows (pure); :mod:`cotforge.train.edge`: shared edge pieces.
 - :mod:`cotforge.train.sft` / :mod:`cotforge.train.awdpo_run`: the stage edges, re-exported here as
-  ``train_sft(run_dir, config)`` and ``train_awdpo(run_dir, config)``.
+  ``train_sft(run_dir, config)`` and ``train_awdpo(run_dir, config)``, which check the run folder and the
+  inputs against the stages' declarations (``TRAIN_SFT``, ``TRAIN_AWDPO``) first.
 
-Importing this package is cheap; torch and TRL load only when a trainer is built.
+Importing this package is cheap; torch and TRL load only when a trainer is built (so the declarations live
+here, where the pipeline registry can read them without loading a trainer).
 """
 
 from __future__ import annotations
@@ -19,19 +21,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cotforge.pipeline.declaration import StageDeclaration
+from cotforge.runfolder import RunFiles
 from cotforge.train.config import AWDPOTrainConfig, LoRASettings, SFTTrainConfig
 
 if TYPE_CHECKING:
     from cotforge.train.edge import TrainResult
 
-__all__ = ["AWDPOTrainConfig", "LoRASettings", "SFTTrainConfig", "train_awdpo", "train_sft"]
+__all__ = [
+    "TRAIN_AWDPO",
+    "TRAIN_SFT",
+    "AWDPOTrainConfig",
+    "LoRASettings",
+    "SFTTrainConfig",
+    "train_awdpo",
+    "train_sft",
+]
+
+
+def _sft_inputs(config: Any) -> list[str]:
+    # Files given explicitly may lie outside the run folder; the edge reads and checks those itself.
+    return ([RunFiles.ACCEPTED] if config.data is None else []) + (
+        [RunFiles.PROMPTS] if config.prompts is None else []
+    )
+
+
+TRAIN_SFT = StageDeclaration(
+    name="train_sft",
+    config="cotforge.train.config:SFTTrainConfig",
+    edge="cotforge.train:train_sft",
+    conditional_inputs=_sft_inputs,
+    optional_inputs=(RunFiles.REVIEWED, RunFiles.AUGMENTED),
+    outputs=(f"{RunFiles.MODELS}/sft",),
+)
+
+TRAIN_AWDPO = StageDeclaration(
+    name="train_awdpo",
+    config="cotforge.train.config:AWDPOTrainConfig",
+    edge="cotforge.train:train_awdpo",
+    conditional_inputs=lambda config: [RunFiles.PAIRS] if config.data is None else [],
+    optional_inputs=(f"{RunFiles.MODELS}/sft",),
+    outputs=(f"{RunFiles.MODELS}/awdpo",),
+)
 
 
 def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     """CoT SFT on a run folder (see :func:`cotforge.train.sft.train_sft`)."""
     from cotforge.train.sft import train_sft as run
 
-    return run(run_dir, config, callbacks)
+    return run(TRAIN_SFT.open_run(run_dir, config).root, config, callbacks)
 
 
 def train_awdpo(
@@ -40,4 +78,4 @@ def train_awdpo(
     """Alignment-Weighted DPO on a run folder (see :func:`cotforge.train.awdpo_run.train_awdpo`)."""
     from cotforge.train.awdpo_run import train_awdpo as run
 
-    return run(run_dir, config, callbacks)
+    return run(TRAIN_AWDPO.open_run(run_dir, config).root, config, callbacks)

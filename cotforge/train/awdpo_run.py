@@ -73,7 +73,8 @@ def train_awdpo(
     from cotforge.train.segments import segment_dataset
 
     quiet_libraries()
-    folder = RunFolder(run_dir).ensure()
+    # The package-level train_* checked the run folder and inputs against the stage's declaration.
+    folder = RunFolder(run_dir)
     data_path = in_run(folder, config.data, RunFiles.PAIRS)
     output_dir = in_run(folder, config.output_dir, Path(RunFiles.MODELS) / "awdpo")
     numbered, rejects = read_numbered(data_path, PreferencePair, STAGE)

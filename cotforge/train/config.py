@@ -67,10 +67,23 @@ class TrainCommon(BaseModel):
     )
     precision: Precision = Field(default="auto", description="'auto': fp32 on CPU, bf16 on a CUDA GPU.")
     gradient_checkpointing: bool | None = Field(default=None, description="None: on for GPU, off for CPU.")
-    logging_steps: int = Field(default=1, ge=1, description="Write metrics every N steps.")
-    save_steps: int | None = Field(default=None, ge=1, description="Checkpoint every N steps (for resume).")
-    resume: bool = Field(default=False, description="Resume from the last checkpoint in output_dir.")
-    progress: bool = Field(default=True, description="Show a progress bar.")
+    logging_steps: int = Field(
+        default=1, ge=1, description="Write metrics every N steps.", json_schema_extra={"operational": True}
+    )
+    save_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Checkpoint every N steps (for resume).",
+        json_schema_extra={"operational": True},
+    )
+    resume: bool = Field(
+        default=False,
+        description="Resume from the last checkpoint in output_dir.",
+        json_schema_extra={"operational": True},
+    )
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 class SFTTrainConfig(TrainCommon):

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from cotforge.errors import CotforgeError
 from cotforge.train.loss import ANSWER, PROMPT, REASONING
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ TruncationMode = Literal["keep_start", "keep_end"]
 ROW_COLUMNS = ("prompt", "chosen", "rejected", "chosen_spans", "rejected_spans", "w_rs", "w_rp")
 
 
-class SegmentError(ValueError):
+# Also a ValueError: it marks a bad value, so pydantic validators and callers that reject bad values catch it.
+class SegmentError(CotforgeError, ValueError):
     """A pair that cannot be segmented or does not survive truncation; ``code`` is a stable reason code."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -77,7 +77,8 @@ def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] 
     from trl import SFTConfig, SFTTrainer
 
     quiet_libraries()
-    folder = RunFolder(run_dir).ensure()
+    # The package-level train_* checked the run folder and inputs against the stage's declaration.
+    folder = RunFolder(run_dir)
     default_data = RunFiles.REVIEWED if folder.exists(RunFiles.REVIEWED) else RunFiles.ACCEPTED
     data_path = in_run(folder, config.data, default_data)
     prompts_path = in_run(folder, config.prompts, RunFiles.PROMPTS)

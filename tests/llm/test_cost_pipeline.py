@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from cotforge.llm.config import LLMConfig, PriceTable
 from cotforge.llm.pricing import LEDGER_FILE, UsageLedger
-from cotforge.pipeline.runner import PipelineRunner, StageAdapter, StepContext
+from cotforge.pipeline.declaration import StageDeclaration
+from cotforge.pipeline.runner import PipelineRunner
 from cotforge.pipeline.spec import PipelineSpec
 from cotforge.runfolder import RunFiles
 from cotforge.schemas import TokenUsage
@@ -34,26 +36,41 @@ class NoServers:
     def close(self) -> None: ...
 
 
-def _stage(name: str, config: LLMConfig, calls: int, kept_file: str | None = None) -> StageAdapter:
-    def run(context: StepContext, step: dict[str, Any]) -> dict[str, Any]:
-        # What the request engine does for each response a server sends.
-        ledger = UsageLedger(context.folder.path(LEDGER_FILE), name, config)
-        for _ in range(calls):
-            ledger.record(TokenUsage(prompt_tokens=1000, completion_tokens=500))
-        ledger.close()
-        if kept_file:
-            context.folder.path(kept_file).write_text('{"id": "a"}\n{"id": "b"}\n')
-        return {"calls": calls}
+class SpendConfig(BaseModel):
+    """A stand-in stage: it pays for ``calls`` responses and may keep a file of two records."""
 
-    return StageAdapter(name=name, run=run)
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    llm: LLMConfig
+    calls: int
+    kept_file: str | None = None
+
+
+def spend(run_dir: Path, config: SpendConfig) -> dict[str, Any]:
+    # What the request engine does for each response a server sends.
+    ledger = UsageLedger(Path(run_dir) / LEDGER_FILE, config.label, config.llm)
+    for _ in range(config.calls):
+        ledger.record(TokenUsage(prompt_tokens=1000, completion_tokens=500))
+    ledger.close()
+    if config.kept_file:
+        (Path(run_dir) / config.kept_file).write_text('{"id": "a"}\n{"id": "b"}\n')
+    return {"calls": config.calls}
+
+
+def _declaration(name: str) -> StageDeclaration:
+    here = "tests.llm.test_cost_pipeline"
+    return StageDeclaration(name=name, config=f"{here}:SpendConfig", edge=f"{here}:spend", creates_run=True)
 
 
 def _runner(run: Path, judge_config: LLMConfig) -> PipelineRunner:
-    spec = PipelineSpec(name="cost", run=str(run), steps=[{"stage": "generate"}, {"stage": "judge"}])
-    registry = {
-        "generate": _stage("generate", PRICED, 3, RunFiles.ACCEPTED),
-        "judge": _stage("judge", judge_config, 2),
-    }
+    steps = [
+        {"stage": "generate", "config": {"label": "generate", "llm": PRICED.model_dump(), "calls": 3,
+                                         "kept_file": RunFiles.ACCEPTED}},
+        {"stage": "judge", "config": {"label": "judge", "llm": judge_config.model_dump(), "calls": 2}},
+    ]  # fmt: skip
+    spec = PipelineSpec(name="cost", run=str(run), steps=steps)
+    registry = {name: _declaration(name) for name in ("generate", "judge")}
     return PipelineRunner(
         spec=spec, registry=registry, servers=NoServers(), templates_root=run, log=lambda _: None
     )

@@ -82,29 +82,29 @@ def test_bad_pipelines_fail_before_running_with_the_key_named(
 
 @pytest.mark.unit
 def test_unchanged_steps_are_skipped_and_changes_cascade(tmp_path: Path) -> None:
-    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 4}}, {"pairs": {}}])
+    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 4}}, {"augment": {}}])
     state = make_runner(path).run()
-    assert {k: v.status for k, v in state.steps.items()} == {"ingest": "completed", "pairs": "completed"}
+    assert {k: v.status for k, v in state.steps.items()} == {"ingest": "completed", "augment": "completed"}
     first = {k: v.finished_at for k, v in state.steps.items()}
     again = make_runner(path).run()
     assert {k: v.finished_at for k, v in again.steps.items()} == first
-    # A changed ingest config re-runs ingest; its output changes, so pairs (an input consumer) re-runs too.
+    # A changed ingest config re-runs ingest; its output changes, so augment (an input consumer) re-runs too.
     changed = make_runner(path, ["ingest.limit_per_source=5"]).run()
     assert all(changed.steps[k].finished_at != first[k] for k in first)
     # Only a later step's config changed: the earlier one is skipped.
-    last = make_runner(path, ["ingest.limit_per_source=5", "pairs.alpha=0.5"]).run()
+    last = make_runner(path, ["ingest.limit_per_source=5", "augment.per_prompt=1"]).run()
     assert last.steps["ingest"].finished_at == changed.steps["ingest"].finished_at
-    assert last.steps["pairs"].finished_at != changed.steps["pairs"].finished_at
+    assert last.steps["augment"].finished_at != changed.steps["augment"].finished_at
 
 
 @pytest.mark.unit
 def test_edited_output_and_interrupted_step_are_rerun(tmp_path: Path) -> None:
-    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 3}}, {"pairs": {}}])
+    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 3}}, {"augment": {}}])
     state = make_runner(path).run()
     run_dir = tmp_path / "run"
-    (run_dir / "pairs.jsonl").write_text("edited by hand\n")
+    (run_dir / "augmented.jsonl").write_text("edited by hand\n")
     again = make_runner(path).run()
-    assert again.steps["pairs"].finished_at != state.steps["pairs"].finished_at
+    assert again.steps["augment"].finished_at != state.steps["augment"].finished_at
     # Simulate a kill mid-step: the state says running.
     saved = json.loads((run_dir / "manifests" / "pipeline.json").read_text())
     saved["steps"]["ingest"]["status"] = "running"
@@ -116,11 +116,11 @@ def test_edited_output_and_interrupted_step_are_rerun(tmp_path: Path) -> None:
 
 @pytest.mark.unit
 def test_from_and_until_select_steps(tmp_path: Path) -> None:
-    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 2}}, {"pairs": {}}])
+    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 2}}, {"augment": {}}])
     state = make_runner(path).run(until="ingest")
     assert list(state.steps) == ["ingest"]
-    state = make_runner(path).run(start="pairs")
-    assert list(state.steps) == ["ingest", "pairs"]
+    state = make_runner(path).run(start="augment")
+    assert list(state.steps) == ["ingest", "augment"]
     with pytest.raises(PipelineError, match="no such step"):
         make_runner(path).run(start="generate")
 
