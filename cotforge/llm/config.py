@@ -52,7 +52,21 @@ class LLMConfig(BaseModel):
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable holding the key.")
     sampling: SamplingParams = SamplingParams()
     concurrency: int = Field(default=16, ge=1, description="Requests in flight at once (batch size offline).")
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds without an answer before the server is asked whether it is alive (a live vLLM "
+        "server that is busy keeps the request: queued is not failed).",
+    )
+    queue_wait_s: float = Field(
+        default=1800.0,
+        ge=0,
+        description="Longest wait for a request queued on a live server; 0 = fail at timeout_s.",
+    )
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="Lower each replica's requests in flight when it is overloaded (AIMD), up to concurrency.",
+    )
     max_retries: int = Field(default=6, ge=0, description="Retries on 429, 5xx, timeouts, connection errors.")
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
