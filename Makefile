@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-mixed bench-fleet clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -51,6 +51,12 @@ bench-review: setup
 
 bench-pairs: setup
 	$(PY) benchmarks/bench_pairs.py
+
+bench-mixed: setup
+	$(PY) benchmarks/bench_mixed.py
+
+bench-fleet: setup
+	$(PY) benchmarks/bench_fleet.py
 
 bench: bench-pairs bench-generate bench-review bench-train
 
