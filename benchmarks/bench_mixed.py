@@ -104,8 +104,9 @@ def main() -> None:
         served_model_name="smollm2",
         max_model_len=2048,
         max_num_seqs=CONCURRENCY,
+        startup_timeout_s=900,  # a shared 2-core machine can take minutes to bring vLLM up
     ) as server:
-        # Warm-up: compiles nothing on CPU, but loads the tokenizer path and the prefix cache alike for both.
+        # Warm-up: first requests pay one-off costs (tokenizer, chat template, the probes' connections).
         run_arm(server.base_url, prompts[:4], adaptive=True)
         for name, adaptive in (("fixed", False), ("adaptive", True)):
             wall, counts, failed_lengths = run_arm(server.base_url, prompts, adaptive)

@@ -67,24 +67,24 @@ class ReplicaSet:
 
     def _pick(self, now: float) -> Replica | None:
         n = len(self.replicas)
-        best: Replica | None = None
-        best_key: tuple[int, float, int] = (2, 0.0, 0)
-        for offset in range(n):
-            i = (self._turn + offset) % n
-            r = self.replicas[i]
+        usable = [r.is_up(now) for r in self.replicas]
+        if not any(usable):
+            # Every replica is out: use the one back soonest (the engine's retries then bound a dead fleet).
+            soonest = min(range(n), key=lambda i: self.replicas[i].down_until)
+            usable[soonest] = True
+        best, best_key = -1, (2.0, 0)
+        for i, r in enumerate(self.replicas):
             slots = r.limit.slots
-            if r.in_flight >= slots:
+            if not usable[i] or r.in_flight >= slots:
                 continue
-            # Live replicas first; among them the emptiest relative to its limit; ties keep the rotation.
-            key = (0 if r.is_up(now) else 1, r.in_flight / slots, offset)
+            # The emptiest relative to its limit; ties keep the rotation.
+            key = (r.in_flight / slots, (i - self._turn) % n)
             if key < best_key:
-                best, best_key = r, key
-        if best is not None and best_key[0] == 1:
-            # Every replica with room is down: use the one back soonest (the engine's retries bound this).
-            best = min((r for r in self.replicas if r.in_flight < r.limit.slots), key=lambda r: r.down_until)
-        if best is not None:
-            self._turn = (self.replicas.index(best) + 1) % n
-        return best
+                best, best_key = i, key
+        if best < 0:
+            return None
+        self._turn = (best + 1) % n
+        return self.replicas[best]
 
     async def acquire(self) -> Replica:
         """The replica for the next request (waits while every replica is at its limit)."""
