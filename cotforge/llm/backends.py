@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -130,9 +131,9 @@ class OpenAIBackend:
         from openai.types.chat import ChatCompletion
 
         replica = await self.replicas.acquire()
-        outcome = "error"
+        outcome, sent_at = "error", time.monotonic()
         try:
-            response, queued = await self._call(replica, _chat_kwargs(self.model, request))
+            response, queued = await self._call(replica, _chat_kwargs(self.model, request), sent_at)
             outcome = "late" if queued else "answer"
         except APITimeoutError:
             outcome = "overload"
@@ -147,7 +148,7 @@ class OpenAIBackend:
             outcome = "down" if exc.dead else "overload"
             raise
         finally:
-            self.replicas.release(replica, outcome)
+            self.replicas.release(replica, outcome, sent_at)
         if not isinstance(response, ChatCompletion) or not response.choices:
             raise MalformedResponse(f"not a chat completion: {str(response)[:200]!r}")
         choice = response.choices[0]
@@ -162,7 +163,7 @@ class OpenAIBackend:
             endpoint=replica.url,
         )
 
-    async def _call(self, replica: Replica, kwargs: dict[str, Any]) -> tuple[Any, bool]:
+    async def _call(self, replica: Replica, kwargs: dict[str, Any], sent_at: float) -> tuple[Any, bool]:
         """The response and whether it had to wait past a timeout window (queued on a live server)."""
         call = asyncio.ensure_future(replica.client.chat.completions.create(**kwargs))
         waited, queued = 0.0, False
@@ -172,7 +173,7 @@ class OpenAIBackend:
                 if done:
                     return call.result(), queued
                 waited += self.window_s
-                self.replicas.overloaded(replica)
+                self.replicas.overloaded(replica, sent_at)
                 alive = await self.replicas.alive(replica)
                 if not alive or waited >= self.queue_wait_s:
                     why = (

@@ -4,7 +4,8 @@ Pure state, no I/O and no clock of its own (callers pass ``now``), so the policy
 starts at ``initial`` requests in flight; every answer that came back in time while the limit was in use adds
 ``1/limit`` (about one more slot per round of ``limit`` answers); an overload signal (an answer that needed
 longer than the timeout window, a 429/503, a timeout, a connection error) multiplies the limit by ``backoff``, at
-most once per ``cooldown_s`` so a burst of simultaneous timeouts counts as one congestion event, not ten.
+most once per ``cooldown_s`` and never for a request sent before the last decrease, so a burst of
+simultaneous timeouts counts as one congestion event, not ten (TCP's one decrease per window).
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ class AIMDLimit:
         if self.enabled and in_flight >= self.slots:
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
 
-    def on_overload(self, now: float) -> bool:
-        """The replica is overloaded; returns True when this signal lowered the limit."""
+    def on_overload(self, now: float, sent_at: float | None = None) -> bool:
+        """The replica is overloaded; returns True when this signal lowered the limit. A request sent before
+        the last decrease was launched under the old limit and says nothing about the new one."""
         if not self.enabled or now - self._last_decrease < self.cooldown_s:
+            return False
+        if sent_at is not None and sent_at < self._last_decrease:
             return False
         self._last_decrease = now
         new = max(float(self.minimum), self.limit * self.backoff)

@@ -96,7 +96,7 @@ class ReplicaSet:
             self._room.clear()
             await self._room.wait()
 
-    def release(self, replica: Replica, outcome: str) -> None:
+    def release(self, replica: Replica, outcome: str, sent_at: float) -> None:
         """``outcome``: ``answer`` (in time), ``late`` (answered after waiting in a queue), ``overload``
         (429/503/timeout), ``down`` (connection refused or reset) or ``error`` (anything else)."""
         in_flight = replica.in_flight
@@ -111,12 +111,12 @@ class ReplicaSet:
         if outcome == "answer":
             replica.limit.on_answer(in_flight)
         elif outcome in ("late", "overload"):
-            replica.limit.on_overload(now)
+            replica.limit.on_overload(now, sent_at)
         self._room.set()
 
-    def overloaded(self, replica: Replica) -> None:
-        """A request on ``replica`` outlived the timeout window (it is still waiting)."""
-        replica.limit.on_overload(time.monotonic())
+    def overloaded(self, replica: Replica, sent_at: float) -> None:
+        """A request sent to ``replica`` at ``sent_at`` outlived the timeout window (it is still waiting)."""
+        replica.limit.on_overload(time.monotonic(), sent_at)
 
     # --- side channels --------------------------------------------------------------------------------------
 

@@ -56,6 +56,11 @@ def test_aimd_grows_by_one_per_round_halves_once_per_burst_and_stays_in_bounds()
     assert limit.on_overload(now=106.0) and limit.slots == 1
     limit.on_overload(now=120.0)
     assert not limit.on_overload(now=130.0) and limit.limit == 1.0  # never below the minimum
+    # A request sent before the last decrease ran under the old limit: its timeout lowers nothing more.
+    window = AIMDLimit(maximum=8, initial=8)
+    assert window.on_overload(now=10.0, sent_at=9.0) and window.slots == 4
+    assert not window.on_overload(now=30.0, sent_at=9.5) and window.slots == 4
+    assert window.on_overload(now=31.0, sent_at=12.0) and window.slots == 2
     for _ in range(200):
         limit.on_answer(in_flight=limit.slots)
     assert limit.slots == 8  # never above the configured maximum
