@@ -132,3 +132,19 @@ def test_a_prompt_too_long_for_the_served_context_is_rejected_before_sending(
     assert "server's tokenizer" in (by_key["long"].error or "")
     assert by_key["edge"].reason == "prompt_too_long"
     assert by_key["short"].ok and stats.sent == 1  # only the short request reached the server
+
+
+@pytest.mark.integration
+def test_a_failed_request_names_the_log_of_the_server_cotforge_started(tmp_path: Path) -> None:
+    from cotforge.serving import SERVER_LOGS, free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there: the server "died"
+    log = tmp_path / "logs" / "vllm-teacher.log"
+    SERVER_LOGS[url] = log
+    try:
+        config = LLMConfig(model="m", base_urls=[url], max_retries=0, timeout_s=5)
+        outcomes, _ = _run(config, _requests(1))
+    finally:
+        del SERVER_LOGS[url]
+    assert outcomes[0].reason == "request_failed"
+    assert f"server log: {log}" in (outcomes[0].error or "")
