@@ -128,7 +128,7 @@ PEER_SCRIPT = {
                                   "max_requests_per_minute": 10**8, "max_tokens_per_minute": 10**11,
                                   "request_timeout": 600})
         llm([{"prompt": "warm-up"}])
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu()
         out = llm([{"prompt": p} for p in PROMPTS])
         done = len(out.dataset) if hasattr(out, "dataset") else len(out)
     """,
@@ -143,7 +143,7 @@ PEER_SCRIPT = {
                                                generation_kwargs={"temperature": 0.7, "max_new_tokens": 32}),
                                  input_batch_size=C)
             load >> gen
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu()
         out = pipeline.run(use_cache=False)
         done = len(out["default"]["train"])
     """,
@@ -190,9 +190,12 @@ def time_peer(name: str, url: str, prompts: list[str], concurrency: int) -> tupl
         return f"not installed ({reason})"
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         scratch = Path(tmp)
-        header = f"import json, time\nMODEL, URL, C = {MODEL!r}, {url!r}, {concurrency}\n"
+        header = f"import json, resource, time\nMODEL, URL, C = {MODEL!r}, {url!r}, {concurrency}\n"
+        # Client CPU includes the peer's worker processes (distilabel runs each step in its own process).
+        header += "def cpu():\n    r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        header += "    return time.process_time() + r.ru_utime + r.ru_stime\n"
         header += f"PROMPTS = json.load(open({str(scratch / 'prompts.json')!r}))\n"
-        footer = "\nprint('RESULT', json.dumps([time.perf_counter() - t0, time.process_time() - c0, done]))\n"
+        footer = "\nprint('RESULT', json.dumps([time.perf_counter() - t0, cpu() - c0, done]))\n"
         (scratch / "prompts.json").write_text(json.dumps(prompts))
         script = scratch / "peer.py"
         script.write_text(header + textwrap.dedent(PEER_SCRIPT[name]) + footer)
