@@ -120,7 +120,9 @@ def main() -> None:
                 flush=True,
             )
     print(f"failed: {failed['adaptive']}")
-    print(f"ratio: {rates['adaptive'] / rates['fixed']:.3f}")
+    # A fixed arm that answered nothing at all has no rate to divide by: the fix is then infinitely better.
+    ratio = rates["adaptive"] / rates["fixed"] if rates["fixed"] else float("inf")
+    print(f"ratio: {ratio:.3f}")
 
 
 if __name__ == "__main__":

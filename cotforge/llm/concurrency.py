@@ -3,7 +3,7 @@
 Pure state, no I/O and no clock of its own (callers pass ``now``), so the policy is tested directly. A replica
 starts at ``initial`` requests in flight; every answer that came back in time while the limit was in use adds
 ``1/limit`` (about one more slot per round of ``limit`` answers); an overload signal (an answer that needed
-longer than the timeout window, a 429/503, a timeout, a connection error) multiplies the limit by ``backoff``, at
+longer than the timeout window, a 429/503, a timeout) multiplies the limit by ``backoff``, at
 most once per ``cooldown_s`` and never for a request sent before the last decrease, so a burst of
 simultaneous timeouts counts as one congestion event, not ten (TCP's one decrease per window).
 """
