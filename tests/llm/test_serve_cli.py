@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,8 @@ def test_serve_prints_the_url_answers_and_stops_the_server_on_ctrl_c(
     lines: list[str] = []
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 300
         url = None
-        while url is None and time.monotonic() < deadline:
+        while url is None:  # bounded by the server's own start-up timeout (600 s), after which serve exits
             line = proc.stdout.readline()
             if not line:
                 break
@@ -58,5 +56,10 @@ def test_serve_prints_the_url_answers_and_stops_the_server_on_ctrl_c(
         assert not _pid_alive(server_pid)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            # SIGINT first: serve then stops its server by PID; killing serve outright would orphan it.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
