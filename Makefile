@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -57,6 +57,12 @@ bench-curation: setup
 
 bench-jsonl: setup
 	$(PY) benchmarks/bench_jsonl.py
+
+bench-mixed: setup
+	$(PY) benchmarks/bench_mixed.py
+
+bench-fleet: setup
+	$(PY) benchmarks/bench_fleet.py
 
 bench: bench-pairs bench-generate bench-review bench-train
 

@@ -48,6 +48,15 @@ def cpu_scheduler_args(max_model_len: int) -> list[str]:
 
 CPU_BATCHED_TOKENS = 8192
 
+# base URL -> log file of every server this process started, so a failing request can name the log to read.
+SERVER_LOGS: dict[str, Path] = {}
+
+
+def server_logs_hint(base_urls: list[str]) -> str:
+    """``"; server log: PATH"`` for the servers among ``base_urls`` that cotforge started, else ``""``."""
+    logs = [str(SERVER_LOGS[u.rstrip("/")]) for u in base_urls if u.rstrip("/") in SERVER_LOGS]
+    return f"; server log: {', '.join(logs)}" if logs else ""
+
 
 @dataclass
 class VLLMServer:
@@ -122,6 +131,8 @@ class VLLMServer:
             self.port = free_port()
         if self.log_path is None:
             self.log_path = user_cache_dir("logs") / f"vllm-{self.port}-{int(time.time())}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        SERVER_LOGS[self.base_url] = self.log_path
         self.managed = ManagedProcess(
             "vLLM server", self.command(), self.log_path, env=self.environment(), error=ServerError
         ).start()

@@ -15,6 +15,7 @@ from cotforge.cli import (
     review,
     run,
     schemas,
+    serve,
     train,
 )
 
@@ -46,7 +47,19 @@ def _root(
     """cotforge: chain-of-thought safety datasets and Alignment-Weighted DPO."""
 
 
-for module in (ingest, generation, review, pairs, train, release_report, run, evaluate, schemas, curation):
+for module in (
+    ingest,
+    generation,
+    review,
+    pairs,
+    train,
+    release_report,
+    run,
+    evaluate,
+    schemas,
+    curation,
+    serve,
+):
     module.register(app)
 
 

@@ -8,18 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
 from cotforge.errors import CotforgeError
 from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse
+from cotforge.llm.concurrency import AIMDLimit
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.reasoning import compose, reasoning_of
+from cotforge.llm.replicas import Replica, ReplicaSet
 from cotforge.schemas import TokenUsage
+
+__all__ = ["Backend", "ChatResponse", "MalformedResponse", "PromptTooLong", "RequestTimedOut", "make_backend"]
+
+
+class PromptTooLong(Exception):
+    """The prompt and ``max_tokens`` cannot fit the served model's context; sending it would only fail."""
+
+
+class RequestTimedOut(Exception):
+    """No answer within the wait allowed; ``dead`` when the server itself stopped answering."""
+
+    def __init__(self, message: str, dead: bool) -> None:
+        super().__init__(message)
+        self.dead = dead
 
 
 class Backend(Protocol):
     name: str
+
+    async def check_fits(self, request: ChatRequest) -> None: ...
 
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 
@@ -41,61 +60,84 @@ def _response_format(request: ChatRequest) -> dict[str, Any] | None:
 
 
 class OpenAIBackend:
-    """``AsyncOpenAI`` against one or more base URLs; each request goes to the replica with the fewest in flight."""
+    """``AsyncOpenAI`` against one or more base URLs, routed and limited per replica by :class:`ReplicaSet`.
+
+    The HTTP read timeout is off: :meth:`complete` waits in windows of ``timeout_s`` and, when a window passes
+    without an answer, asks the server's ``/health``. A live server keeps the request (it is queued behind
+    others; re-sending it would only queue it again at the back) up to ``queue_wait_s``; a server that does not
+    answer is dead, and the request fails over to the engine's retry.
+    """
 
     name = "openai"
 
     def __init__(self, config: LLMConfig) -> None:
-        from openai import AsyncOpenAI
+        from openai import AsyncOpenAI, Timeout
 
         urls = config.base_urls or [os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")]
         key = config.api_key()
         self.model = config.model
         self.urls = urls
         self.extra_body = dict(config.extra_body)
-        self._clients = [
-            AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=config.timeout_s) for url in urls
-        ]
-        self._outstanding = [0] * len(urls)
-        self._turn = 0
+        self.window_s = config.timeout_s
+        self.queue_wait_s = config.queue_wait_s
+        timeout = Timeout(None, connect=min(config.timeout_s, 30.0))
+        initial = max(1.0, config.concurrency / len(urls))
+        self.replicas = ReplicaSet(
+            [
+                Replica(
+                    url,
+                    AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout),
+                    AIMDLimit(config.concurrency, initial, enabled=config.adaptive_concurrency),
+                )
+                for url in urls
+            ],
+            config.model,
+        )
 
-    def _pick(self) -> int:
-        n = len(self._clients)
-        # Ties go round-robin so idle replicas share the first burst evenly.
-        best = min(range(n), key=lambda i: (self._outstanding[i], (i - self._turn) % n))
-        self._turn = (best + 1) % n
-        return best
+    async def check_fits(self, request: ChatRequest) -> None:
+        """Raise :class:`PromptTooLong` when prompt + ``max_tokens`` exceed the served ``max_model_len``."""
+        replica = self.replicas.replicas[0]
+        limit = await self.replicas.max_model_len(replica)
+        if not limit:
+            return  # the server does not say (not vLLM): it judges the request itself
+        budget = limit - request.sampling.max_tokens
+        if _upper_bound_tokens(request.messages) <= budget:
+            return
+        counted = await self.replicas.count_tokens(replica, list(request.messages), request.continue_final)
+        # Without the server's tokenizer: UTF-8 bytes / 6, an estimate below any real BPE count, so only prompts
+        # that are surely too long are rejected here; the server's own 400 catches the rest.
+        tokens = counted if counted >= 0 else _utf8_bytes(request.messages) // 6
+        if tokens > budget:
+            how = "counted by the server's tokenizer" if counted >= 0 else "estimated as UTF-8 bytes / 6"
+            raise PromptTooLong(
+                f"the prompt is {tokens} tokens ({how}) + max_tokens {request.sampling.max_tokens} > "
+                f"max_model_len {limit} of {self.model} at {replica.url}"
+            )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
         from openai.types.chat import ChatCompletion
 
-        index = self._pick()
-        self._outstanding[index] += 1
-        s = request.sampling
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": list(request.messages),
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_tokens,
-        }
-        if s.seed is not None:
-            kwargs["seed"] = s.seed
-        fmt = _response_format(request)
-        if fmt is not None:
-            kwargs["response_format"] = fmt
-        extra: dict[str, Any] = dict(self.extra_body)
-        if request.regex is not None:
-            # vLLM's structured outputs; other OpenAI-compatible servers ignore or reject it.
-            extra["structured_outputs"] = {"regex": request.regex}
-        if request.continue_final:
-            extra.update(continue_final_message=True, add_generation_prompt=False)
-        if extra:
-            kwargs["extra_body"] = extra
+        replica = await self.replicas.acquire()
+        outcome, sent_at = "error", time.monotonic()
         try:
-            response = await self._clients[index].chat.completions.create(**kwargs)
+            kwargs = _chat_kwargs(self.model, request, self.extra_body)
+            response, queued = await self._call(replica, kwargs, sent_at)
+            outcome = "late" if queued else "answer"
+        except APITimeoutError:
+            outcome = "overload"
+            raise
+        except APIConnectionError:
+            outcome = "down"
+            raise
+        except APIStatusError as exc:
+            outcome = "overload" if exc.status_code in (429, 503) else "error"
+            raise
+        except RequestTimedOut as exc:
+            outcome = "down" if exc.dead else "overload"
+            raise
         finally:
-            self._outstanding[index] -= 1
+            self.replicas.release(replica, outcome, sent_at)
         if not isinstance(response, ChatCompletion) or not response.choices:
             raise MalformedResponse(f"not a chat completion: {str(response)[:200]!r}")
         choice = response.choices[0]
@@ -110,12 +152,73 @@ class OpenAIBackend:
                 completion_tokens=usage.completion_tokens if usage else 0,
             ),
             finish_reason=choice.finish_reason,
-            endpoint=self.urls[index],
+            endpoint=replica.url,
         )
 
+    async def _call(self, replica: Replica, kwargs: dict[str, Any], sent_at: float) -> tuple[Any, bool]:
+        """The response and whether it had to wait past a timeout window (queued on a live server)."""
+        call = asyncio.ensure_future(replica.client.chat.completions.create(**kwargs))
+        waited, queued = 0.0, False
+        try:
+            while True:
+                done, _ = await asyncio.wait((call,), timeout=self.window_s)
+                if done:
+                    return call.result(), queued
+                waited += self.window_s
+                self.replicas.overloaded(replica, sent_at)
+                alive = await self.replicas.alive(replica)
+                if not alive or waited >= self.queue_wait_s:
+                    why = (
+                        f"queue_wait_s={self.queue_wait_s:g}"
+                        if alive
+                        else "the server does not answer /health"
+                    )
+                    raise RequestTimedOut(
+                        f"no answer from {replica.url} after {waited:.0f}s ({why})", not alive
+                    )
+                queued = True
+        finally:
+            if not call.done():
+                call.cancel()
+                await asyncio.gather(call, return_exceptions=True)
+
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.close()
+        await self.replicas.aclose()
+
+
+def _chat_kwargs(model: str, request: ChatRequest, extra_body: dict[str, Any]) -> dict[str, Any]:
+    s = request.sampling
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": list(request.messages),
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_tokens": s.max_tokens,
+    }
+    if s.seed is not None:
+        kwargs["seed"] = s.seed
+    fmt = _response_format(request)
+    if fmt is not None:
+        kwargs["response_format"] = fmt
+    extra: dict[str, Any] = dict(extra_body)
+    if request.regex is not None:
+        # vLLM's structured outputs; other OpenAI-compatible servers ignore or reject it.
+        extra["structured_outputs"] = {"regex": request.regex}
+    if request.continue_final:
+        extra.update(continue_final_message=True, add_generation_prompt=False)
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
+def _utf8_bytes(messages: list[dict[str, str]]) -> int:
+    return sum(len(m.get("content", "").encode("utf-8")) for m in messages)
+
+
+def _upper_bound_tokens(messages: list[dict[str, str]]) -> int:
+    """More tokens than any byte-level or byte-fallback tokenizer gives: one per UTF-8 byte, plus a generous
+    allowance for each message's chat-template tokens (role markers, separators)."""
+    return _utf8_bytes(messages) + 32 * len(messages) + 64
 
 
 class OfflineVLLMBackend:
@@ -151,6 +254,26 @@ class OfflineVLLMBackend:
         self.max_batch = config.concurrency
         self._pending: list[tuple[ChatRequest, asyncio.Future[ChatResponse]]] = []
         self._runner: asyncio.Task[None] | None = None
+
+    async def check_fits(self, request: ChatRequest) -> None:
+        """Raise :class:`PromptTooLong` when prompt + ``max_tokens`` exceed the engine's ``max_model_len``
+        (tokens counted with the model's own tokenizer and chat template)."""
+        limit = int(self._llm.llm_engine.model_config.max_model_len)
+        budget = limit - request.sampling.max_tokens
+        if _upper_bound_tokens(request.messages) <= budget:
+            return
+        ids = self._llm.get_tokenizer().apply_chat_template(
+            list(request.messages),
+            tokenize=True,
+            add_generation_prompt=not request.continue_final,
+            continue_final_message=request.continue_final,
+        )
+        tokens = len(ids["input_ids"] if isinstance(ids, dict) else ids)
+        if tokens > budget:
+            raise PromptTooLong(
+                f"the prompt is {tokens} tokens + max_tokens {request.sampling.max_tokens} > "
+                f"max_model_len {limit} of {self.model}"
+            )
 
     def _sampling(self, request: ChatRequest) -> Any:
         from vllm import SamplingParams

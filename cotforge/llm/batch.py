@@ -153,6 +153,9 @@ class BatchBackend:
 
     # --- the backend interface ------------------------------------------------------------------------------
 
+    async def check_fits(self, request: ChatRequest) -> None:
+        """A batch provider judges each request's length itself (an over-long one comes back as an error)."""
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         cid = custom_id_of(self.model, request)
         future: asyncio.Future[ChatResponse] = asyncio.get_running_loop().create_future()

@@ -82,7 +82,24 @@ class LLMConfig(BaseModel):
         description="Requests in flight at once (batch size offline).",
         json_schema_extra={"operational": True},
     )
-    timeout_s: float = Field(default=120.0, gt=0, json_schema_extra={"operational": True})
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds without an answer before the server is asked whether it is alive (a live vLLM "
+        "server that is busy keeps the request: queued is not failed).",
+        json_schema_extra={"operational": True},
+    )
+    queue_wait_s: float = Field(
+        default=1800.0,
+        ge=0,
+        description="Longest wait for a request queued on a live server; 0 = fail at timeout_s.",
+        json_schema_extra={"operational": True},
+    )
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="Lower each replica's requests in flight when it is overloaded (AIMD), up to concurrency.",
+        json_schema_extra={"operational": True},
+    )
     max_retries: int = Field(
         default=6,
         ge=0,

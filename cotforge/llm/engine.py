@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from cotforge.errors import CotforgeError
-from cotforge.llm.backends import Backend, make_backend
+from cotforge.llm.backends import Backend, PromptTooLong, make_backend
 from cotforge.llm.cache import CachedResponse, RequestCache, request_key
 from cotforge.llm.chat import ChatRequest, ChatResponse
 from cotforge.llm.config import LLMConfig
@@ -26,6 +26,7 @@ from cotforge.llm.progress import EngineProgress
 from cotforge.llm.rate_limit import RateLimiter
 from cotforge.llm.reask import reask_messages, reason_of
 from cotforge.schemas import SamplingParams, TokenUsage
+from cotforge.serving import server_logs_hint
 
 T = TypeVar("T")
 
@@ -265,6 +266,7 @@ class RequestEngine:
         outcome: RequestOutcome[T] = RequestOutcome(request, None, None, request.sampling)
         t0 = time.perf_counter()
         asked = request
+        checked = False
         for attempt in range(self.config.parse_retries + 1):
             sampling = self.sampling_for(request, attempt)
             outcome.sampling = sampling
@@ -274,6 +276,9 @@ class RequestEngine:
             if hit is None:
                 outcome.cached = False
             try:
+                if hit is None and not checked:
+                    checked = True
+                    await self._check_fits(backend, request)
                 response = hit if hit is not None else await self._send(backend, asked, sampling, key)
             except _RequestFailed as exc:
                 outcome.reason, outcome.error = exc.reason, str(exc)
@@ -303,6 +308,12 @@ class RequestEngine:
         outcome.latency_s = time.perf_counter() - t0
         return outcome
 
+    async def _check_fits(self, backend: Backend, request: ChatRequest) -> None:
+        try:
+            await backend.check_fits(request)
+        except PromptTooLong as exc:
+            raise _RequestFailed("prompt_too_long", f"not sent: {exc}") from exc
+
     async def _send(
         self, backend: Backend, request: ChatRequest, sampling: SamplingParams, key: str
     ) -> CachedResponse:
@@ -323,6 +334,7 @@ class RequestEngine:
                     raise ModelUnavailableError(
                         f"{self.config.model}: {self._failures_in_a_row} requests in a row failed, the last with "
                         f"{message}; is the server at {', '.join(self.config.base_urls)} up? Re-run to resume"
+                        + server_logs_hint(self.config.base_urls)
                     ) from exc
                 if action == "abort":
                     raise ModelUnavailableError(
@@ -331,7 +343,10 @@ class RequestEngine:
                     ) from exc
                 if action == "reject" or retry == self.config.max_retries:
                     reason = "request_rejected" if action == "reject" else "request_failed"
-                    raise _RequestFailed(reason, f"after {retry + 1} attempt(s): {message}") from exc
+                    raise _RequestFailed(
+                        reason,
+                        f"after {retry + 1} attempt(s): {message}" + server_logs_hint(self.config.base_urls),
+                    ) from exc
                 self.stats.retries += 1
                 wait = _retry_after(exc)
                 if wait is None:

@@ -37,6 +37,7 @@ class ServerPool:
                 max_num_seqs=spec.max_num_seqs,
                 structured=spec.structured,
                 startup_timeout_s=spec.startup_timeout_s,
+                log_path=self.run_dir / "logs" / f"vllm-{name}.log",
             )
             server.start()
             self.running[name] = server
