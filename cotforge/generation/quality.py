@@ -1,0 +1,185 @@
+"""Quality gates: repeated steps, word and phrase loops, character loops and truncation. Pure.
+
+Reason codes: ``repeated_steps`` (two steps equal after normalising case, spaces and punctuation, or
+near-duplicates by word-bigram Jaccard similarity), ``repetitive_text`` (a word repeated many times in a row,
+or the Gopher top/duplicated n-gram character fractions, measured with datatrove's Gopher repetition code),
+``looping_text`` (zlib compressibility: a text that compresses far below what prose, tables or code do is
+mostly one repeated unit, which catches ``KingKingKing…`` and punctuation runs that have no words to count)
+and ``truncated`` (the model stopped at its token limit).
+
+Each measure applies only where it means something: n-gram fractions need enough space-separated words (so
+Chinese and Japanese text, which has no spaces, and short answers are left to the measures that fit them),
+and compressibility needs enough bytes for zlib's own overhead not to dominate. The defaults are written from
+principles rather than fitted: a degenerate loop repeats its unit at least three times, so more than half of
+its characters are copies, while legitimate structure (lists, tables, refrains, templated steps) repeats
+short phrases between varying content and stays well under that.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import zlib
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from itertools import pairwise
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GATE_REASONS = ("repeated_steps", "repetitive_text", "looping_text", "truncated")
+
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+NgramSize = Annotated[int, Field(ge=1, le=20)]
+
+_WORD = re.compile(r"\w+")
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "，。、；：？！「」『』（）《》…—"})
+# Scripts written without spaces between words: word counts mean nothing there.
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f\uf900-\ufaff]")
+
+
+@lru_cache(maxsize=8)
+def _word_run(repeats: int) -> re.Pattern[str]:
+    # One word (letters only) followed by `repeats` copies of itself, separated by whitespace alone:
+    # "nine nine nine nine" but not a table's "| yes | yes | yes | yes |" nor a matrix row of zeros.
+    return re.compile(rf"\b([^\W\d_]+)(?:\s+\1\b){{{repeats}}}", re.IGNORECASE)
+
+
+class QualityConfig(BaseModel):
+    """Thresholds of the quality gates (see the module docstring for what each measure means)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    near_duplicate_similarity: Fraction = Field(
+        default=0.6, description="Word-bigram Jaccard similarity at which two steps are near-duplicates."
+    )
+    near_duplicate_min_words: int = Field(
+        default=5,
+        ge=1,
+        description="Steps shorter than this are compared exactly only (short parallel steps).",
+    )
+    max_word_repeats: int = Field(
+        default=3, ge=1, le=100, description="Most times a word may appear in a row (whitespace between)."
+    )
+    ngram_min_words: int = Field(
+        default=12, ge=1, description="Texts with fewer space-separated words skip the n-gram fractions."
+    )
+    top_ngram_fractions: dict[NgramSize, Fraction] = Field(
+        default_factory=lambda: {2: 0.5, 3: 0.5, 4: 0.5},
+        description="n → most of a text's word characters one n-gram's occurrences may cover.",
+    )
+    duplicate_ngram_fractions: dict[NgramSize, Fraction] = Field(
+        default_factory=lambda: {5: 0.6, 7: 0.55, 10: 0.5},
+        description="n → most of a text's word characters that may lie in repeated n-grams.",
+    )
+    unspaced_share: Fraction = Field(
+        default=0.3, description="Share of unspaced-script characters above which word measures are skipped."
+    )
+    compress_min_bytes: int = Field(
+        default=64, ge=16, description="Texts shorter than this (UTF-8 bytes) skip the compressibility check."
+    )
+    min_compression_ratio: Fraction = Field(
+        default=0.25, description="zlib size / size under which a text is a loop."
+    )
+    reject_truncated: bool = True
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, punctuation dropped, whitespace collapsed: what exact-duplicate steps are compared on."""
+    return " ".join(text.lower().translate(_PUNCT).split())
+
+
+def _bigrams(words: Sequence[str]) -> set[tuple[str, str]]:
+    # Padded so a step's first and last words count as much as the middle ones.
+    padded = ["\x02", *words, "\x03"]
+    return set(pairwise(padded))
+
+
+def repeated_steps(steps: Sequence[str], config: QualityConfig) -> bool:
+    """Whether two steps are the same after normalising, or near-duplicates by word-bigram similarity."""
+    normalised = [normalise_text(s) for s in steps]
+    seen: set[str] = set()
+    for n in normalised:
+        if n and n in seen:
+            return True
+        seen.add(n)
+    shingles = [_bigrams(n.split()) for n in normalised if len(n.split()) >= config.near_duplicate_min_words]
+    threshold = config.near_duplicate_similarity
+    for i, a in enumerate(shingles):
+        for b in shingles[i + 1 :]:
+            # Jaccard ≤ min/max of the sizes: skip pairs that cannot reach the threshold.
+            if min(len(a), len(b)) < threshold * max(len(a), len(b)):
+                continue
+            if len(a & b) >= threshold * len(a | b):
+                return True
+    return False
+
+
+def is_unspaced(text: str, config: QualityConfig) -> bool:
+    """Whether the text is mostly in a script without spaces between words (Chinese, Japanese, Thai…)."""
+    letters = sum(1 for c in text if not c.isspace())
+    return letters > 0 and len(_UNSPACED.findall(text)) > config.unspaced_share * letters
+
+
+def repetitive_text(text: str, config: QualityConfig) -> bool:
+    """A word repeated more than ``max_word_repeats`` times in a row, or an n-gram fraction over its limit."""
+    if _word_run(config.max_word_repeats).search(text):
+        return True
+    words = _WORD.findall(text.lower())
+    if len(words) < config.ngram_min_words or is_unspaced(text, config):
+        return False
+    if sum(w.isdigit() for w in words) * 2 > len(words):
+        return False  # mostly numbers: data (a matrix, a list of figures) whose repetition is legitimate
+    from datatrove.pipeline.filters.gopher_repetition_filter import (
+        find_all_duplicate,
+        find_top_duplicate,
+        get_n_grams,
+    )
+
+    word_chars = sum(len(w) for w in words)
+    spaced_chars = word_chars + len(words) - 1  # n-grams are joined with single spaces
+    for n, limit in config.top_ngram_fractions.items():
+        grams = get_n_grams(words, n)
+        if grams and find_top_duplicate(grams) > limit * spaced_chars:
+            return True
+    return any(
+        find_all_duplicate(words, n) > limit * word_chars
+        for n, limit in config.duplicate_ngram_fractions.items()
+    )
+
+
+def compression_ratio(text: str) -> float:
+    """zlib-compressed size over UTF-8 size (1.0 for an empty text)."""
+    data = text.encode("utf-8", errors="surrogatepass")
+    return len(zlib.compress(data, 6)) / len(data) if data else 1.0
+
+
+def looping_text(text: str, config: QualityConfig) -> bool:
+    """Whether a text long enough to judge compresses below ``min_compression_ratio``."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    return size >= config.compress_min_bytes and compression_ratio(text) < config.min_compression_ratio
+
+
+def text_reasons(texts: Iterable[str], config: QualityConfig) -> list[str]:
+    """``repetitive_text`` / ``looping_text`` when any of the texts fails that measure."""
+    reasons: list[str] = []
+    pending = list(texts)
+    if any(repetitive_text(t, config) for t in pending):
+        reasons.append("repetitive_text")
+    if any(looping_text(t, config) for t in pending):
+        reasons.append("looping_text")
+    return reasons
+
+
+def gate_reasons(
+    steps: Sequence[str], answer: str, finish_reason: str | None, config: QualityConfig
+) -> list[str]:
+    """Every gate reason of one rationale (reasoning steps + answer), empty when it passes."""
+    if not config.enabled:
+        return []
+    reasons = ["repeated_steps"] if len(steps) > 1 and repeated_steps(steps, config) else []
+    reasons += text_reasons([*steps, answer], config)
+    if config.reject_truncated and finish_reason == "length":
+        reasons.append("truncated")
+    return reasons
