@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
+from operator import eq
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,47 +121,87 @@ def repeated_steps(steps: Sequence[str], config: QualityConfig) -> bool:
 
 def is_unspaced(text: str, config: QualityConfig) -> bool:
     """Whether the text is mostly in a script without spaces between words (Chinese, Japanese, Thai…)."""
-    letters = sum(1 for c in text if not c.isspace())
+    letters = len(text) - text.count(" ") - text.count("\n")
     return letters > 0 and len(_UNSPACED.findall(text)) > config.unspaced_share * letters
+
+
+def _top_ngram_chars(words: Sequence[str], n: int) -> tuple[int, int]:
+    # datatrove's find_top_duplicate(get_n_grams(words, n)) (count × length of the most common n-gram,
+    # joined by single spaces), counted on word tuples: the same figure without building a string per n-gram.
+    grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
+    if not grams:
+        return 0, 0
+    gram, count = grams.most_common(1)[0]
+    return count, count * (sum(map(len, gram)) + n - 1)
+
+
+def _has_word_run(text: str, words: Sequence[str], repeats: int) -> bool:
+    # The cheap test on the word list first (the same word `repeats + 1` times in a row, whatever lies
+    # between); only then the regex that also asks for nothing but whitespace between them.
+    same = bytes(map(eq, words, words[1:]))
+    return b"\x01" * repeats in same and _word_run(repeats).search(text) is not None
 
 
 def repetitive_text(text: str, config: QualityConfig) -> bool:
     """A word repeated more than ``max_word_repeats`` times in a row, or an n-gram fraction over its limit."""
-    if _word_run(config.max_word_repeats).search(text):
-        return True
     words = _WORD.findall(text.lower())
+    if _has_word_run(text, words, config.max_word_repeats):
+        return True
     if len(words) < config.ngram_min_words or is_unspaced(text, config):
         return False
-    if sum(w.isdigit() for w in words) * 2 > len(words):
+    if sum(map(str.isdigit, words)) * 2 > len(words):
         return False  # mostly numbers: data (a matrix, a list of figures) whose repetition is legitimate
-    from datatrove.pipeline.filters.gopher_repetition_filter import (
-        find_all_duplicate,
-        find_top_duplicate,
-        get_n_grams,
-    )
-
-    word_chars = sum(len(w) for w in words)
+    counts = Counter(words)
+    if counts.most_common(1)[0][1] == 1:
+        return False  # no word occurs twice: no n-gram can either
+    word_chars = len("".join(words))
     spaced_chars = word_chars + len(words) - 1  # n-grams are joined with single spaces
-    for n, limit in config.top_ngram_fractions.items():
-        grams = get_n_grams(words, n)
-        if grams and find_top_duplicate(grams) > limit * spaced_chars:
+    for n, limit in sorted(config.top_ngram_fractions.items()):
+        count, chars = _top_ngram_chars(words, n)
+        if chars > limit * spaced_chars and count > 1:
             return True
+        if count == 1:
+            break  # longer n-grams are unique too
+    # Every word of a duplicated n-gram occurs at least twice, so the characters of repeated words bound
+    # every duplicate fraction: under the smallest limit, datatrove's scan cannot fire.
+    repeated = sum(len(w) * c for w, c in counts.items() if c > 1)
+    if repeated <= min(config.duplicate_ngram_fractions.values(), default=1.0) * word_chars:
+        return False
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
+
     return any(
         find_all_duplicate(words, n) > limit * word_chars
         for n, limit in config.duplicate_ngram_fractions.items()
     )
 
 
+class _Deflater(threading.local):
+    # One raw-deflate stream per thread, fully flushed after each text: a full flush resets the history, so
+    # each text is compressed on its own without paying zlib's set-up (most of the cost of a short text).
+    def __init__(self) -> None:
+        self.stream = zlib.compressobj(6, zlib.DEFLATED, -15)
+
+    def size(self, data: bytes) -> int:
+        return len(self.stream.compress(data) + self.stream.flush(zlib.Z_FULL_FLUSH))
+
+
+_DEFLATER = _Deflater()
+
+
 def compression_ratio(text: str) -> float:
-    """zlib-compressed size over UTF-8 size (1.0 for an empty text)."""
+    """Raw-deflate size over UTF-8 size (1.0 for an empty text); lone surrogates are measured, not an error."""
     data = text.encode("utf-8", errors="surrogatepass")
-    return len(zlib.compress(data, 6)) / len(data) if data else 1.0
+    return _DEFLATER.size(data) / len(data) if data else 1.0
 
 
 def looping_text(text: str, config: QualityConfig) -> bool:
     """Whether a text long enough to judge compresses below ``min_compression_ratio``."""
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    return size >= config.compress_min_bytes and compression_ratio(text) < config.min_compression_ratio
+    if len(text) * 4 < config.compress_min_bytes:  # a character is at most four UTF-8 bytes
+        return False
+    data = text.encode("utf-8", errors="surrogatepass")
+    if len(data) < config.compress_min_bytes:
+        return False
+    return _DEFLATER.size(data) < config.min_compression_ratio * len(data)
 
 
 def text_reasons(texts: Iterable[str], config: QualityConfig) -> list[str]:
