@@ -80,7 +80,8 @@ def split_candidate(text: str) -> tuple[CandidateStatus, SegmentSpan | None]:
 def candidate_gate_reasons(
     reasoning: str, answer: str, finish_reason: str | None, config: QualityConfig
 ) -> list[str]:
-    """The quality gates on a candidate: its reasoning's non-empty lines are the steps."""
+    """The quality gates on a candidate: its reasoning's non-empty lines (tags dropped) are the steps."""
+    reasoning = reasoning.replace(tagged.THINK_OPEN, "\n").replace(tagged.THINK_CLOSE, "\n")
     lines = [tagged.normalise_step(line) for line in reasoning.splitlines()]
     steps = [line for line in lines if line]
     return gate_reasons(steps, answer, finish_reason, config)
