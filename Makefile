@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-validate clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -52,7 +52,10 @@ bench-review: setup
 bench-pairs: setup
 	$(PY) benchmarks/bench_pairs.py
 
-bench: bench-pairs bench-generate bench-review bench-train
+bench-validate: setup
+	$(PY) benchmarks/bench_validate.py
+
+bench: bench-pairs bench-validate bench-generate bench-review bench-train
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

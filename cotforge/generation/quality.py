@@ -152,7 +152,7 @@ def repetitive_text(text: str, config: QualityConfig) -> bool:
     if sum(map(str.isdigit, words)) * 2 > len(words):
         return False  # mostly numbers: data (a matrix, a list of figures) whose repetition is legitimate
     counts = Counter(words)
-    if counts.most_common(1)[0][1] == 1:
+    if max(counts.values()) == 1:
         return False  # no word occurs twice: no n-gram can either
     word_chars = len("".join(words))
     spaced_chars = word_chars + len(words) - 1  # n-grams are joined with single spaces
