@@ -2,17 +2,22 @@
 
 Reason codes: ``repeated_steps`` (two steps equal after normalising case, spaces and punctuation, or
 near-duplicates by word-bigram Jaccard similarity), ``repetitive_text`` (a word repeated many times in a row,
-or the Gopher top/duplicated n-gram character fractions, measured with datatrove's Gopher repetition code),
-``looping_text`` (zlib compressibility: a text that compresses far below what prose, tables or code do is
-mostly one repeated unit, which catches ``KingKingKing…`` and punctuation runs that have no words to count)
-and ``truncated`` (the model stopped at its token limit).
+or a Gopher top/duplicated n-gram character fraction over its limit), ``looping_text`` (compressibility: a
+text that deflates far below what prose, tables or code do is mostly one repeated unit, which catches
+``KingKingKing…`` and punctuation runs that have no words to count) and ``truncated`` (the model stopped at
+its token limit).
+
+The Gopher fractions use datatrove's ``find_all_duplicate`` for duplicated n-grams; the top n-gram figure is
+datatrove's ``find_top_duplicate(get_n_grams(...))`` computed on word tuples, because building one string
+per n-gram was most of the cost. Words are word-character runs, not datatrove's ``split_into_words``, which loads
+a tokenizer per language that these short texts do not need.
 
 Each measure applies only where it means something: n-gram fractions need enough space-separated words (so
 Chinese and Japanese text, which has no spaces, and short answers are left to the measures that fit them),
-and compressibility needs enough bytes for zlib's own overhead not to dominate. The defaults are written from
-principles rather than fitted: a degenerate loop repeats its unit at least three times, so more than half of
-its characters are copies, while legitimate structure (lists, tables, refrains, templated steps) repeats
-short phrases between varying content and stays well under that.
+and compressibility needs enough bytes for the format's own overhead not to dominate. The defaults are
+written from principles rather than fitted: a degenerate loop repeats its unit at least three times, so more
+than half of its characters are copies, while legitimate structure (lists, tables, refrains, templated steps)
+repeats short phrases between varying content and stays well under that.
 """
 
 from __future__ import annotations
@@ -29,8 +34,6 @@ from operator import eq
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-
-GATE_REASONS = ("repeated_steps", "repetitive_text", "looping_text", "truncated")
 
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 NgramSize = Annotated[int, Field(ge=1, le=20)]
@@ -83,7 +86,7 @@ class QualityConfig(BaseModel):
         default=64, ge=16, description="Texts shorter than this (UTF-8 bytes) skip the compressibility check."
     )
     min_compression_ratio: Fraction = Field(
-        default=0.25, description="zlib size / size under which a text is a loop."
+        default=0.25, description="Deflated size / UTF-8 size under which a text is a loop."
     )
     reject_truncated: bool = True
 
