@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cotforge import tagged
+from cotforge.llm.backends import ChatResponse
+from cotforge.llm.cache import RequestCache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import RequestOutcome
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
 from cotforge.pairs.build import PairsConfig, build_pairs_in_run
 from cotforge.pairs.sampling import SampleConfig, candidate_of, sample_in_run, sample_requests
 from cotforge.pairs.selection import flag_gated_rejections, select_judge_pairs
@@ -78,6 +80,37 @@ def test_candidate_records_finish_reason_and_gate_reasons() -> None:
     assert unsplit.status == "no_think_close" and unsplit.gate_reasons == ["truncated"]
     off = CONFIG.model_copy(update={"gates": CONFIG.gates.model_copy(update={"enabled": False})})
     assert candidate_of(PROMPT, 0, off, _outcome(off, f"<think>\nx y z\n</think>\n\n{LOOP_ANSWER}", "length")).gate_reasons == []  # fmt: skip
+
+
+class _ReplayBackend:
+    """Answers every request with one fixed completion that stopped at the token limit."""
+
+    name = "replay"
+
+    def __init__(self, text: str) -> None:
+        self.text, self.calls = text, 0
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.calls += 1
+        return ChatResponse(self.text, TokenUsage(prompt_tokens=5, completion_tokens=4), "length", "replay")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.unit
+def test_finish_reason_reaches_the_outcome_from_the_server_and_from_the_cache(tmp_path: Path) -> None:
+    backend = _ReplayBackend(f"<think>\n{GOOD_REASONING}\n</think>\n\n{GOOD_ANSWER}")
+    requests = sample_requests([PROMPT], CONFIG.model_copy(update={"k": 2}))
+    seen: list[RequestOutcome[str]] = []
+    for _ in range(2):  # first from the backend, then every request from the cache
+        cache = RequestCache(tmp_path / "cache.sqlite")
+        engine = RequestEngine(CONFIG.policy, cache, backend=backend, progress=False)
+        engine.run(requests, lambda _r, text: text, seen.append)
+        cache.close()
+    assert backend.calls == 2 and [o.cached for o in seen] == [False, False, True, True]
+    assert [o.finish_reason for o in seen] == ["length"] * 4
+    assert all(candidate_of(PROMPT, 0, CONFIG, o).gate_reasons == ["truncated"] for o in seen)
 
 
 # --- pairs: never chosen, may be rejected (flagged) --------------------------------------------------------
