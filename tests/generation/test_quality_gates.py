@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import string
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -272,3 +274,17 @@ def test_validate_samples_core_reports_gates_alongside_content_checks() -> None:
     sample = sample.model_copy(update={"prompt_id": prompt.id})
     (verdict,) = validate_samples([sample], {prompt.id: prompt}, ValidationConfig())
     assert {"degenerate_step", "repeated_steps", "repetitive_text"} <= set(verdict.reasons)
+
+
+def test_cli_names_the_config_file_and_the_bad_threshold(tmp_path: Path) -> None:
+    config = tmp_path / "validate.yaml"
+    config.write_text("quality:\n  min_compression_ratio: 2\n", encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "cotforge", "validate", "--run", str(tmp_path), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert str(config) in run.stderr + run.stdout
+    assert "quality.min_compression_ratio" in run.stderr + run.stdout
