@@ -21,7 +21,7 @@ from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
 from cotforge.manifest import StageRun
-from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
+from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, gc_paused
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.tagged import TaggedFormatError
 
@@ -170,7 +170,8 @@ def validate_in_run(
             )
             run.extra["llm_refusal_checks"] = len(decisions)
             override = lambda sample, _prompt: decisions.get(sample.id)  # noqa: E731
-        verdicts = validate_samples(samples, prompts, config, override)
+        with gc_paused():  # many short-lived acyclic objects: collections would scan every sample, often
+            verdicts = validate_samples(samples, prompts, config, override)
         accepted = [s for s, v in zip(samples, verdicts, strict=True) if v.outcome == "accepted"]
         rejects = [
             RejectRecord(
