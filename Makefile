@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -64,7 +64,10 @@ bench-mixed: setup
 bench-fleet: setup
 	$(PY) benchmarks/bench_fleet.py
 
-bench: bench-pairs bench-generate bench-review bench-train
+bench-validate: setup
+	$(PY) benchmarks/bench_validate.py
+
+bench: bench-pairs bench-validate bench-generate bench-review bench-train
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -197,6 +197,9 @@ class Sample(Record):
     revision: NonNegInt = Field(default=0, description="0 for the teacher's output; +1 per correction.")
     parent_sample_id: str | None = Field(default=None, description="For corrections: the sample corrected.")
     provenance: dict[str, str] = Field(default_factory=dict)
+    finish_reason: str | None = Field(
+        default=None, description="Why the teacher stopped ('stop', 'length' = cut at max_tokens), if known."
+    )
 
     @staticmethod
     def make_id(prompt_id: str, teacher_model: str, template_hash: str, sample_index: int) -> str:
@@ -246,6 +249,12 @@ class Candidate(Record):
     spans: SegmentSpan | None = None
     tactic: str | None = None
     usage: TokenUsage = TokenUsage()
+    finish_reason: str | None = Field(default=None, description="Why the policy stopped, if known.")
+    gate_reasons: list[str] = Field(
+        default_factory=list,
+        description="Quality gates it failed (repeated_steps, repetitive_text, looping_text, truncated): "
+        "such a candidate is never the chosen side of a pair.",
+    )
 
     @model_validator(mode="after")
     def _spans_match_status(self) -> Candidate:

@@ -180,4 +180,5 @@ def sample_of(plan: PlannedSample, outcome: RequestOutcome[Rationale], config: G
         latency_s=round(outcome.latency_s, 4),
         cached=outcome.cached,
         provenance={"prompt_source": plan.prompt.source, "attempts": str(outcome.attempts)},
+        finish_reason=outcome.finish_reason,
     )

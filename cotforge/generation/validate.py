@@ -3,7 +3,9 @@
 Reason codes (stable, used in reports): ``unknown_prompt``, ``too_few_steps``, ``too_many_steps``,
 ``reasoning_too_long``, ``degenerate_step`` (a step with fewer than three letters or digits),
 ``answer_too_short``, ``answer_too_long``, ``stray_tags``, ``roundtrip_mismatch``,
-``safety_not_refused`` (a safety answer that neither refuses nor redirects), ``utility_refused``.
+``safety_not_refused`` (a safety answer that neither refuses nor redirects), ``utility_refused``, and the
+quality gates' ``repeated_steps``, ``repetitive_text``, ``looping_text`` and ``truncated`` (see
+:mod:`cotforge.generation.quality`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.failures import FailurePolicy
+from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
 from cotforge.manifest import StageRun
 from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.run_prompts import read_run_prompts
-from cotforge.runfolder import RunFiles, atomic_write_jsonl
+from cotforge.runfolder import RunFiles, atomic_write_jsonl, gc_paused
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.tagged import TaggedFormatError
 
@@ -43,6 +46,9 @@ class ValidationConfig(FailurePolicy):
     max_reasoning_chars: int = Field(default=6000, ge=1)
     min_answer_chars: int = Field(default=2, ge=1)
     max_answer_chars: int = Field(default=8000, ge=1)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Repetition, loop and truncation gates."
+    )
     refusal_consistency: bool = True
     patterns: RefusalPatterns = RefusalPatterns()
     llm_check: LLMConfig | None = Field(
@@ -116,6 +122,10 @@ def validate_samples(
             reasons = ["unknown_prompt"]
         else:
             reasons = content_reasons(sample.rationale, config)
+            rationale = sample.rationale
+            reasons += gate_reasons(
+                rationale.reasoning_steps, rationale.answer, sample.finish_reason, config.quality
+            )
             if config.refusal_consistency:
                 reasons += refusal_reasons(sample, prompt, detector, override)
         verdicts.append(
@@ -168,7 +178,8 @@ def validate_in_run(
             )
             run.failed = asked - len(decisions)
             override = lambda sample, _prompt: decisions.get(sample.id)  # noqa: E731
-        verdicts = validate_samples(samples, prompts, config, override)
+        with gc_paused():  # many short-lived acyclic objects: collections would scan every sample, often
+            verdicts = validate_samples(samples, prompts, config, override)
         accepted = [s for s, v in zip(samples, verdicts, strict=True) if v.outcome == "accepted"]
         rejects = [
             RejectRecord(

@@ -54,6 +54,7 @@ class RequestOutcome(Generic[T]):
     reason: str | None = None
     error: str | None = None
     failed_texts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -233,7 +234,9 @@ class RequestEngine:
                 misses.append(request)  # the worker re-asks with the next attempts
                 continue
             self.stats.cached_usage = self.stats.cached_usage + hit.usage
-            emit(RequestOutcome(request, value, hit.text, request.sampling, hit.usage, 0.0, True, 1))
+            outcome = RequestOutcome(request, value, hit.text, request.sampling, hit.usage, 0.0, True, 1)
+            outcome.finish_reason = hit.finish_reason
+            emit(outcome)
         return misses
 
     async def _send_all(
@@ -289,6 +292,7 @@ class RequestEngine:
                 self.stats.cached_usage = self.stats.cached_usage + hit.usage
             outcome.usage = outcome.usage + response.usage
             outcome.text = response.text
+            outcome.finish_reason = response.finish_reason
             try:
                 outcome.value = parse(request, response.text)
             except Exception as exc:

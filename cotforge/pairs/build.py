@@ -7,6 +7,7 @@ reasons), and ``manifests/pairs.json`` with the statistics.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.manifest import StageRun
 from cotforge.pairs.corrections import correction_pairs
 from cotforge.pairs.corruption import CORRUPTIONS, Corruption, corruption_pairs
-from cotforge.pairs.selection import select_judge_pairs
+from cotforge.pairs.selection import flag_gated_rejections, select_judge_pairs
 from cotforge.pairs.stats import mismatch_shares, pair_statistics
 from cotforge.pairs.teacher_policy import teacher_policy_pairs
 from cotforge.pipeline.declaration import StageDeclaration
@@ -160,6 +161,7 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
                 ran["synthetic_corruption"] = f"{len(pool)} safety samples x {len(config.corruptions)}"
         # The same two completions can meet through two sources; keep the first (sources run in order).
         unique = list({p.id: p for p in reversed(built)}.values())[::-1]
+        unique, flagged = flag_gated_rejections(unique, candidates)
         unsplit = [c for c in candidates if c.status != "ok"]
         rejects += [
             RejectRecord(
@@ -185,6 +187,8 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
             candidates=len(candidates),
             candidates_unsplit=len(unsplit),
             rejects=len(rejects),
+            candidates_failing_gates=sum(bool(c.gate_reasons) for c in candidates),
+            pairs_rejected_side_gated=flagged,
         )
         run.extra.update(
             sources_run=ran,
@@ -193,5 +197,6 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
                 s: sum(c.status == s for c in candidates) for s in {c.status for c in candidates}
             },
             segment_mismatch=mismatch_shares(candidates, scores, config.harm_threshold),
+            candidate_gates=dict(Counter(r for c in candidates for r in c.gate_reasons)),
         )
     return PairsResult(pairs=len(unique), by_source=stats["by_source"], rejects=len(rejects))  # type: ignore[arg-type]

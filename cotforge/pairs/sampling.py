@@ -9,6 +9,7 @@ never close the tag; it shapes the output, so it is off by default and recorded 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from itertools import zip_longest
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
 from cotforge.failures import FailurePolicy, is_failed_request, take_failed_requests
+from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
@@ -51,6 +53,10 @@ class SampleConfig(FailurePolicy):
     limit: int | None = Field(default=None, ge=1, description="First N prompts only.")
     system: str | None = Field(default=None, description="System prompt the policy sees (none by default).")
     think_format: Literal["free", "constrained"] = "free"
+    gates: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Quality gates; a candidate failing them is never the chosen side of a pair.",
+    )
     use_cache: bool = True
     refresh: bool = False
     progress: bool = Field(
@@ -75,6 +81,16 @@ def split_candidate(text: str) -> tuple[CandidateStatus, SegmentSpan | None]:
         answer_start=split.answer_start,
         answer_end=split.answer_end,
     )
+
+
+def candidate_gate_reasons(
+    reasoning: str, answer: str, finish_reason: str | None, config: QualityConfig
+) -> list[str]:
+    """The quality gates on a candidate: its reasoning's non-empty lines (tags dropped) are the steps."""
+    reasoning = reasoning.replace(tagged.THINK_OPEN, "\n").replace(tagged.THINK_CLOSE, "\n")
+    lines = [tagged.normalise_step(line) for line in reasoning.splitlines()]
+    steps = [line for line in lines if line]
+    return gate_reasons(steps, answer, finish_reason, config)
 
 
 def candidate_id(prompt_id: str, policy_model: str, index: int) -> str:
@@ -107,6 +123,13 @@ def candidate_of(
     """The candidate record of one completed request."""
     assert outcome.value is not None
     status, spans = split_candidate(outcome.value)
+    gates: list[str] = []
+    if spans is not None:
+        reasoning = outcome.value[spans.reasoning_start : spans.reasoning_end]
+        answer = outcome.value[spans.answer_start : spans.answer_end]
+        gates = candidate_gate_reasons(reasoning, answer, outcome.finish_reason, config.gates)
+    elif config.gates.enabled and config.gates.reject_truncated and outcome.finish_reason == "length":
+        gates = ["truncated"]
     return Candidate(
         id=outcome.request.key,
         prompt_id=prompt.id,
@@ -117,6 +140,8 @@ def candidate_of(
         spans=spans,
         tactic=prompt.tactic,
         usage=outcome.usage,
+        finish_reason=outcome.finish_reason,
+        gate_reasons=gates,
     )
 
 
@@ -140,6 +165,7 @@ class SampleResult(BaseModel):
     sampled: int
     failed: int
     by_status: dict[str, int]
+    gates: dict[str, int] = {}
 
 
 def _policy_prompts(folder: RunFolder, config: SampleConfig) -> list[PromptRecord]:
@@ -166,8 +192,12 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
         done_ids = {c.id for c in done} | {r.record_id for r in read_jsonl(rej_path, RejectRecord)}
         todo = [r for r in requests if r.key not in done_ids]
         statuses: dict[str, int] = {}
+        gates: Counter[str] = Counter()
+        gated: set[str] = set()
         for c in done:
             statuses[c.status] = statuses.get(c.status, 0) + 1
+            gates.update(c.gate_reasons)
+            gated.update([c.id] if c.gate_reasons else [])
         counts = {"sampled": 0, "failed": 0}
         cache = open_cache(folder, config.use_cache, config.refresh)
         engine = RequestEngine(config.policy, cache, progress=config.progress, label="sample")
@@ -192,6 +222,8 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
                     return
                 cand = candidate_of(prompt, index, config, outcome)
                 statuses[cand.status] = statuses.get(cand.status, 0) + 1
+                gates.update(cand.gate_reasons)
+                gated.update([cand.id] if cand.gate_reasons else [])
                 counts["sampled"] += 1
                 log.append(cand)
                 log.flush(durable=False)
@@ -203,9 +235,10 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
                     cache.close()
         run.usage = stats.usage
         run.requests, run.cached_requests = stats.sent, stats.cached
-        run.extra.update(usage=usage_summary(stats, config.policy), by_status=statuses)
+        run.extra.update(usage=usage_summary(stats, config.policy), by_status=statuses, gates=dict(gates))
         run.counts.update(prompts=len(prompts), planned=len(requests), **counts)
         run.failed_file = RunFiles.SAMPLE_REJECTS
+        run.counts.update(gated=len(gated), **{f"gate_{reason}": n for reason, n in gates.items()})
     return SampleResult(
         prompts=len(prompts),
         planned=len(requests),
@@ -213,4 +246,5 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
         sampled=counts["sampled"],
         failed=counts["failed"],
         by_status=statuses,
+        gates=dict(gates),
     )

@@ -60,6 +60,31 @@ def make_pair(
     )
 
 
+def flag_gated_rejections(
+    pairs: Iterable[PreferencePair], candidates: Iterable[Candidate]
+) -> tuple[list[PreferencePair], int]:
+    """Pairs whose rejected side failed the quality gates get ``rejected_gate_reasons`` in their lineage.
+
+    Returns the pairs (flagged where needed) and how many were flagged. A pair whose *chosen* side failed the
+    gates is a bug in the source that built it, so it raises.
+    """
+    gated = {c.id: c.gate_reasons for c in candidates if c.gate_reasons}
+    out: list[PreferencePair] = []
+    flagged = 0
+    for pair in pairs:
+        if pair.chosen_id in gated:
+            raise AssertionError(
+                f"pair {pair.id}: chosen candidate {pair.chosen_id} failed the quality gates"
+            )
+        reasons = gated.get(pair.rejected_id or "")
+        if reasons:
+            lineage = {**pair.lineage, "rejected_gate_reasons": ",".join(reasons)}
+            pair = pair.model_copy(update={"lineage": lineage})
+            flagged += 1
+        out.append(pair)
+    return out, flagged
+
+
 def select_judge_pairs(
     prompts: Mapping[str, PromptRecord],
     candidates: Iterable[Candidate],
@@ -70,7 +95,9 @@ def select_judge_pairs(
     """The paper's pairs: for each prompt, chosen = lowest h_f, rejected = highest h_f, kept if gap > γ.
 
     Only candidates split at a single ``</think>`` (status ``ok``) and judged take part; ties break by
-    candidate index so the result does not depend on input order.
+    candidate index so the result does not depend on input order. A candidate that failed the quality gates
+    (``gate_reasons``) is never chosen: chosen is the lowest h_f among those that passed, while the rejected
+    side is drawn from all of them (a looping answer is a fine example of what not to do).
     """
     # One pass keeping the running best/worst per prompt: (h_f, index) decide, lower index wins ties.
     best: dict[str, tuple[float, int, Candidate, JudgeScores]] = {}
@@ -86,15 +113,18 @@ def select_judge_pairs(
             skipped["candidate_unjudged"] += 1
             continue
         pid, h_f, index = cand.prompt_id, judged.h_f, cand.index
-        b = best.get(pid)
-        if b is None:
-            best[pid] = worst[pid] = (h_f, index, cand, judged)
+        entry = (h_f, index, cand, judged)
+        w = worst.get(pid)
+        if w is None or h_f > w[0] or (h_f == w[0] and index < w[1]):
+            worst[pid] = entry
+        if cand.gate_reasons:
+            skipped["candidate_failed_gates"] += 1
             continue
-        if h_f < b[0] or (h_f == b[0] and index < b[1]):
-            best[pid] = (h_f, index, cand, judged)
-        w = worst[pid]
-        if h_f > w[0] or (h_f == w[0] and index < w[1]):
-            worst[pid] = (h_f, index, cand, judged)
+        b = best.get(pid)
+        if b is None or h_f < b[0] or (h_f == b[0] and index < b[1]):
+            best[pid] = entry
+    if len(worst) > len(best):
+        skipped["prompt_no_candidate_passing_gates"] += len(worst.keys() - best.keys())
     pairs: list[PreferencePair] = []
     for pid, (b_f, _, b_cand, b_scores) in best.items():
         w_f, _, w_cand, w_scores = worst[pid]
