@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate chaos clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -68,6 +68,10 @@ bench-validate: setup
 	$(PY) benchmarks/bench_validate.py
 
 bench: bench-pairs bench-validate bench-generate bench-review bench-train
+
+# The fault campaign (not part of `make test`): kill, corrupt, fill and break every stage against real servers.
+chaos: setup
+	$(PY) benchmarks/chaos.py
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

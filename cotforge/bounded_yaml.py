@@ -35,7 +35,11 @@ def read_yaml_file(path: Path, what: str = "YAML file") -> Any:
 
 def load_yaml(text: str, source: str = "<string>") -> Any:
     """Parse ``text`` (safe tags only) with bounded depth and alias expansion."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks the characters as it is built: a control character is a YAML error too.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc})", file=source) from None
     try:
         try:
             node = loader.get_single_node()

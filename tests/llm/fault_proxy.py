@@ -27,6 +27,7 @@ class FaultProxy:
     schedule: Callable[[int, dict[str, Any]], Fault | None] = lambda n, body: None
     delay_s: float = 0.0  # added to every forwarded request (to stretch a run)
     fault_delay_s: float = 3.0  # the "delay" fault: longer than the client's timeout
+    port: int = 0  # 0: any free port; a fixed port lets a stopped proxy come back where it was
     bodies: list[dict[str, Any]] = field(default_factory=list)
     faults: list[tuple[int, Fault]] = field(default_factory=list)
     max_in_flight: int = 0
@@ -120,7 +121,7 @@ class FaultProxy:
                 else:
                     raise AssertionError(f"unknown fault {fault}")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -32,9 +32,16 @@ SHRINK = [
 
 pytestmark = pytest.mark.integration
 
+# Keys in the environment, as a user has them: none may reach any file the run writes, nor its output.
+SECRETS = {
+    "OPENAI_API_KEY": "sk-cotforge-sentinel-0a1b2c3d4e5f6a7b8c9d",
+    "HF_TOKEN": "hf_cotforgeSentinelToken0123456789abcd",
+    "ARGILLA_API_KEY": "argilla.sentinel-key-9f8e7d6c5b4a",
+}
+
 
 def _cotforge(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **SECRETS}
     return subprocess.run(
         [sys.executable, "-m", "cotforge", *args],
         cwd=REPO,
@@ -83,6 +90,16 @@ def test_quickstart_end_to_end_then_everything_skips(tmp_path: Path) -> None:
     assert set(results) == {"base", "awdpo"}
     for label in ("dataset (release)", "AW-DPO model", "report"):
         assert label in first.stdout
+
+    leaks = [
+        (str(path.relative_to(run)), name)
+        for path in run.rglob("*")
+        if path.is_file()
+        for name, value in SECRETS.items()
+        if value.encode() in path.read_bytes()
+    ]
+    assert not leaks, f"keys written to the run folder (run, release, report, logs): {leaks}"
+    assert not any(v in first.stdout + first.stderr for v in SECRETS.values())
 
     second = _cotforge("run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *sets, timeout=600)
     assert second.returncode == 0, second.stderr[-4000:]

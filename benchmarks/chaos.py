@@ -1,0 +1,80 @@
+"""`make chaos`: a fault campaign over the stages, against real components, with one table row per cell.
+
+Every cell copies a run folder that holds everything upstream of one pipeline step, injects a fault while that
+step runs (or before it), recovers the way a user would (re-run the same command), and compares what the step
+wrote with an uninterrupted reference run of the same step:
+
+- ``expected``: records the reference run wrote (by record key, per output file);
+- ``out``: records after the fault and the recovery; ``lost`` / ``duplicated``: keys missing / written twice;
+- ``resent``: requests the vLLM server answered more than once for the same (messages, seed) in the cell;
+- ``recovered``: the recovery command exited 0 and the step's outputs match the reference's keys;
+- ``message``: the first line of the error the user saw, for faults that must stop with one.
+
+The steps run through ``cotforge run`` (the same edges as the stage commands), against one real vLLM server on
+the tiny model behind the tests' fault proxy (which adds per-request latency so a kill lands mid-stage and counts
+every request). The last line is ``cells: N lost: L duplicated: D``. See docs/reliability.md for the results.
+
+Run: ``make chaos`` (``CHAOS_SEEDS=3``, ``CHAOS_ONLY=generate,judge`` to narrow it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from chaos_cells import KILL_CELLS, Campaign, CellResult  # noqa: E402
+from chaos_faults import FAULT_CELLS  # noqa: E402
+
+COLUMNS = ("stage", "fault", "expected", "out", "lost", "duplicated", "resent", "recovered", "message")
+
+
+def _row(result: CellResult) -> str:
+    values = [
+        result.stage,
+        result.fault,
+        str(result.expected),
+        str(result.out),
+        str(result.lost),
+        str(result.duplicated),
+        str(result.resent),
+        "yes" if result.recovered else "NO",
+        (result.message or "")[:90],
+    ]
+    return "| " + " | ".join(values) + " |"
+
+
+def main() -> int:
+    # SIGTERM becomes a normal exit, so the campaign's server and proxy are stopped by their context managers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    seeds = int(os.environ.get("CHAOS_SEEDS", "2"))
+    only = {s for s in os.environ.get("CHAOS_ONLY", "").split(",") if s}
+    started = time.perf_counter()
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
+    results: list[CellResult] = []
+    with Campaign.start() as campaign:
+        for cell in [*KILL_CELLS, *FAULT_CELLS]:
+            if only and cell.stage not in only:
+                continue
+            for seed in range(seeds if cell.seeded else 1):
+                result = cell.run(campaign, seed)
+                results.append(result)
+                print(_row(result), flush=True)
+    lost = sum(r.lost for r in results)
+    duplicated = sum(r.duplicated for r in results)
+    failed = [r for r in results if not r.recovered]
+    print(f"\nwall: {time.perf_counter() - started:.0f} s; not recovered: {len(failed)}")
+    print(f"cells: {len(results)} lost: {lost} duplicated: {duplicated}")
+    return 0 if lost == 0 and duplicated == 0 and not failed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""The non-kill cells of `make chaos`: teacher faults, a replica that dies, Argilla down, a failing Hub commit,
+a full disk, and hand-made corruption (a broken request cache, a torn line mid-file, a broken pipeline state)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+from chaos_cells import REPO, Campaign, Cell, CellResult, cotforge, first_error_line
+
+from tests.llm.fault_proxy import FaultProxy
+
+
+def _finish(
+    campaign: Campaign, result: CellResult, run: Path, step: str, final: Any, mark: int
+) -> CellResult:
+    campaign.compare(result, run, [step])
+    result.resent = campaign.resent_since(mark)
+    result.recovered = final.returncode == 0 and result.lost == 0 and result.duplicated == 0
+    result.message = "" if final.returncode == 0 else first_error_line(final)
+    return result
+
+
+# --- teacher faults ------------------------------------------------------------------------------------------
+
+
+def teacher_fault(fault: str) -> Cell:
+    """Every 4th request to the teacher gets ``fault``; generate must still account for every sample."""
+
+    def run(campaign: Campaign, seed: int) -> CellResult:
+        run_dir = campaign.fresh("generate", f"teacher-{fault}")
+        mark = len(campaign.proxy.bodies)
+        campaign.proxy.schedule = lambda n, body: fault if n % 4 == 0 else None
+        campaign.proxy.fault_delay_s = 100.0  # past the pipeline's 90 s client timeout
+        try:
+            final = campaign.run_step(run_dir, "generate")
+        finally:
+            campaign.proxy.schedule = lambda n, body: None
+        result = _finish(campaign, CellResult("generate", f"teacher {fault} on every 4th request"), run_dir,
+                         "generate", final, mark)  # fmt: skip
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return result
+
+    return Cell("teacher", run, seeded=False)
+
+
+def replica_dies(campaign: Campaign, seed: int) -> CellResult:
+    """Two replicas (two proxies to one server); one stops mid-run and comes back on the same port."""
+    second = FaultProxy(upstream=campaign.proxy.upstream).start()
+    port = int(second.base_url.split(":")[2].split("/")[0])
+    spec = yaml.safe_load(campaign.pipeline_file.read_text())
+    for step in spec["steps"]:
+        for config in step.values():
+            teacher = config.get("teacher") if isinstance(config, dict) else None
+            if teacher:
+                teacher["base_urls"] = [campaign.proxy.base_url, second.base_url]
+    variant = campaign.workdir / "replicas.yaml"
+    variant.write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_dir = campaign.fresh("generate", "replica")
+    mark = len(campaign.proxy.bodies)
+
+    def flap() -> None:
+        nonlocal second
+        time.sleep(0.3 * campaign.durations["generate"])
+        second.stop()
+        time.sleep(0.3 * campaign.durations["generate"])
+        second = FaultProxy(upstream=campaign.proxy.upstream, port=port).start()
+
+    flapper = threading.Thread(target=flap, daemon=True)
+    flapper.start()
+    final = cotforge("run", str(variant), "--run", str(run_dir), "--from", "generate", "--until", "generate")
+    flapper.join()
+    second.stop()
+    result = _finish(
+        campaign, CellResult("generate", "replica dies mid-run"), run_dir, "generate", final, mark
+    )
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+# --- Argilla ---------------------------------------------------------------------------------------------------
+
+
+def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
+    """Argilla killed mid-push and restarted: the re-push leaves each record once on the server."""
+    from cotforge.review.server import ReviewServer
+
+    run_dir = campaign.fresh("review", "argilla")
+    home = campaign.workdir / "argilla-home"
+    key = secrets.token_urlsafe(18)
+    accepted = sum(1 for line in (run_dir / "accepted.jsonl").read_text().split("\n") if line.strip())
+    result = CellResult("review push", "Argilla killed mid-push, restarted", expected=accepted)
+    server = ReviewServer(home=home, api_key=key, log=lambda _: None).start()
+    env = {**os.environ, "ARGILLA_API_URL": server.url, "ARGILLA_API_KEY": key, "PYTHONPATH": str(REPO)}
+    push = ["review", "push", "--run", str(run_dir)]
+    proc = subprocess.Popen([sys.executable, "-m", "cotforge", *push], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    time.sleep(2.0)
+    port, redis_port = server.port, server.redis_port
+    server.stop()
+    proc.wait(timeout=300)
+    server = ReviewServer(
+        home=home, api_key=key, port=port, redis_port=redis_port, log=lambda _: None
+    ).start()
+    try:
+        final = subprocess.run([sys.executable, "-m", "cotforge", *push], env=env, capture_output=True, text=True,
+                               timeout=600)  # fmt: skip
+        import argilla as rg
+
+        client = rg.Argilla(api_url=server.url, api_key=key)
+        datasets = [d for d in client.datasets.list()]
+        result.out = sum(len(list(d.records)) for d in datasets)
+        result.lost = max(0, accepted - result.out)
+        result.duplicated = max(0, result.out - accepted)
+        result.recovered = final.returncode == 0 and result.lost == 0 and result.duplicated == 0
+        result.message = "" if final.returncode == 0 else first_error_line(final)
+    finally:
+        server.stop()
+    down = cotforge("review", "pull", "--run", str(run_dir), timeout=300)  # nothing listens any more
+    torn = (run_dir / "reviewed.jsonl").exists() and not (
+        campaign.snapshots["review"] / "reviewed.jsonl"
+    ).exists()
+    if down.returncode == 0 or torn:
+        result.recovered = False
+    result.message = (result.message + " | pull with Argilla down: " + first_error_line(down))[:200]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+# --- Hub ---------------------------------------------------------------------------------------------------------
+
+
+class FlakyHub:
+    """A Hub client (the Hub cannot be reached here) whose first commit fails mid-way; records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.commits: list[list[str]] = []
+        self.fail_next_commit = True
+
+    def create_repo(self, repo_id: str, **kwargs: Any) -> Any:
+        self.calls.append("create_repo")
+
+    def repo_info(self, repo_id: str, **kwargs: Any) -> Any:
+        return SimpleNamespace(private=False)
+
+    def list_repo_refs(self, repo_id: str, **kwargs: Any) -> Any:
+        return SimpleNamespace(branches=[SimpleNamespace(name="main")], tags=[])
+
+    def create_branch(self, repo_id: str, **kwargs: Any) -> Any:
+        self.calls.append("create_branch")
+
+    def create_commit(self, repo_id: str, operations: Any, **kwargs: Any) -> Any:
+        if self.fail_next_commit:
+            self.fail_next_commit = False
+            raise ConnectionError("connection reset while uploading")
+        self.commits.append(sorted(op.path_in_repo for op in operations))
+        return SimpleNamespace(oid="0" * 40, commit_url="https://example.invalid/commit")
+
+    def create_tag(self, repo_id: str, **kwargs: Any) -> Any:
+        self.calls.append("create_tag")
+
+
+def hub_push_fails(campaign: Campaign, seed: int) -> CellResult:
+    from cotforge.errors import CotforgeError
+    from cotforge.release.push import PushConfig, push_release
+
+    release = campaign.reference / "release"
+    files = sorted(
+        str(p.relative_to(release)) for p in release.rglob("*") if p.is_file() and "manifests" not in p.parts
+    )
+    result = CellResult("release push", "Hub commit fails mid-way, re-push", expected=len(files))
+    hub = FlakyHub()
+    os.environ.setdefault("HF_TOKEN", "hf_" + "x" * 30)
+    try:
+        push_release(release, PushConfig(repo_id="me/chaos", tag="v1"), client=hub)
+    except CotforgeError as exc:
+        result.message = str(exc).splitlines()[0]
+    half_published = bool(hub.commits) or "create_tag" in hub.calls
+    push_release(release, PushConfig(repo_id="me/chaos", tag="v1"), client=hub)
+    pushed = hub.commits[-1] if hub.commits else []
+    result.out = len([f for f in pushed if f in files])
+    result.lost = len(set(files) - set(pushed))
+    result.recovered = (
+        bool(result.message) and not half_published and result.lost == 0 and len(hub.commits) == 1
+    )
+    return result
+
+
+# --- full disk -------------------------------------------------------------------------------------------------
+
+
+def disk_full(step: str, size_kb: int) -> Cell:
+    """The run folder on a small tmpfs, filled while ``step`` runs; then space is freed and the step re-run."""
+
+    def run(campaign: Campaign, seed: int) -> CellResult:
+        mount = campaign.workdir / f"tmpfs-{step}"
+        mount.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount)], check=True)
+        try:
+            run_dir = mount / "run"
+            shutil.copytree(campaign.snapshots[step], run_dir, ignore=shutil.ignore_patterns("cache.sqlite"))
+            free = shutil.disk_usage(mount).free
+            (mount / "filler").write_bytes(b"\0" * max(0, free - 24 * 1024))
+            mark = len(campaign.proxy.bodies)
+            full = campaign.run_step(run_dir, step)
+            torn = _torn_lines(run_dir)
+            leftovers = [p.name for p in run_dir.rglob("*.tmp*")]
+            (mount / "filler").unlink()
+            final = campaign.run_step(run_dir, step)
+            result = _finish(
+                campaign, CellResult(step, f"disk full ({size_kb} KB tmpfs)"), run_dir, step, final, mark
+            )
+            result.message = first_error_line(full) if full.returncode != 0 else "NO ERROR on a full disk"
+            result.recovered = result.recovered and full.returncode != 0 and not torn and not leftovers
+            if torn or leftovers:
+                result.message += f" | torn: {torn} leftovers: {leftovers}"
+            return result
+        finally:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+    return Cell(step, run, seeded=False)
+
+
+def _torn_lines(run_dir: Path) -> list[str]:
+    torn = []
+    for path in run_dir.rglob("*.jsonl"):
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").split("\n"), start=1
+        ):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError:
+                    torn.append(f"{path.name}:{number}")
+    return torn
+
+
+# --- hand-made corruption ---------------------------------------------------------------------------------------
+
+
+def corruption(kind: str) -> Cell:
+    """Break a finished run's file by hand; the next command must name the file (and not go on silently)."""
+
+    def run(campaign: Campaign, seed: int) -> CellResult:
+        run_dir = campaign.fresh("validate", f"corrupt-{kind}")
+        shutil.copy2(campaign.reference / "samples.jsonl", run_dir / "samples.jsonl")
+        if kind == "cache.sqlite":
+            shutil.copy2(campaign.reference / "cache.sqlite", run_dir / "cache.sqlite")
+            (run_dir / "cache.sqlite").write_bytes(b"this is not a database" * 100)
+            command, step = ("generate", "--force"), "generate"
+            named = "cache.sqlite"
+        elif kind == "torn line mid-file":
+            lines = (run_dir / "samples.jsonl").read_text(encoding="utf-8").split("\n")
+            middle = len([x for x in lines if x]) // 2
+            lines[middle] = lines[middle][: len(lines[middle]) // 2]
+            (run_dir / "samples.jsonl").write_text("\n".join(lines), encoding="utf-8")
+            command, step, named = ("validate",), "validate", f"samples.jsonl:{middle + 1}"
+        else:  # a hand-edited pipeline state
+            shutil.copytree(campaign.reference / "manifests", run_dir / "manifests", dirs_exist_ok=True)
+            (run_dir / "manifests" / "pipeline.json").write_text('{"name": "chaos", "steps": {"x": 1}}')
+            command, step, named = ("validate",), "validate", "pipeline.json"
+        final = cotforge("run", str(campaign.pipeline_file), "--run", str(run_dir), "--from", command[0], "--until",
+                         command[0], *command[1:])  # fmt: skip
+        message = first_error_line(final)
+        result = CellResult(step, f"corrupted {kind}", message=message)
+        said = named.split(":")[0] in (final.stdout + final.stderr)
+        # Detected and named, either as an error or as a message saying what cotforge did about it.
+        result.recovered = said and "Traceback" not in final.stderr
+        if final.returncode == 0:
+            campaign.compare(result, run_dir, [step])
+            result.recovered = result.recovered and result.lost == 0 and result.duplicated == 0
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return result
+
+    return Cell("corruption", run, seeded=False)
+
+
+FAULT_CELLS: list[Cell] = [
+    *(teacher_fault(f) for f in ("429", "500", "delay", "truncate", "nonjson")),
+    Cell("teacher", replica_dies, seeded=False),
+    Cell("review", argilla_cells, seeded=False),
+    Cell("release", hub_push_fails, seeded=False),
+    disk_full("generate", 512),
+    disk_full("validate", 512),
+    *(corruption(k) for k in ("cache.sqlite", "torn line mid-file", "pipeline state")),
+]
