@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from cotforge import __version__
-from cotforge.cli import evaluate, generation, ingest, pairs, release_report, review, run, schemas, train
+from cotforge.cli import (
+    evaluate,
+    experiment,
+    generation,
+    ingest,
+    pairs,
+    release_report,
+    review,
+    run,
+    schemas,
+    train,
+)
 
 app = typer.Typer(
     name="cotforge",
@@ -35,7 +46,7 @@ def _root(
     """cotforge: chain-of-thought safety datasets and Alignment-Weighted DPO."""
 
 
-for module in (ingest, generation, review, pairs, train, release_report, run, evaluate, schemas):
+for module in (ingest, generation, review, pairs, train, release_report, run, evaluate, experiment, schemas):
     module.register(app)
 
 

@@ -135,6 +135,7 @@ def train_awdpo(
             straddled_tokens=report.straddled_tokens,
             pairs_with_straddles=report.pairs_with_straddles,
             reweighted=rows.reweighted,
+            **{f"ref_cache_{k}": v for k, v in trainer.ref_cache_stats.get("train", {}).items()},
         )
         run.extra.update(
             output_dir=str(output_dir),
