@@ -94,6 +94,13 @@ class AWDPOTrainConfig(TrainCommon):
         "judge scores with this α smoothing (pairs without scores keep their stored weights).",
     )
     truncation_mode: Literal["keep_start", "keep_end"] = "keep_start"
+    min_answer_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Drop a pair whose truncation keeps less than this share of an answer's tokens (0: keep "
+        "any pair with at least one answer token).",
+    )
     precompute_ref_log_probs: bool = Field(
         default=False, description="Compute per-segment reference sums once before training (no ref model)."
     )
