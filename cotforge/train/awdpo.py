@@ -230,8 +230,9 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
         from cotforge.train.ref_cache import KEY_COLUMNS, RefLogpCache, reference_identity, row_key
 
         identity = reference_identity(self.ref_model or self.model)
+        args: Any = self.args  # a DPOConfig (typed as TrainingArguments by Trainer)
         rows = dataset.select_columns(list(KEY_COLUMNS))
-        keys = [row_key(identity, row, self.args.max_length, self.args.truncation_mode) for row in rows]
+        keys = [row_key(identity, row, args.max_length, args.truncation_mode) for row in rows]
         cache = RefLogpCache()
         try:
             found = cache.get_many(keys)
