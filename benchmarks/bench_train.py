@@ -102,14 +102,16 @@ def _trainers(
     from trl import DPOConfig, DPOTrainer
 
     from cotforge.train.awdpo import AlignmentWeightedDPOTrainer
+    from cotforge.train.awdpo_config import AWDPOConfig
     from cotforge.train.policy import load_policy
 
     policy = load_policy(str(model_dir), "add")
     reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
     rows = [p.to_trl_row() for p in _pairs(batch)]
 
-    def args(name: str) -> DPOConfig:
-        return DPOConfig(
+    def args(name: str, config: type[DPOConfig] = DPOConfig, **kw: Any) -> DPOConfig:
+        return config(
+            **kw,
             output_dir=str(workdir / name),
             bf16=False,
             gradient_checkpointing=False,
@@ -125,10 +127,9 @@ def _trainers(
         trainers[variant] = AlignmentWeightedDPOTrainer(
             policy.model,
             ref_model=reference,
-            args=args(variant),
+            args=args(variant, AWDPOConfig, aggregation=variant.split("-")[1]),
             train_dataset=Dataset.from_list(rows),
             processing_class=policy.tokenizer,
-            aggregation=variant.split("-")[1],
         )
     trl_rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
     trainers["trl-dpo"] = DPOTrainer(

@@ -53,11 +53,6 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def not_built(command: str, issue: int) -> NoReturn:
-    """The answer of a stage whose issue has not landed yet."""
-    fail(f"`cotforge {command}` is not built yet (tracked in issue {issue})", code=2)
-
-
 def counts_table(title: str, rows: dict[str, Any]) -> Table:
     """A two-column summary table."""
     table = Table(title=title, show_header=False, title_justify="left")

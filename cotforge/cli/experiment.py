@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from cotforge.cli.common import RunOption, console, friendly_errors
+from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
 
 experiment_app = typer.Typer(help="Experiments: segment credit of AW-DPO vs DPO, and parameter sweeps.")
-
-
-def _config_dict(config_file: Path | None, overrides: list[str]) -> dict[str, Any]:
-    import yaml
-
-    from cotforge.cli.common import CLIError
-    from cotforge.pipeline.spec import apply_overrides
-
-    data: dict[str, Any] = {}
-    if config_file is not None:
-        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        if not isinstance(loaded, dict):
-            raise CLIError(f"{config_file}: expected a mapping of settings")
-        data = loaded
-    return apply_overrides(data, overrides)
+SEGMENT_CREDIT = StageConfig(
+    "cotforge.experiments.segment_credit_run:SegmentCreditConfig",
+    {"model": "model", "max_steps": "max_steps"},
+    "experiment segment-credit",
+)
 
 
 def _fmt(spread: dict[str, float]) -> str:
     return f"{spread['mean']:+.4f} ± {spread['std']:.4f}"
 
 
-@experiment_app.command("segment-credit")
+@experiment_app.command("segment-credit", cls=SEGMENT_CREDIT.command())
 @friendly_errors
 def segment_credit(
     run_dir: RunOption = Path("runs/segment-credit"),
-    config_file: Path | None = typer.Option(None, "--config", help="YAML of SegmentCreditConfig fields."),
-    overrides: list[str] = typer.Option([], "--set", help="key=value (e.g. max_steps=32, seeds=[0,1,2])."),
+    config_file: ConfigFile = None,
+    sets: Sets = None,
+    model: str | None = typer.Option(None, "--model"),
+    max_steps: int | None = typer.Option(None, "--max-steps"),
 ) -> None:
     """Train vanilla DPO and AW-DPO (loss, reward) on controlled pairs; report the collateral ratio.
 
@@ -47,7 +39,7 @@ def segment_credit(
     """
     from cotforge.experiments.segment_credit_run import SegmentCreditConfig, run_segment_credit
 
-    config = SegmentCreditConfig.model_validate(_config_dict(config_file, overrides))
+    config: SegmentCreditConfig = SEGMENT_CREDIT.build(config_file, sets, model=model, max_steps=max_steps)
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_segment_credit(run_dir, config)
     table = Table(title="Δ implicit reward margin per segment (held-out pairs, mean ± sd over seeds)")

@@ -1,4 +1,4 @@
-"""CLI: `generate` and `validate` (issue 3)."""
+"""CLI: `generate` and `validate`."""
 
 from __future__ import annotations
 
@@ -8,20 +8,43 @@ import typer
 
 from cotforge.cli import llm_options as opt
 from cotforge.cli.common import RunOption, console, counts_table, friendly_errors
+from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+
+GENERATE = StageConfig(
+    "cotforge.generation.requests:GenerateConfig",
+    {
+        **opt.llm_flags("teacher"),
+        "mode": "output_mode",
+        "n": "samples_per_prompt",
+        "limit": "limit",
+        "kind": "kinds",
+        "cache": "use_cache",
+        "refresh": "refresh",
+        "retry_rejects": "retry_rejects",
+        "progress": "progress",
+    },
+    "generate",
+)
+VALIDATE = StageConfig(
+    "cotforge.generation.validate:ValidationConfig",
+    {"min_steps": "min_steps", "refusal_check": "refusal_consistency"},
+    "validate",
+)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=GENERATE.command())
     @friendly_errors
     def generate(
         run: RunOption = Path("runs/default"),
-        config_file: opt.ConfigFile = None,
+        config_file: ConfigFile = None,
+        sets: Sets = None,
         model: opt.Model = None,
         base_url: opt.BaseUrl = None,
         backend: opt.Backend = None,
         api_key_env: opt.ApiKeyEnv = None,
-        mode: str | None = typer.Option(None, "--mode", help="structured (JSON schema) or tagged (<think>)."),
-        n: int | None = typer.Option(None, "--n", help="Samples per prompt."),
+        mode: str | None = typer.Option(None, "--mode"),
+        n: int | None = typer.Option(None, "--n"),
         temperature: opt.Temperature = None,
         top_p: opt.TopP = None,
         max_tokens: opt.MaxTokens = None,
@@ -30,45 +53,34 @@ def register(app: typer.Typer) -> None:
         timeout: opt.Timeout = None,
         rpm: opt.Rpm = None,
         tpm: opt.Tpm = None,
-        limit: int | None = typer.Option(None, "--limit", help="First N prompts only."),
-        kind: list[str] | None = typer.Option(None, "--kind", help="utility and/or safety (repeat)."),
-        no_cache: opt.NoCache = False,
-        refresh: opt.Refresh = False,
-        retry_rejects: bool = typer.Option(False, "--retry-rejects", help="Re-ask earlier rejected slots."),
+        limit: int | None = typer.Option(None, "--limit"),
+        kind: list[str] | None = typer.Option(None, "--kind"),
+        cache: opt.Cache = None,
+        refresh: opt.Refresh = None,
+        retry_rejects: bool | None = typer.Option(None, "--retry-rejects/--no-retry-rejects"),
         no_validate: bool = typer.Option(False, "--no-validate", help="Skip validation at the end."),
-        no_progress: bool = typer.Option(False, "--no-progress"),
+        progress: opt.Progress = None,
     ) -> None:
         """Generate step-by-step rationales for the run's prompts with a teacher model.
 
         Writes samples.jsonl and generate.rejects.jsonl as results arrive (a killed run resumes where it
-        stopped), caches every response in cache.sqlite, then validates. Keys come only from the environment
-        (--api-key-env, default OPENAI_API_KEY).
+        stopped), caches every response in cache.sqlite, then validates (the config's `validation` section
+        holds the validation keys). Keys come only from the environment (teacher.api_key_env).
         """
         from cotforge.generation.generate import generate_in_run
-        from cotforge.generation.requests import GenerateConfig
 
-        raw = opt.load_config_file(config_file)
-        teacher = opt.teacher_overrides(
-            model, base_url, backend, api_key_env, temperature, top_p, max_tokens, seed, concurrency, timeout,
-            rpm, tpm,
+        raw = GENERATE.raw(config_file, sets)
+        validation = raw.pop("validation", None) or {}
+        config = GENERATE.validate(
+            raw, config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env,
+            temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
+            timeout=timeout, rpm=rpm, tpm=tpm, mode=mode, n=n, limit=limit, kind=kind, cache=cache,
+            refresh=refresh, retry_rejects=retry_rejects, progress=progress,
         )  # fmt: skip
-        flags = opt.given(
-            teacher=teacher, output_mode=mode, samples_per_prompt=n, limit=limit, kinds=kind,
-            refresh=refresh, retry_rejects=retry_rejects,
-        )  # fmt: skip
-        if no_cache:
-            flags["use_cache"] = False
-        if no_progress:
-            flags["progress"] = False
-        validation = raw.pop("validation", None)
-        merged = opt.merge(raw, flags)
-        opt.require_model(merged)
-        from cotforge.generation.validate import ValidationConfig
-
         result = generate_in_run(
             run,
-            opt.validated(GenerateConfig, merged, config_file, "generate"),
-            opt.validated(ValidationConfig, validation or {}, config_file, "validation"),
+            config,
+            VALIDATE.validate(validation, config_file, sets, prefix="validation."),
             validate=not no_validate,
         )
         rows: dict[str, object] = {
@@ -87,29 +99,24 @@ def register(app: typer.Typer) -> None:
             rows["validated: rejected"] = result.validation.rejected
         console.print(counts_table(f"generate → {run}", rows))
 
-    @app.command()
+    @app.command(cls=VALIDATE.command())
     @friendly_errors
     def validate(
         run: RunOption = Path("runs/default"),
-        config_file: opt.ConfigFile = None,
+        config_file: ConfigFile = None,
+        sets: Sets = None,
         min_steps: int | None = typer.Option(None, "--min-steps"),
-        no_refusal_check: bool = typer.Option(
-            False, "--no-refusal-check", help="Skip refusal consistency (safety refuses, utility helps)."
-        ),
+        refusal_check: bool | None = typer.Option(None, "--refusal-check/--no-refusal-check"),
     ) -> None:
         """Validate generated samples: schema, content checks, refusal consistency.
 
         Writes accepted.jsonl, verdicts.jsonl (every sample's verdict with reason codes) and
         validate.rejects.jsonl (the rejected samples with reasons and raw text).
         """
-        from cotforge.generation.validate import ValidationConfig, validate_in_run
+        from cotforge.generation.validate import validate_in_run
 
-        raw = opt.load_config_file(config_file)
-        if min_steps is not None:
-            raw["min_steps"] = min_steps
-        if no_refusal_check:
-            raw["refusal_consistency"] = False
-        result = validate_in_run(run, opt.validated(ValidationConfig, raw, config_file, "validation"))
+        config = VALIDATE.build(config_file, sets, min_steps=min_steps, refusal_check=refusal_check)
+        result = validate_in_run(run, config)
         rows: dict[str, object] = {"samples": result.samples, "accepted": result.accepted}
         rows["rejected"] = result.rejected
         rows.update({f"  {k}": v for k, v in sorted(result.reasons.items(), key=lambda kv: -kv[1])})

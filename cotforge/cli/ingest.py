@@ -8,11 +8,25 @@ from typing import Annotated
 import typer
 
 from cotforge.cli.common import RunOption, console, counts_table, err_console, fail, friendly_errors
+from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+
+INGEST = StageConfig(
+    "cotforge.ingest:IngestConfig",
+    {
+        "kind": "kind",
+        "text_column": "text_column",
+        "category_column": "category_column",
+        "kind_column": "kind_column",
+        "source": "source",
+        "licence": "licence",
+        "max_chars": "max_chars",
+        "category_map": "category_map",
+    },
+    "ingest",
+)
 
 
-def _load_mapping(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
+def _load_mapping(path: Path) -> dict[str, str]:
     import yaml
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -22,7 +36,7 @@ def _load_mapping(path: Path | None) -> dict[str, str]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=INGEST.command())
     @friendly_errors
     def ingest(
         sources: Annotated[
@@ -30,21 +44,23 @@ def register(app: typer.Typer) -> None:
             typer.Argument(help="JSONL, CSV or Parquet files, `datasets` folders, or Hub ids (when online)."),
         ] = None,
         run: RunOption = Path("runs/default"),
+        config_file: ConfigFile = None,
+        sets: Sets = None,
         bundled: bool = typer.Option(
             False, "--bundled", help="Ingest the sample prompts shipped with cotforge."
         ),
-        kind: str | None = typer.Option(
-            None, "--kind", help="utility or safety for every row (else a kind column)."
-        ),
-        text_column: str | None = typer.Option(None, "--text-column", help="Column holding the prompt text."),
-        category_column: str = typer.Option("category", "--category-column"),
-        kind_column: str = typer.Option("kind", "--kind-column"),
-        source: str | None = typer.Option(None, "--source", help="Source name recorded on each prompt."),
-        licence: str = typer.Option("unknown", "--licence", help="Licence of the source (SPDX id)."),
-        split: str = typer.Option("train", "--split", help="Split for `datasets` sources."),
-        max_chars: int = typer.Option(8000, "--max-chars", help="Longer prompts are rejected."),
+        kind: str | None = typer.Option(None, "--kind"),
+        text_column: str | None = typer.Option(None, "--text-column"),
+        category_column: str | None = typer.Option(None, "--category-column"),
+        kind_column: str | None = typer.Option(None, "--kind-column"),
+        source: str | None = typer.Option(None, "--source"),
+        licence: str | None = typer.Option(None, "--licence"),
+        max_chars: int | None = typer.Option(None, "--max-chars"),
         category_map: Path | None = typer.Option(
             None, "--category-map", help="YAML: source label → category."
+        ),
+        split: str | None = typer.Option(
+            None, "--split", help="Split for `datasets` sources (default: train)."
         ),
         limit: int | None = typer.Option(None, "--limit", help="Keep only the first N rows of each source."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
@@ -54,7 +70,7 @@ def register(app: typer.Typer) -> None:
         Bad rows are named by file and line and written to prompts.rejects.jsonl with the reason; good rows
         still land. Ingesting several sources into one run merges them.
         """
-        from cotforge.ingest import IngestConfig, ingest_into_run
+        from cotforge.ingest import ingest_into_run
         from cotforge.runfolder import RunFiles
         from cotforge.sources import bundled_prompt_files
 
@@ -63,19 +79,13 @@ def register(app: typer.Typer) -> None:
             specs += [str(p) for p in bundled_prompt_files()]
         if not specs:
             fail("nothing to ingest: pass files or --bundled")
-        if kind not in (None, "utility", "safety"):
-            fail(f"--kind must be 'utility' or 'safety', not {kind!r}")
-        config = IngestConfig(
-            kind=kind,  # type: ignore[arg-type]
-            text_column=text_column,
-            category_column=category_column,
-            kind_column=kind_column,
-            source=source,
-            licence=licence,
-            max_chars=max_chars,
-            category_map=_load_mapping(category_map),
-        )
-        result, manifest = ingest_into_run(run, specs, config, split, limit)
+        config = INGEST.build(
+            config_file, sets, kind=kind, text_column=text_column, category_column=category_column,
+            kind_column=kind_column, source=source, licence=licence, max_chars=max_chars,
+            category_map=_load_mapping(category_map) if category_map else None,
+        )  # fmt: skip
+        where = {"split": split} if split is not None else {}
+        result, manifest = ingest_into_run(run, specs, config, limit=limit, **where)
         for reject in result.rejects[:20]:
             err_console.print(f"[yellow]rejected[/] {reject.message} [dim]({', '.join(reject.reasons)})[/]")
         if len(result.rejects) > 20:

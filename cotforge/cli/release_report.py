@@ -1,4 +1,4 @@
-"""CLI: `release build|push` and `report` (issue 7)."""
+"""CLI: `release build|push` and `report`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,25 @@ from typing import Annotated
 import typer
 
 from cotforge.cli.common import RunOption, console, counts_table, friendly_errors
+from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+
+RELEASE = StageConfig(
+    "cotforge.release.build:ReleaseConfig",
+    {"subset": "configs", "licence": "licence", "name": "pretty_name", "repo_id": "repo_id"},
+    "release build",
+)
+PUSH = StageConfig(
+    "cotforge.release.push:PushConfig",
+    {
+        "repo_id": "repo_id",
+        "revision": "revision",
+        "tag": "tag",
+        "private": "private",
+        "message": "commit_message",
+    },
+    "release push",
+)
+REPORT = StageConfig("cotforge.report:ReportConfig", {"title": "title"}, "report")
 
 release_app = typer.Typer(
     name="release",
@@ -16,40 +35,35 @@ release_app = typer.Typer(
 )
 
 
-@release_app.command("build")
+@release_app.command("build", cls=RELEASE.command())
 @friendly_errors
 def release_build(
     run_dir: RunOption,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Release folder (default: <run>/release).")
+        Path | None,
+        typer.Option("--out", "-o", help="Release folder (default: the config's out, in the run)."),
     ] = None,
-    configs: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--config", help="Config to include: sft, preference, rejects (repeatable; default all)."
-        ),
-    ] = None,
-    licence: Annotated[
-        list[str] | None,
-        typer.Option("--licence", help="Hub licence id(s) for the card (default: the prompt sources')."),
-    ] = None,
-    pretty_name: Annotated[str | None, typer.Option("--name", help="The card's title.")] = None,
-    repo_id: Annotated[
-        str | None, typer.Option("--repo-id", help="Hub repo id shown in the card's loading example.")
-    ] = None,
+    subset: Annotated[list[str] | None, typer.Option("--subset")] = None,
+    licence: Annotated[list[str] | None, typer.Option("--licence")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    repo_id: Annotated[str | None, typer.Option("--repo-id")] = None,
 ) -> None:
-    """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card."""
-    from cotforge.release.build import ReleaseConfig, build_release
+    """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card.
 
-    fields: dict[str, object] = {"pretty_name": pretty_name, "repo_id": repo_id}
-    if configs:
-        fields["configs"] = configs
-    if licence:
-        fields["licence"] = licence[0] if len(licence) == 1 else licence
-    config = ReleaseConfig.model_validate(fields)
+    --subset names the dataset configs (Hub subsets) to include.
+    """
+    from cotforge.release.build import build_release
+
+    config = RELEASE.build(
+        config_file, sets, subset=subset,
+        licence=licence[0] if licence and len(licence) == 1 else licence, name=name,
+        repo_id=repo_id,
+    )  # fmt: skip
     result = build_release(run_dir, config, out_dir=out)
-    rows: dict[str, object] = {f"{name} rows": n for name, n in result.rows.items()}
-    rows.update({f"{name} (left out)": note for name, note in result.left_out.items()})
+    rows: dict[str, object] = {f"{subset} rows": n for subset, n in result.rows.items()}
+    rows.update({f"{subset} (left out)": note for subset, note in result.left_out.items()})
     rows["files"] = result.files
     console.print(counts_table("release", rows))
     console.print(f"release folder: {result.out_dir}", soft_wrap=True, highlight=False)
@@ -60,27 +74,27 @@ def release_build(
     )
 
 
-@release_app.command("push")
+@release_app.command("push", cls=PUSH.command())
 @friendly_errors
 def release_push(
     release_dir: Annotated[Path, typer.Argument(help="A folder written by `cotforge release build`.")],
-    repo_id: Annotated[str, typer.Option("--repo-id", help="Dataset repo on the Hub: namespace/name.")],
-    revision: Annotated[
-        str, typer.Option("--revision", help="Branch to commit to (created if missing).")
-    ] = "main",
-    tag: Annotated[str | None, typer.Option("--tag", help="Tag to put on the new commit.")] = None,
-    private: Annotated[
-        bool, typer.Option("--private", help="Create the repo private (an existing public repo is refused).")
-    ] = False,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
+    repo_id: Annotated[str | None, typer.Option("--repo-id")] = None,
+    revision: Annotated[str | None, typer.Option("--revision")] = None,
+    tag: Annotated[str | None, typer.Option("--tag")] = None,
+    private: Annotated[bool | None, typer.Option("--private/--public")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the exact operations and stop (no token, no network).")
     ] = False,
 ) -> None:
     """Push a release folder to the Hub as ONE commit. The token comes from HF_TOKEN only."""
-    from cotforge.release.push import PushConfig, describe_plan, plan_push, push_release
+    from cotforge.release.push import describe_plan, plan_push, push_release
 
-    config = PushConfig(repo_id=repo_id, revision=revision, tag=tag, private=private, commit_message=message)
+    config = PUSH.build(
+        config_file, sets, repo_id=repo_id, revision=revision, tag=tag, private=private, message=message
+    )
     if dry_run:
         for line in describe_plan(plan_push(release_dir, config)):
             console.print(line, highlight=False, soft_wrap=True)
@@ -101,19 +115,22 @@ def release_push(
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=REPORT.command())
     @friendly_errors
     def report(
         run_dir: RunOption,
+        config_file: ConfigFile = None,
+        sets: Sets = None,
         out: Annotated[
-            Path | None, typer.Option("--out", "-o", help="Report folder (default: <run>/report).")
+            Path | None,
+            typer.Option("--out", "-o", help="Report folder (default: the config's out, in the run)."),
         ] = None,
-        title: Annotated[str | None, typer.Option("--title", help="Page title.")] = None,
+        title: Annotated[str | None, typer.Option("--title")] = None,
     ) -> None:
         """Write a self-contained HTML report of a run (plots embedded) plus the PNG files."""
-        from cotforge.report import ReportConfig, build_report
+        from cotforge.report import build_report
 
-        config = ReportConfig.model_validate({"title": title} if title else {})
+        config = REPORT.build(config_file, sets, title=title)
         result = build_report(run_dir, config, out_dir=out)
         rows: dict[str, object] = {name: status for name, status in result.sections.items()}
         rows["figures"] = len(result.figures)

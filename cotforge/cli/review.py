@@ -1,4 +1,4 @@
-"""CLI: `review serve|push|pull|status` — human review of the run's samples in Argilla (issue 5)."""
+"""CLI: `review serve|push|pull|status` — human review of the run's samples in Argilla."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from cotforge.cli.common import RunOption, console, counts_table, err_console, fail, friendly_errors
+from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -17,12 +18,31 @@ if TYPE_CHECKING:
     from cotforge.review.agreement import QuestionAgreement
     from cotforge.review.pull import PullResult
 
-ApiUrlOption = typer.Option(
-    None, "--api-url", help="Argilla URL (default: $ARGILLA_API_URL, else localhost:6900)."
+TARGET_FLAGS = {"api_url": "api_url", "workspace": "workspace", "dataset": "dataset", "timeout": "timeout_s"}
+TARGET = StageConfig("cotforge.review.connection:ArgillaTarget", TARGET_FLAGS, "review status")
+PUSH = StageConfig(
+    "cotforge.review.push:ReviewPushConfig",
+    {
+        **TARGET_FLAGS,
+        "annotators": "annotators_per_record",
+        "batch_size": "batch_size",
+        "progress": "progress",
+    },
+    "review push",
 )
-WorkspaceOption = typer.Option("cotforge", "--workspace", help="Argilla workspace.")
-DatasetOption = typer.Option(None, "--dataset", help="Dataset name (default: cotforge-<run folder name>).")
-TimeoutOption = typer.Option(60.0, "--timeout", help="Seconds per request.")
+PULL = StageConfig(
+    "cotforge.review.pull:ReviewPullConfig",
+    {
+        **TARGET_FLAGS,
+        "min_responses": "policy.min_responses",
+        "strategy": "policy.strategy",
+        "on_tie": "policy.on_tie",
+        "discarded": "policy.discarded",
+        "min_quality": "policy.min_reasoning_quality",
+        "progress": "progress",
+    },
+    "review pull",
+)
 NO_KEY_HELP = (
     "ARGILLA_API_KEY is not set: the server's owner gets that key. Pick one and export it, e.g.\n"
     "  export ARGILLA_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
@@ -129,32 +149,27 @@ def register(app: typer.Typer) -> None:
         """
         _serve(host, port, home, owner)
 
-    @group.command()
+    @group.command(cls=PUSH.command())
     @friendly_errors
     def push(
         run: RunOption = Path("runs/default"),
-        api_url: str | None = ApiUrlOption,
-        workspace: str = WorkspaceOption,
-        dataset: str | None = DatasetOption,
-        annotators: int = typer.Option(
-            1, "--annotators", help="Reviewers needed per record (min_submitted)."
-        ),
-        batch_size: int = typer.Option(256, "--batch-size", help="Records per bulk request (≤ 500)."),
-        timeout: float = TimeoutOption,
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        config_file: ConfigFile = None,
+        sets: Sets = None,
+        api_url: str | None = typer.Option(None, "--api-url"),
+        workspace: str | None = typer.Option(None, "--workspace"),
+        dataset: str | None = typer.Option(None, "--dataset"),
+        annotators: int | None = typer.Option(None, "--annotators"),
+        batch_size: int | None = typer.Option(None, "--batch-size"),
+        timeout: float | None = typer.Option(None, "--timeout"),
+        progress: bool | None = typer.Option(None, "--progress/--no-progress"),
     ) -> None:
         """Push the run's accepted samples to Argilla (record id = sample id: re-pushing adds nothing)."""
-        from cotforge.review.push import ReviewPushConfig, push_to_argilla
+        from cotforge.review.push import push_to_argilla
 
-        config = ReviewPushConfig(
-            api_url=api_url,
-            workspace=workspace,
-            dataset=dataset,
-            annotators_per_record=annotators,
-            batch_size=batch_size,
-            timeout_s=timeout,
-            progress=not no_progress,
-        )
+        config = PUSH.build(
+            config_file, sets, api_url=api_url, workspace=workspace, dataset=dataset, annotators=annotators,
+            batch_size=batch_size, timeout=timeout, progress=progress,
+        )  # fmt: skip
         result = push_to_argilla(run, config)
         console.print(
             counts_table(
@@ -169,66 +184,55 @@ def register(app: typer.Typer) -> None:
             )
         )
 
-    @group.command()
+    @group.command(cls=PULL.command())
     @friendly_errors
     def pull(
         run: RunOption = Path("runs/default"),
-        api_url: str | None = ApiUrlOption,
-        workspace: str = WorkspaceOption,
-        dataset: str | None = DatasetOption,
-        min_responses: int | None = typer.Option(
-            None, "--min-responses", help="Ballots needed to decide (default: the dataset's annotators)."
-        ),
-        strategy: str = typer.Option("majority", "--strategy", help="majority or unanimous."),
-        on_tie: str = typer.Option("reject", "--on-tie", help="reject, accept or pending."),
-        discarded: str = typer.Option("reject", "--discarded", help="A discard votes reject, or abstain."),
-        min_quality: int = typer.Option(2, "--min-quality", help="A lower reasoning rating votes reject."),
-        timeout: float = TimeoutOption,
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        config_file: ConfigFile = None,
+        sets: Sets = None,
+        api_url: str | None = typer.Option(None, "--api-url"),
+        workspace: str | None = typer.Option(None, "--workspace"),
+        dataset: str | None = typer.Option(None, "--dataset"),
+        min_responses: int | None = typer.Option(None, "--min-responses"),
+        strategy: str | None = typer.Option(None, "--strategy"),
+        on_tie: str | None = typer.Option(None, "--on-tie"),
+        discarded: str | None = typer.Option(None, "--discarded"),
+        min_quality: int | None = typer.Option(None, "--min-quality"),
+        timeout: float | None = typer.Option(None, "--timeout"),
+        progress: bool | None = typer.Option(None, "--progress/--no-progress"),
     ) -> None:
         """Pull responses: decide each sample (majority, ties flagged), apply corrections, report agreement."""
-        from cotforge.review.ballots import ReviewPolicy
-        from cotforge.review.pull import ReviewPullConfig, pull_from_argilla
+        from cotforge.review.pull import pull_from_argilla
 
-        policy = ReviewPolicy.model_validate(
-            {
-                "min_responses": min_responses,
-                "strategy": strategy,
-                "on_tie": on_tie,
-                "discarded": discarded,
-                "min_reasoning_quality": min_quality,
-            }
-        )
-        config = ReviewPullConfig(
-            api_url=api_url,
-            workspace=workspace,
-            dataset=dataset,
-            policy=policy,
-            timeout_s=timeout,
-            progress=not no_progress,
-        )
+        config = PULL.build(
+            config_file, sets, api_url=api_url, workspace=workspace, dataset=dataset,
+            min_responses=min_responses, strategy=strategy, on_tie=on_tie, discarded=discarded,
+            min_quality=min_quality, timeout=timeout, progress=progress,
+        )  # fmt: skip
         result = pull_from_argilla(run, config)
         console.print(
             counts_table(f"review pull ← {result.url} {result.workspace}/{result.dataset}", result.counts)
         )
         console.print(agreement_table(result))
 
-    @group.command()
+    @group.command(cls=TARGET.command())
     @friendly_errors
     def status(
         run: RunOption = Path("runs/default"),
-        api_url: str | None = ApiUrlOption,
-        workspace: str = WorkspaceOption,
-        dataset: str | None = DatasetOption,
-        timeout: float = TimeoutOption,
+        config_file: ConfigFile = None,
+        sets: Sets = None,
+        api_url: str | None = typer.Option(None, "--api-url"),
+        workspace: str | None = typer.Option(None, "--workspace"),
+        dataset: str | None = typer.Option(None, "--dataset"),
+        timeout: float | None = typer.Option(None, "--timeout"),
     ) -> None:
         """Show the review dataset's progress: records completed/pending and responses per annotator."""
-        from cotforge.review.connection import ArgillaTarget
         from cotforge.review.pull import review_status
 
-        report = review_status(
-            run, ArgillaTarget(api_url=api_url, workspace=workspace, dataset=dataset, timeout_s=timeout)
+        target = TARGET.build(
+            config_file, sets, api_url=api_url, workspace=workspace, dataset=dataset, timeout=timeout
         )
+        report = review_status(run, target)
         console.print(
             counts_table(
                 f"review status {report.url} {report.workspace}/{report.dataset}",

@@ -3,7 +3,8 @@
 - :mod:`cotforge.train.config`: Pydantic configs (``SFTTrainConfig``, ``AWDPOTrainConfig``).
 - :mod:`cotforge.train.loss`: the pure AW-DPO loss (segment sums → loss and metrics).
 - :mod:`cotforge.train.segments`: char spans → per-token segment ids, straddles, truncation checks.
-- :mod:`cotforge.train.awdpo`: the collator and ``AlignmentWeightedDPOTrainer`` (a thin ``DPOTrainer`` subclass).
+- :mod:`cotforge.train.awdpo`: the collator and ``AlignmentWeightedDPOTrainer`` (a thin ``DPOTrainer`` subclass);
+  :mod:`cotforge.train.awdpo_config`: its arguments, ``AWDPOConfig(DPOConfig)`` with ``aggregation`` and ``alpha``.
 - :mod:`cotforge.train.sft`: SFT rows from accepted samples, and the TRL ``SFTTrainer`` set-up.
 - :mod:`cotforge.train.policy`: the starting model (adapter merge, ``<think>`` tokens, precision).
 - :mod:`cotforge.train.data`: records → training rows (pure); :mod:`cotforge.train.edge`: shared edge pieces.

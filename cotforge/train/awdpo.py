@@ -10,15 +10,17 @@ What it changes, and nothing else:
   segment and calls the pure :func:`cotforge.train.loss.aw_dpo_loss`;
 - ``compute_ref_log_probs`` returns per-segment sums, so ``precompute_ref_log_probs`` stores ``(2,)`` vectors.
 
-The hooks are private TRL API: trl is pinned to the 1.16 series. Options the loss does not implement are
-refused in ``__init__`` rather than ignored.
+Its own options (``aggregation``, ``alpha``) live on :class:`~cotforge.train.awdpo_config.AWDPOConfig`, the
+``args``. The hooks are private TRL API: trl is pinned to the 1.16 series and ``tests/train/test_trl_contract.py``
+pins the signatures of every hook overridden or called, so an upgrade fails loudly. Options the loss does not
+implement are refused in ``__init__`` rather than ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from accelerate.utils import is_peft_model
@@ -28,9 +30,8 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad, use_adapter
 
-from cotforge.errors import CotforgeError
+from cotforge.train.awdpo_config import AWDPOConfig, UnsupportedOptionError
 from cotforge.train.loss import (
-    AGGREGATIONS,
     ANSWER,
     PROMPT,
     REASONING,
@@ -43,10 +44,6 @@ from cotforge.train.segments import ROW_COLUMNS, SegmentReport, segment_dataset
 SEGMENT_KEYS = ("segment_ids", "w_rs", "w_rp")
 # Batch keys that are not model inputs: TRL's own and ours.
 NON_MODEL_KEYS = frozenset({"completion_mask", "ref_chosen_logps", "ref_rejected_logps", *SEGMENT_KEYS})
-
-
-class UnsupportedOptionError(CotforgeError):
-    """An option of TRL's DPO that the AW-DPO loss does not implement; the message says what to set."""
 
 
 @dataclass
@@ -101,9 +98,11 @@ class SegmentPreferenceCollator(DataCollatorForPreference):
         return out
 
 
-def _refuse_unsupported(args: DPOConfig, aggregation: str) -> None:
-    if aggregation not in AGGREGATIONS:
-        raise UnsupportedOptionError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+def _refuse_unsupported(args: DPOConfig) -> None:
+    if not isinstance(args, AWDPOConfig):
+        raise UnsupportedOptionError(
+            f"args is a {type(args).__name__}; pass an AWDPOConfig (it carries `aggregation` and `alpha`)"
+        )
     checks = [
         (
             args.padding_free,
@@ -137,7 +136,7 @@ def _refuse_scalar_ref_logps(dataset: Dataset) -> None:
 
 
 class AlignmentWeightedDPOTrainer(DPOTrainer):
-    """TRL's ``DPOTrainer`` with segment-weighted AW-DPO loss (``aggregation`` = loss | reward | vanilla).
+    """TRL's ``DPOTrainer`` with the segment-weighted AW-DPO loss; its options come from ``AWDPOConfig`` args.
 
     The training rows are TRL conversational preference rows plus ``chosen_spans``/``rejected_spans``
     ([reasoning_start, reasoning_end, answer_start, answer_end] into the assistant content) and the
@@ -151,24 +150,24 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
         self,
         model: Any,
         ref_model: Any = None,
-        args: DPOConfig | None = None,
+        args: AWDPOConfig | None = None,
         train_dataset: Dataset | None = None,
         processing_class: Any = None,
-        aggregation: str = "loss",
         **kwargs: Any,
     ) -> None:
         if args is None:
-            raise UnsupportedOptionError("pass a DPOConfig (args); TRL's defaults are bf16 + checkpointing")
+            raise UnsupportedOptionError(
+                "pass an AWDPOConfig (args); TRL's defaults are bf16 + checkpointing"
+            )
         if processing_class is None or not hasattr(processing_class, "apply_chat_template"):
             raise UnsupportedOptionError("pass the tokenizer as processing_class (text models only)")
-        _refuse_unsupported(args, aggregation)
+        _refuse_unsupported(args)
         if (
             isinstance(train_dataset, Dataset)
             and len(train_dataset)
             and any(k in train_dataset.column_names for k in ("image", "images"))
         ):
             raise UnsupportedOptionError("vision datasets are not supported by AlignmentWeightedDPOTrainer")
-        self.aggregation = aggregation
         self.segment_report = SegmentReport()
         self.ref_cache_stats: dict[str, dict[str, int]] = {}
         tokenizer = processing_class
@@ -319,7 +318,8 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
         else:
             ref_sums, _ = self._segment_forward(self.ref_model or model, inputs, reference=True)
         w_rs, w_rp = inputs["w_rs"], inputs["w_rp"]
-        result = aw_dpo_loss(policy_sums, ref_sums, w_rs, w_rp, self.beta, self.aggregation)  # type: ignore[arg-type]
+        aggregation = cast(AWDPOConfig, self.args).aggregation
+        result = aw_dpo_loss(policy_sums, ref_sums, w_rs, w_rp, self.beta, aggregation)
         loss = result.loss
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss

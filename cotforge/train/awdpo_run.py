@@ -73,9 +73,9 @@ def train_awdpo(
     ``callbacks`` are extra ``transformers.TrainerCallback``s (e.g. a pipeline's own progress hooks).
     """
     from datasets import Dataset
-    from trl import DPOConfig
 
     from cotforge.train.awdpo import AlignmentWeightedDPOTrainer
+    from cotforge.train.awdpo_config import AWDPOConfig
     from cotforge.train.segments import segment_dataset
 
     quiet_libraries()
@@ -117,11 +117,13 @@ def train_awdpo(
         ref_model = None
         if config.lora is None and not config.precompute_ref_log_probs:
             ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False)
-        args = DPOConfig(
+        args = AWDPOConfig(
             **trl_arguments(config, output_dir),
             beta=config.beta,
             truncation_mode=config.truncation_mode,
             precompute_ref_log_probs=config.precompute_ref_log_probs,
+            aggregation=config.aggregation,
+            alpha=config.alpha,
         )
         resume = prepare_output(config, output_dir)
         cbs = callbacks_for(config, output_dir, f"AW-DPO ({config.aggregation})")
@@ -133,7 +135,6 @@ def train_awdpo(
                     args=args,
                     train_dataset=dataset,
                     processing_class=policy.tokenizer,
-                    aggregation=config.aggregation,
                     peft_config=lora_config(config.lora) if config.lora else None,
                     callbacks=[*cbs, *(callbacks or [])],
                 )

@@ -22,9 +22,9 @@ class LoRASettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    r: int = Field(default=16, ge=1)
-    alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    r: int = Field(default=16, ge=1, description="Rank of the adapter matrices.")
+    alpha: int = Field(default=32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on the adapter's input.")
     target_modules: list[str] | Literal["all-linear"] = Field(
         default="all-linear",
         description="Module names to adapt; 'all-linear' = every linear layer but lm_head.",
@@ -47,15 +47,19 @@ class TrainCommon(BaseModel):
     merge_adapter: bool = Field(
         default=False, description="With LoRA: save the adapter merged into its base as a full model."
     )
-    learning_rate: float = Field(default=2e-5, gt=0.0)
-    epochs: float = Field(default=1.0, gt=0.0)
+    learning_rate: float = Field(default=2e-5, gt=0.0, description="Peak learning rate (AdamW).")
+    epochs: float = Field(default=1.0, gt=0.0, description="Passes over the data (unless max_steps is set).")
     max_steps: int | None = Field(default=None, ge=1, description="Overrides epochs when set.")
     batch_size: int = Field(default=4, ge=1, description="Examples (pairs for AW-DPO) per device per step.")
-    grad_accum: int = Field(default=1, ge=1)
+    grad_accum: int = Field(default=1, ge=1, description="Gradient accumulation steps per optimizer step.")
     max_length: int = Field(default=1024, ge=8, description="Tokens per sequence (prompt + completion).")
-    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
-    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
-    seed: int = 0
+    warmup_ratio: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Share of the steps spent warming up."
+    )
+    lr_scheduler: Literal["linear", "constant", "cosine"] = Field(
+        default="linear", description="Learning-rate schedule after warm-up."
+    )
+    seed: int = Field(default=0, description="Seed of the data order and initialisation.")
     think_tokens: ThinkTokens = Field(
         default="add",
         description="'add': give the tokenizer <think>/</think> as single added tokens when it lacks them "
@@ -63,7 +67,7 @@ class TrainCommon(BaseModel):
     )
     precision: Precision = Field(default="auto", description="'auto': fp32 on CPU, bf16 on a CUDA GPU.")
     gradient_checkpointing: bool | None = Field(default=None, description="None: on for GPU, off for CPU.")
-    logging_steps: int = Field(default=1, ge=1)
+    logging_steps: int = Field(default=1, ge=1, description="Write metrics every N steps.")
     save_steps: int | None = Field(default=None, ge=1, description="Checkpoint every N steps (for resume).")
     resume: bool = Field(default=False, description="Resume from the last checkpoint in output_dir.")
     progress: bool = Field(default=True, description="Show a progress bar.")
@@ -72,6 +76,11 @@ class TrainCommon(BaseModel):
 class SFTTrainConfig(TrainCommon):
     """CoT SFT: accepted (or reviewed) samples as chat, loss on the assistant turn only."""
 
+    model: str = Field(
+        default="smollm2",
+        description="Starting model: a local folder (full model or LoRA adapter), a Hub id, or 'smollm2' "
+        "(SmolLM2-135M-Instruct, embedded).",
+    )
     prompts: Path | None = Field(
         default=None, description="PromptRecord file for the samples; default: the run's prompts.jsonl."
     )
@@ -80,8 +89,10 @@ class SFTTrainConfig(TrainCommon):
 class AWDPOTrainConfig(TrainCommon):
     """Alignment-Weighted DPO on preference pairs with segment spans and weights."""
 
-    learning_rate: float = Field(default=1e-6, gt=0.0)
-    beta: float = Field(default=0.1, gt=0.0)
+    learning_rate: float = Field(
+        default=1e-6, gt=0.0, description="Peak learning rate (AdamW; the paper's best for AW-DPO)."
+    )
+    beta: float = Field(default=0.1, gt=0.0, description="DPO β: strength of the pull towards the reference.")
     aggregation: Aggregation = Field(
         default="loss",
         description="'loss': w_rs·L(reasoning) + w_rp·L(answer) (paper Eq. 4); 'reward': one sigmoid over "
@@ -90,10 +101,14 @@ class AWDPOTrainConfig(TrainCommon):
     alpha: float | None = Field(
         default=None,
         ge=0.0,
-        description="None: use each pair's stored weights. A number: recompute the weights from the pair's "
-        "judge scores with this α smoothing (pairs without scores keep their stored weights).",
+        description="None: use each pair's stored weights. A number: recompute every pair's weights from its "
+        "gaps with this α smoothing (refused when a pair's gaps cannot be recovered).",
     )
-    truncation_mode: Literal["keep_start", "keep_end"] = "keep_start"
+    truncation_mode: Literal["keep_start", "keep_end"] = Field(
+        default="keep_start",
+        description="Which end of an over-long sequence to keep; pairs left without a reasoning or an answer "
+        "token are dropped with a reason.",
+    )
     min_answer_fraction: float = Field(
         default=0.5,
         ge=0.0,

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.cli.llm_options import given, teacher_overrides
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +56,7 @@ def test_a_missing_config_file_or_model_is_a_clear_error(run_dir: Path) -> None:
     result = CliRunner().invoke(app, ["generate", "--run", str(run_dir), "--config", str(missing)])
     assert result.exit_code == 1 and str(missing) in result.output
     result = CliRunner().invoke(app, ["generate", "--run", str(run_dir)])
-    assert result.exit_code == 1 and "no model" in result.output
+    assert result.exit_code == 1 and "teacher.model" in result.output and "--model" in result.output
     bad = run_dir / "bad-validate.yaml"
     bad.write_text("min_stepz: 2\n")
     result = CliRunner().invoke(app, ["validate", "--run", str(run_dir), "--config", str(bad)])
@@ -82,17 +81,3 @@ def test_every_stage_names_its_config_file_on_a_misspelt_key(
     assert result.exit_code == 1, result.output
     assert str(config) in result.output and "limt" in result.output
     assert "Traceback" not in result.output
-
-
-def test_given_keeps_zero_and_drops_flags_not_given() -> None:
-    assert given(temperature=0.0, limit=0, model=None, refresh=False, kinds=[], teacher={}) == {
-        "temperature": 0.0,
-        "limit": 0,
-        "teacher": {},
-    }
-    assert given(refresh=True, kinds=["safety"]) == {"refresh": True, "kinds": ["safety"]}
-    assert teacher_overrides("tiny", [], temperature=0.0, rpm=30) == {
-        "model": "tiny",
-        "sampling": {"temperature": 0.0},
-        "rate_limits": {"requests_per_minute": 30},
-    }

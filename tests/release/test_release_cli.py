@@ -21,7 +21,7 @@ def test_release_build_command_writes_the_selected_configs(built_run: BuiltRun, 
     out = tmp_path / "published"
     done = subprocess.run(
         [sys.executable, "-m", "cotforge", "release", "build", "--run", str(built_run.root), "--out", str(out),
-         "--config", "sft", "--config", "preference", "--licence", "cc-by-4.0", "--repo-id", "me/cot"],
+         "--subset", "sft", "--subset", "preference", "--licence", "cc-by-4.0", "--repo-id", "me/cot"],
         capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -40,6 +40,6 @@ def test_release_build_errors_are_one_clear_line(tmp_path: Path) -> None:
     empty.mkdir()
     result = runner.invoke(app, ["release", "build", "--run", str(empty)], terminal_width=200)
     assert result.exit_code == 1 and "run `cotforge generate" in result.output
-    result = runner.invoke(app, ["release", "build", "--run", str(empty), "--config", "everything"])
-    assert result.exit_code == 1 and "invalid configuration" in result.output
-    assert "configs.0" in result.output and "'sft', 'preference' or 'rejects'" in result.output
+    result = runner.invoke(app, ["release", "build", "--run", str(empty), "--subset", "everything"])
+    assert result.exit_code == 1 and "invalid `release build` config" in result.output
+    assert "--subset: configs.0" in result.output and "'sft', 'preference' or 'rejects'" in result.output

@@ -42,8 +42,8 @@ def test_cli_awdpo_on_a_run_folder(pairs_run: Path, tiny_model_dir: Path, pair_m
         app,
         [
             "train", "awdpo", "--run", str(pairs_run), "--model", str(tiny_model_dir),
-            "--max-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--max-length", "256",
-            "--aggregation", "reward", "--beta", "0.2", "--no-progress",
+            "--max-steps", "3", "--set", "batch_size=4", "--set", "learning_rate=1e-3", "--set", "max_length=256",
+            "--aggregation", "reward", "--set", "beta=0.2", "--no-progress",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -67,3 +67,25 @@ def test_cli_awdpo_on_a_run_folder(pairs_run: Path, tiny_model_dir: Path, pair_m
     empty = pairs_run.parent / "empty"
     failed = CliRunner().invoke(app, ["train", "awdpo", "--run", str(empty), "--model", str(tiny_model_dir)])
     assert failed.exit_code == 1 and "pairs.jsonl" in failed.output and "not found" in failed.output
+
+
+@pytest.mark.integration
+def test_cli_sft_from_a_config_file_with_set_overrides(sft_run: Path, tiny_model_dir: Path) -> None:
+    config = sft_run / "sft.yaml"
+    config.write_text(
+        f"model: {tiny_model_dir}\nlearning_rate: 1.0e-3\nmax_steps: 5\nbatch_size: 2\nprogress: false\n"
+        "lora: {r: 4}\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        ["train", "sft", "--run", str(sft_run), "--config", str(config), "--set", "max_steps=1",
+         "--set", "lora=null"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(RunFolder(sft_run), "train-sft")
+    assert manifest is not None and manifest.status == "completed"
+    # --set won over the file (max_steps, lora); the file over the defaults (learning_rate, batch_size).
+    assert manifest.config["max_steps"] == 1 and manifest.counts["steps"] == 1
+    assert manifest.config["lora"] is None and manifest.extra["saved"] == "full"
+    assert manifest.config["learning_rate"] == 1e-3 and manifest.config["batch_size"] == 2
+    assert (sft_run / "models" / "sft" / "model.safetensors").exists()

@@ -21,6 +21,7 @@ from trl import DPOConfig, DPOTrainer
 
 from cotforge.schemas import PreferencePair, SegmentSpan, SegmentWeights
 from cotforge.train.awdpo import AlignmentWeightedDPOTrainer, UnsupportedOptionError
+from cotforge.train.awdpo_config import AWDPOConfig
 from cotforge.train.loss import ANSWER, REASONING, aw_dpo_loss, segment_sums
 
 BETA = 0.1
@@ -53,8 +54,9 @@ def dataset_of(pairs: list[PreferencePair]) -> Dataset:
     return Dataset.from_list([p.to_trl_row() for p in pairs])
 
 
-def dpo_args(tmp_path: Path, batch: int) -> DPOConfig:
-    return DPOConfig(
+def dpo_args(tmp_path: Path, batch: int, config: type[DPOConfig] = DPOConfig, **kw: Any) -> DPOConfig:
+    return config(
+        **kw,
         output_dir=str(tmp_path / "out"),
         bf16=False,
         gradient_checkpointing=False,
@@ -92,15 +94,16 @@ def upcast_log_probs(model: Any) -> None:
     model.forward = forward
 
 
-def aw_trainer(models: tuple[Any, Any, Any], pairs: list[PreferencePair], tmp_path: Path, **kw: Any) -> Any:
+def aw_trainer(
+    models: tuple[Any, Any, Any], pairs: list[PreferencePair], tmp_path: Path, aggregation: str
+) -> Any:
     tokenizer, policy, reference = models
     trainer = AlignmentWeightedDPOTrainer(
         copy.deepcopy(policy),
         ref_model=copy.deepcopy(reference),
-        args=dpo_args(tmp_path, len(pairs)),
+        args=dpo_args(tmp_path, len(pairs), AWDPOConfig, aggregation=aggregation),
         train_dataset=dataset_of(pairs),
         processing_class=copy.deepcopy(tokenizer),
-        **kw,
     )
     trainer.model.train()
     return trainer

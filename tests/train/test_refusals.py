@@ -17,6 +17,7 @@ from cotforge.train.awdpo import (
     SegmentPreferenceCollator,
     UnsupportedOptionError,
 )
+from cotforge.train.awdpo_config import AWDPOConfig
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,8 @@ def rows(pair_maker: Any) -> list[dict[str, Any]]:
     return [p.to_trl_row() for p in pair_maker(4)]
 
 
-def args(tmp_path: Path, **kw: Any) -> DPOConfig:
-    return DPOConfig(
+def args(tmp_path: Path, config: type[DPOConfig] = AWDPOConfig, **kw: Any) -> DPOConfig:
+    return config(
         output_dir=str(tmp_path),
         bf16=False,
         gradient_checkpointing=False,
@@ -92,7 +93,10 @@ def test_precomputed_reference_sums_without_segments_are_refused(
     with pytest.raises(UnsupportedOptionError, match="per-segment"):
         collator([example])
     with pytest.raises(UnsupportedOptionError, match="aggregation"):
-        build(tiny, rows, args(tmp_path / "agg"), aggregation="mean")
+        args(tmp_path / "agg", aggregation="mean")
+    # A plain DPOConfig would silently lose the AW-DPO options: refused, naming the class to use.
+    with pytest.raises(UnsupportedOptionError, match="AWDPOConfig"):
+        build(tiny, rows, args(tmp_path / "plain", DPOConfig))
     with pytest.raises(UnsupportedOptionError, match="columns"):
         build(tiny, [{k: v for k, v in r.items() if k != "w_rs"} for r in rows], args(tmp_path / "cols"))
 

@@ -19,6 +19,7 @@ from cotforge.manifest import load_manifest
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import RejectRecord
 from cotforge.train import AWDPOTrainConfig, LoRASettings, SFTTrainConfig, train_awdpo, train_sft
+from cotforge.train.awdpo_config import AWDPOConfig
 
 FAST = {"progress": False, "learning_rate": 1e-3, "batch_size": 4}
 
@@ -57,6 +58,9 @@ def test_awdpo_20_steps_on_the_tiny_model(pairs_run: Path, tiny_model_dir: Path)
     assert manifest.extra["final_metrics"]["step"] == 20 and manifest.extra["precision"] == "fp32"
     assert manifest.extra["policy"]["kind"] == "full" and manifest.extra["policy"]["added_tokens"] == []
     assert (out / "tokenizer.json").exists() and not (pairs_run / RunFiles.TRAIN_AWDPO_REJECTS).exists()
+    # The AW-DPO options are saved with the training arguments, as TRL's own variants' are.
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    assert isinstance(args, AWDPOConfig) and args.aggregation == "loss" and args.alpha is None
 
 
 @pytest.mark.integration
@@ -136,7 +140,7 @@ def test_two_process_data_parallel_run(pairs_run: Path, tiny_model_dir: Path) ->
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
         "-m", "cotforge", "train", "awdpo", "--run-dir", str(pairs_run), "--model", str(tiny_model_dir),
-        "--max-steps", "3", "--batch-size", "2", "--lr", "1e-3", "--no-progress",
+        "--max-steps", "3", "--set", "batch_size=2", "--set", "learning_rate=1e-3", "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
