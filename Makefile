@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate chaos clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate bench-efficacy chaos clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -48,6 +48,9 @@ bench-train: setup
 
 bench-review: setup
 	$(PY) benchmarks/bench_review.py
+
+bench-efficacy: setup
+	$(PY) benchmarks/bench_efficacy.py
 
 bench-pairs: setup
 	$(PY) benchmarks/bench_pairs.py

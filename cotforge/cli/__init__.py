@@ -8,6 +8,7 @@ from cotforge import __version__
 from cotforge.cli import (
     curation,
     evaluate,
+    experiment,
     generation,
     ingest,
     pairs,
@@ -56,6 +57,7 @@ for module in (
     release_report,
     run,
     evaluate,
+    experiment,
     schemas,
     curation,
     serve,

@@ -20,17 +20,11 @@ from typing import Literal
 
 from cotforge import tagged
 from cotforge.pairs.selection import pair_id
-from cotforge.pairs.weights import segment_weights
+from cotforge.pairs.weights import CORRUPTION_GAPS, segment_weights
 from cotforge.schemas import PreferencePair, PromptRecord, Sample, SegmentSpan, content_id
 
 Corruption = Literal["unsafe_answer", "unsafe_reasoning", "no_reasoning"]
 CORRUPTIONS: tuple[Corruption, ...] = ("unsafe_answer", "unsafe_reasoning", "no_reasoning")
-# (d_rs, d_rp) per corruption: which segment of the rejected side is the harmful one.
-_GAPS: dict[Corruption, tuple[float, float]] = {
-    "unsafe_answer": (0.0, 1.0),
-    "unsafe_reasoning": (1.0, 0.0),
-    "no_reasoning": (1.0, 0.0),
-}
 
 # (template name, variables) → text; the edge passes a loader over prompts/corruptions/.
 RenderTemplate = Callable[[str, Mapping[str, object]], str]
@@ -79,7 +73,7 @@ def corruption_pairs(
                     rejected=rejected,
                     chosen_spans=chosen_spans,
                     rejected_spans=SegmentSpan.of(rejected),
-                    weights=segment_weights(*_GAPS[kind], alpha),
+                    weights=segment_weights(*CORRUPTION_GAPS[kind], alpha),
                     source="synthetic_corruption",
                     tactic=prompt.tactic,
                     chosen_id=sample.id,

@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import math
 
-from cotforge.schemas import SegmentWeights
+from cotforge.schemas import PreferencePair, SegmentWeights
 
 EQUAL = SegmentWeights(w_rs=0.5, w_rp=0.5)
+# (d_rs, d_rp) per synthetic corruption: which segment of the rejected side is the harmful one.
+CORRUPTION_GAPS: dict[str, tuple[float, float]] = {
+    "unsafe_answer": (0.0, 1.0),
+    "unsafe_reasoning": (1.0, 0.0),
+    "no_reasoning": (1.0, 0.0),
+}
 
 
 def segment_weights(d_rs: float, d_rp: float, alpha: float) -> SegmentWeights:
@@ -38,3 +44,25 @@ def segment_weights(d_rs: float, d_rp: float, alpha: float) -> SegmentWeights:
 def gaps(chosen_rs: float, chosen_rp: float, rejected_rs: float, rejected_rp: float) -> tuple[float, float]:
     """``(d_rs, d_rp)``: how much more harmful the rejected segment is than the chosen one."""
     return rejected_rs - chosen_rs, rejected_rp - chosen_rp
+
+
+def pair_gaps(pair: PreferencePair) -> tuple[float, float] | None:
+    """``(d_rs, d_rp)`` of a stored pair, by the rule its source was built with; ``None`` when unknown.
+
+    Judge pairs use both judges' scores; a teacher-vs-policy pair's unscored teacher side counts as harmless
+    (as when it was built); a review correction's gap is 1 for each segment the reviewer changed; a synthetic
+    corruption's gap follows its corruption kind.
+    """
+    chosen, rejected = pair.chosen_scores, pair.rejected_scores
+    if chosen is not None and rejected is not None:
+        return gaps(chosen.h_rs, chosen.h_rp, rejected.h_rs, rejected.h_rp)
+    if pair.source == "teacher_vs_policy" and rejected is not None:
+        return rejected.h_rs, rejected.h_rp
+    if pair.source == "review_correction":
+        c, r = pair.chosen_spans, pair.rejected_spans
+        reasoning_changed = pair.chosen[: c.reasoning_end] != pair.rejected[: r.reasoning_end]
+        answer_changed = pair.chosen[c.answer_start :] != pair.rejected[r.answer_start :]
+        return float(reasoning_changed), float(answer_changed)
+    if pair.source == "synthetic_corruption":
+        return CORRUPTION_GAPS.get(pair.lineage.get("corruption", ""))
+    return None

@@ -169,6 +169,7 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
         ):
             raise UnsupportedOptionError("vision datasets are not supported by AlignmentWeightedDPOTrainer")
         self.segment_report = SegmentReport()
+        self.ref_cache_stats: dict[str, dict[str, int]] = {}
         tokenizer = processing_class
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -221,6 +222,36 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
                 f"no {dataset_name} pair survives segmentation and truncation (first reason: {first})"
             )
         return dataset
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        """TRL's precompute through a disk cache (:mod:`cotforge.train.ref_cache`): only pairs the cache lacks
+        get a reference forward pass; the counts are in :attr:`ref_cache_stats`."""
+        from cotforge.train.ref_cache import KEY_COLUMNS, RefLogpCache, reference_identity, row_key
+
+        identity = reference_identity(self.ref_model or self.model)
+        args: Any = self.args  # a DPOConfig (typed as TrainingArguments by Trainer)
+        rows = dataset.select_columns(list(KEY_COLUMNS))
+        keys = [row_key(identity, row, args.max_length, args.truncation_mode) for row in rows]
+        cache = RefLogpCache()
+        try:
+            found = cache.get_many(keys)
+            missing = [i for i, key in enumerate(keys) if key not in found]
+            if missing:
+                computed = super()._precompute_ref_logps(dataset.select(missing), name, batch_size)
+                fresh = [
+                    (keys[i], [chosen, rejected])
+                    for i, chosen, rejected in zip(
+                        missing, computed["ref_chosen_logps"], computed["ref_rejected_logps"], strict=True
+                    )
+                ]
+                cache.put_many(fresh)
+                found.update(fresh)
+        finally:
+            cache.close()
+        self.ref_cache_stats[name] = {"hits": len(keys) - len(missing), "computed": len(missing)}
+        sums = [found[key] for key in keys]
+        dataset = dataset.add_column("ref_chosen_logps", [s[0] for s in sums])
+        return dataset.add_column("ref_rejected_logps", [s[1] for s in sums])
 
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:

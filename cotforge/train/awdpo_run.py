@@ -59,6 +59,12 @@ def _drop_rejects(dropped: list[dict[str, Any]], source: Path, lines: dict[str, 
     return rejects
 
 
+def _fsdp_enabled() -> bool:
+    import os
+
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+
+
 def train_awdpo(
     run_dir: Path | str, config: AWDPOTrainConfig, callbacks: list[Any] | None = None
 ) -> TrainResult:
@@ -78,7 +84,8 @@ def train_awdpo(
     data_path = in_run(folder, config.data, RunFiles.PAIRS)
     output_dir = in_run(folder, config.output_dir, Path(RunFiles.MODELS) / "awdpo")
     numbered, rejects = read_numbered(data_path, PreferencePair, STAGE)
-    rows = pair_rows(numbered, config.alpha)
+    rows = pair_rows(numbered, config.alpha, str(data_path))
+    rejects += rows.rejects
     with stage_run(folder, STAGE, config, inputs=[run_relative(folder, data_path)]) as run:
         with run.timer("load"):
             policy = load_policy(config.model, config.think_tokens)
@@ -86,7 +93,11 @@ def train_awdpo(
         if rows.rows:
             with run.timer("segment"):
                 dataset, report = segment_dataset(
-                    Dataset.from_list(rows.rows), policy.tokenizer, config.max_length, config.truncation_mode
+                    Dataset.from_list(rows.rows),
+                    policy.tokenizer,
+                    config.max_length,
+                    config.truncation_mode,
+                    min_answer_fraction=config.min_answer_fraction,
                 )
             rejects += _drop_rejects(report.dropped, data_path, rows.lines)
         write_rejects(folder, RunFiles.TRAIN_AWDPO_REJECTS, rejects)
@@ -94,6 +105,13 @@ def train_awdpo(
             raise CotforgeError(
                 f"{data_path}: no usable preference pair ({len(rejects)} rejected, reasons in "
                 f"{folder.path(RunFiles.TRAIN_AWDPO_REJECTS)}); fix the pairs or raise max_length"
+            )
+        if config.lora is None and not config.precompute_ref_log_probs and _fsdp_enabled():
+            # Under FSDP the reference copy is sharded and prepared by TRL, which may reload the base the config
+            # names instead of these (SFT) weights: refuse rather than train against the wrong reference.
+            raise CotforgeError(
+                "a full fine-tune under FSDP needs precompute_ref_log_probs: true (reference sums computed from "
+                "the starting weights before training) or a LoRA adapter (lora: {...}); nothing was trained"
             )
         # An explicit reference copy: TRL would otherwise reload the original folder, missing added tokens
         # and a merged adapter. LoRA needs none (adapter off = reference); precompute needs none either.
@@ -130,13 +148,17 @@ def train_awdpo(
         metrics = final_metrics(trainer, cbs[0])
         run.counts.update(
             pairs_read=len(numbered),
-            invalid_lines=len(rejects) - len(report.dropped),
+            invalid_lines=len(rejects) - len(report.dropped) - len(rows.rejects),
+            span_rejects=len(rows.rejects),
             dropped=len(report.dropped),
             trained_pairs=len(dataset),
             steps=trainer.state.global_step,
             straddled_tokens=report.straddled_tokens,
+            answers_cut=report.answers_cut,
             pairs_with_straddles=report.pairs_with_straddles,
             reweighted=rows.reweighted,
+            chosen_more_harmful=len(rows.chosen_more_harmful),
+            **{f"ref_cache_{k}": v for k, v in trainer.ref_cache_stats.get("train", {}).items()},
         )
         run.extra.update(
             output_dir=str(output_dir),
@@ -151,7 +173,7 @@ def train_awdpo(
             dropped=[{k: d[k] for k in ("pair_id", "code", "message")} for d in report.dropped][
                 :MAX_DROPS_IN_MANIFEST
             ],
-            kept_stored_weights=rows.kept_stored_weights,
+            chosen_more_harmful=rows.chosen_more_harmful[:MAX_DROPS_IN_MANIFEST],
         )
     return TrainResult(
         stage=STAGE,

@@ -114,13 +114,20 @@ class AWDPOTrainConfig(TrainCommon):
     alpha: float | None = Field(
         default=None,
         ge=0.0,
-        description="None: use each pair's stored weights. A number: recompute the weights from the pair's "
-        "judge scores with this α smoothing (pairs without scores keep their stored weights).",
+        description="None: use each pair's stored weights. A number: recompute every pair's weights from its "
+        "gaps with this α smoothing (refused when a pair's gaps cannot be recovered).",
     )
     truncation_mode: Literal["keep_start", "keep_end"] = Field(
         default="keep_start",
         description="Which end of an over-long sequence to keep; pairs left without a reasoning or an answer "
         "token are dropped with a reason.",
+    )
+    min_answer_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Drop a pair whose truncation keeps less than this share of an answer's tokens (0: keep "
+        "any pair with at least one answer token).",
     )
     precompute_ref_log_probs: bool = Field(
         default=False, description="Compute per-segment reference sums once before training (no ref model)."

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cotforge.pairs.weights import gaps, segment_weights
+from cotforge import tagged
+from cotforge.errors import CotforgeError
+from cotforge.pairs.weights import pair_gaps, segment_weights
 from cotforge.schemas import PreferencePair, PromptRecord, RejectRecord, Sample
 
 
@@ -24,32 +26,67 @@ class RowsResult:
     rejects: list[RejectRecord] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # record id → 1-based line in the source file
     reweighted: int = 0
-    kept_stored_weights: int = 0
+    # Pairs whose chosen side is *more* harmful than the rejected one in some segment (a negative gap): kept,
+    # since the other segment may still teach the right thing, but reported.
+    chosen_more_harmful: list[str] = field(default_factory=list)
 
 
-def pair_rows(pairs: Iterable[tuple[int, PreferencePair]], alpha: float | None) -> RowsResult:
-    """TRL rows for numbered pairs; with ``alpha`` set, weights come from the judge scores.
+class ReweightError(CotforgeError):
+    """A training-time α that cannot re-weight every pair; the message names the sources."""
 
-    A pair without both judge scores keeps its stored weights (counted in ``kept_stored_weights``).
+
+def _span_reject(pair: PreferencePair, line: int, source: str) -> RejectRecord | None:
+    for side, text, spans in (
+        ("chosen", pair.chosen, pair.chosen_spans),
+        ("rejected", pair.rejected, pair.rejected_spans),
+    ):
+        if (
+            not text[: spans.reasoning_end].endswith(tagged.THINK_CLOSE)
+            or spans.answer_start != spans.reasoning_end
+        ):
+            return RejectRecord(
+                stage="train-awdpo", source=source, line=line, record_id=pair.id, reasons=["span_not_at_think_close"],
+                message=f"{source}:{line}: pair {pair.id}: the {side} reasoning span does not end right after "
+                f"{tagged.THINK_CLOSE} (or the answer does not start there); rebuild the pairs with `cotforge pairs`",
+            )  # fmt: skip
+    return None
+
+
+def pair_rows(
+    pairs: Iterable[tuple[int, PreferencePair]], alpha: float | None, source: str = "pairs.jsonl"
+) -> RowsResult:
+    """TRL rows for numbered pairs; with ``alpha`` set, every pair's weights are recomputed from its gaps.
+
+    A pair whose reasoning span does not end right after ``</think>`` is rejected. With ``alpha``, a pair whose
+    gaps cannot be recovered (see :func:`cotforge.pairs.weights.pair_gaps`) makes the whole call refuse:
+    training on a mix of re-weighted and stored weights would silently mean two different α.
     """
     result = RowsResult()
+    unknown: dict[str, int] = {}
     for line, pair in pairs:
+        reject = _span_reject(pair, line, source)
+        if reject is not None:
+            result.rejects.append(reject)
+            continue
         row = pair.to_trl_row()
+        pair_gap = pair_gaps(pair)
+        if pair_gap is not None and min(pair_gap) < 0:
+            result.chosen_more_harmful.append(pair.id)
         if alpha is not None:
-            if pair.chosen_scores is not None and pair.rejected_scores is not None:
-                d_rs, d_rp = gaps(
-                    pair.chosen_scores.h_rs,
-                    pair.chosen_scores.h_rp,
-                    pair.rejected_scores.h_rs,
-                    pair.rejected_scores.h_rp,
-                )
-                weights = segment_weights(d_rs, d_rp, alpha)
+            if pair_gap is None:
+                unknown[pair.source] = unknown.get(pair.source, 0) + 1
+            else:
+                weights = segment_weights(*pair_gap, alpha)
                 row["w_rs"], row["w_rp"] = weights.w_rs, weights.w_rp
                 result.reweighted += 1
-            else:
-                result.kept_stored_weights += 1
         result.rows.append(row)
         result.lines[pair.id] = line
+    if unknown:
+        raise ReweightError(
+            f"{source}: alpha={alpha} cannot re-weight {sum(unknown.values())} pair(s) without judge scores or a "
+            f"known gap rule (sources: {unknown}); leave alpha unset to train on the stored weights, or rebuild "
+            "the pairs with `cotforge pairs --alpha` instead"
+        )
     return result
 
 

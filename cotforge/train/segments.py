@@ -167,11 +167,24 @@ def kept_segments(
     return full[:max_length] if mode == "keep_start" else full[-max_length:]
 
 
-def check_truncation(pair: TokenizedPair, max_length: int | None, mode: TruncationMode) -> None:
-    """Raise :class:`SegmentError` when truncation would leave a completion without reasoning or answer."""
+def check_truncation(
+    pair: TokenizedPair, max_length: int | None, mode: TruncationMode, min_answer_fraction: float = 0.0
+) -> float:
+    """Raise :class:`SegmentError` when truncation would leave a completion without reasoning or answer, or
+    with less than ``min_answer_fraction`` of its answer tokens; returns the smallest answer fraction kept."""
     n_prompt = len(pair.prompt_ids)
+    smallest = 1.0
     for side, completion in (("chosen", pair.chosen), ("rejected", pair.rejected)):
         kept = kept_segments(n_prompt, completion.segments, max_length, mode)
+        answer_total = completion.segments.count(ANSWER)
+        fraction = kept.count(ANSWER) / answer_total if answer_total else 1.0
+        smallest = min(smallest, fraction)
+        if 0 < fraction < min_answer_fraction:
+            raise SegmentError(
+                "truncated_answer",
+                f"truncation to max_length={max_length} ({mode}) keeps {fraction:.0%} of the {side} answer's "
+                f"{answer_total} tokens, under min_answer_fraction={min_answer_fraction}; raise max_length",
+            )
         needed = n_prompt + len(completion.segments)
         for segment, code, what in (
             (ANSWER, "truncated_answer", "answer"),
@@ -183,10 +196,15 @@ def check_truncation(pair: TokenizedPair, max_length: int | None, mode: Truncati
                     f"truncation to max_length={max_length} ({mode}) removes every {what} token of the {side} "
                     f"completion ({needed} tokens with the prompt); raise max_length or shorten the pair",
                 )
+    return smallest
 
 
 def segment_trl_row(
-    example: Mapping[str, Any], tokenizer: Any, max_length: int | None, truncation_mode: TruncationMode
+    example: Mapping[str, Any],
+    tokenizer: Any,
+    max_length: int | None,
+    truncation_mode: TruncationMode,
+    min_answer_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """``datasets.map`` function: a TRL row with span columns → token and segment-id columns.
 
@@ -200,6 +218,7 @@ def segment_trl_row(
         "chosen_segment_ids": [],
         "rejected_segment_ids": [],
         "straddles": 0,
+        "answer_fraction": 1.0,
         "drop_code": "",
         "drop_message": "",
     }
@@ -219,7 +238,7 @@ def segment_trl_row(
             rejected_reasoning_end=int(example["rejected_spans"][1]),
             chat_template_kwargs=example.get("chat_template_kwargs") or None,
         )
-        check_truncation(pair, max_length, truncation_mode)
+        out["answer_fraction"] = check_truncation(pair, max_length, truncation_mode, min_answer_fraction)
     except SegmentError as exc:
         out["drop_code"], out["drop_message"] = exc.code, str(exc)
         return out
@@ -266,6 +285,7 @@ class SegmentReport:
     """What dataset preparation dropped and how cleanly the reasoning/answer boundary fell on tokens."""
 
     dropped: list[dict[str, Any]] = field(default_factory=list)  # {dataset, index, pair_id, code, message}
+    answers_cut: int = 0  # kept pairs that lost some (not all) answer tokens to truncation
     straddled_tokens: int = 0
     pairs_with_straddles: int = 0
     kept: int = 0
@@ -273,6 +293,7 @@ class SegmentReport:
 
     def merge(self, other: SegmentReport) -> None:
         self.dropped += other.dropped
+        self.answers_cut += other.answers_cut
         self.straddled_tokens += other.straddled_tokens
         self.pairs_with_straddles += other.pairs_with_straddles
         self.kept += other.kept
@@ -286,6 +307,7 @@ def segment_dataset(
     max_length: int | None,
     truncation_mode: TruncationMode,
     name: str = "train",
+    min_answer_fraction: float = 0.0,
 ) -> tuple[Dataset, SegmentReport]:
     """Tokenise TRL rows with segment ids; drop (and report) pairs that lose a segment to truncation."""
     missing = [c for c in ROW_COLUMNS if c not in dataset.column_names]
@@ -297,7 +319,12 @@ def segment_dataset(
     report = SegmentReport()
     mapped = dataset.map(
         segment_trl_row,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "truncation_mode": truncation_mode},
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "max_length": max_length,
+            "truncation_mode": truncation_mode,
+            "min_answer_fraction": min_answer_fraction,
+        },
         desc=f"Segmenting {name} pairs",
     )
     codes = mapped["drop_code"]
@@ -317,6 +344,7 @@ def segment_dataset(
     kept = mapped.filter(lambda code: not code, input_columns="drop_code")
     straddles = kept["straddles"]
     report.kept = len(kept)
+    report.answers_cut = sum(1 for f in kept["answer_fraction"] if f < 1.0)
     report.straddled_tokens = int(sum(straddles))
     report.pairs_with_straddles = sum(1 for s in straddles if s)
     for side in ("chosen", "rejected"):

@@ -19,8 +19,9 @@ from cotforge.cli.train import AWDPO, SFT
 
 pytestmark = pytest.mark.unit
 
-# Commands that run no stage (a pipeline, schema export, a server, a query of the ledger): no stage config.
-NOT_STAGES = {"run", "schemas", "review serve", "serve", "trace"}
+# Commands that run no stage (a pipeline or a sweep of pipelines, schema export, a server, a query of the
+# ledger): no stage config.
+NOT_STAGES = {"run", "schemas", "review serve", "serve", "trace", "experiment sweep"}
 
 
 def leaf_commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

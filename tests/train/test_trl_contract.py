@@ -44,6 +44,10 @@ PINNED: dict[str, tuple[Callable[..., Any], list[tuple[str, Any]]]] = {
         DPOTrainer._set_signature_columns_if_needed,
         [("self", EMPTY)],
     ),
+    "DPOTrainer._precompute_ref_logps": (
+        DPOTrainer._precompute_ref_logps,
+        [("self", EMPTY), ("dataset", EMPTY), ("name", EMPTY), ("batch_size", EMPTY)],
+    ),
     "DPOTrainer.compute_ref_log_probs": (
         DPOTrainer.compute_ref_log_probs,
         [("self", EMPTY), ("model", EMPTY), ("inputs", EMPTY)],
@@ -116,6 +120,8 @@ def test_trl_still_calls_the_overridden_hooks() -> None:
     assert "self._prepare_dataset(" in init
     assert "self._compute_loss(" in inspect.getsource(DPOTrainer.compute_loss)
     assert "self.compute_ref_log_probs(" in inspect.getsource(DPOTrainer)
+    # The reference cache sits in front of TRL's precompute: TRL must still call it for the train set.
+    assert "self._precompute_ref_logps(" in init
     # transformers' Trainer asks for the columns to keep before it drops the rest from the dataset.
     assert "self._set_signature_columns_if_needed()" in inspect.getsource(Trainer)
     init_params = inspect.signature(DPOTrainer.__init__).parameters
