@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cotforge.errors import FailedRecordsError
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
 from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
@@ -154,15 +155,18 @@ def test_faults_between_client_and_server_every_slot_ends_once(
             "tiny", proxy.base_url, concurrency=4, timeout_s=1.5, backoff_base_s=0.05, backoff_max_s=0.3,
             max_retries=5,
         )  # fmt: skip
-        result = generate_in_run(prompts_run, GenerateConfig.model_validate(raw), validate=False)
-    _, rejects = _every_slot_once(prompts_run, result.planned)
+        # A request that failed after every retry is never a silent hole: the stage ends with an error.
+        with pytest.raises(FailedRecordsError, match="generate.rejects.jsonl"):
+            generate_in_run(prompts_run, GenerateConfig.model_validate(raw), validate=False)
+    manifest = json.loads((prompts_run / "manifests" / "generate.json").read_text())
+    assert manifest["status"] == "failed"
+    _, rejects = _every_slot_once(prompts_run, manifest["counts"]["planned"])
     assert {f for _, f in proxy.faults} == {"429", "500", "delay", "truncate", "nonjson"}
     prompts = {p.id: p.text for p in read_jsonl(prompts_run / RunFiles.PROMPTS, PromptRecord)}
     doomed_ids = {pid for pid, text in prompts.items() if doomed in text}
     assert doomed_ids, "the bundled prompts changed; pick another word"
     failed = {r.raw["prompt_id"] for r in rejects if r.reasons == ["request_failed"]}
     assert failed == doomed_ids
-    manifest = json.loads((prompts_run / "manifests" / "generate.json").read_text())
     assert manifest["extra"]["usage"]["retries"] >= 5
 
 

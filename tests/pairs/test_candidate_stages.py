@@ -13,6 +13,7 @@ from cotforge.pairs.build import PairsConfig, build_pairs_in_run
 from cotforge.pairs.judging import CROSSCHECK_FILE, JudgeConfig, agreement, judge_in_run, parse_score
 from cotforge.pairs.sampling import THINK_REGEX, SampleConfig, sample_in_run, sample_requests, split_candidate
 from cotforge.pipeline.stages import resolve_servers
+from cotforge.review.auto import auto_review_in_run
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, Sample
 from cotforge.serving import VLLMServer
@@ -208,6 +209,7 @@ def test_chain_augment_sample_judge_pairs_on_smollm2_feeds_the_trainer(
     assert any(c.status == "ok" for c in candidates)
     judged = judge_in_run(run_dir, JudgeConfig(judge=LLMConfig.model_validate(model), progress=False))
     assert judged.judged == sum(c.status == "ok" for c in candidates)
+    auto_review_in_run(run_dir)  # pairs' review_correction source reads the review's output
     result = build_pairs_in_run(run_dir, PairsConfig())
     pairs = folder.read(RunFiles.PAIRS, PreferencePair)
     assert result.pairs == len(pairs) > 0

@@ -65,8 +65,12 @@ def test_cli_awdpo_on_a_run_folder(pairs_run: Path, tiny_model_dir: Path, pair_m
 
     # A run folder without pairs: a clear error naming the file, exit 1.
     empty = pairs_run.parent / "empty"
+    empty.mkdir()
     failed = CliRunner().invoke(app, ["train", "awdpo", "--run", str(empty), "--model", str(tiny_model_dir)])
-    assert failed.exit_code == 1 and "pairs.jsonl" in failed.output and "not found" in failed.output
+    assert failed.exit_code == 1 and "pairs.jsonl" in failed.output and "missing" in failed.output
+    # A run folder that does not exist at all: a different, equally clear error.
+    absent = CliRunner().invoke(app, ["train", "awdpo", "--run", str(empty / "no"), "--model", str(tiny_model_dir)])
+    assert absent.exit_code == 1 and "does not exist" in absent.output
 
 
 @pytest.mark.integration
