@@ -156,7 +156,7 @@ def test_faults_between_client_and_server_every_slot_ends_once(
             max_retries=5,
         )  # fmt: skip
         # A request that failed after every retry is never a silent hole: the stage ends with an error.
-        with pytest.raises(FailedRecordsError, match="generate.rejects.jsonl"):
+        with pytest.raises(FailedRecordsError, match=r"generate\.rejects\.jsonl"):
             generate_in_run(prompts_run, GenerateConfig.model_validate(raw), validate=False)
     manifest = json.loads((prompts_run / "manifests" / "generate.json").read_text())
     assert manifest["status"] == "failed"

@@ -69,7 +69,9 @@ def test_cli_awdpo_on_a_run_folder(pairs_run: Path, tiny_model_dir: Path, pair_m
     failed = CliRunner().invoke(app, ["train", "awdpo", "--run", str(empty), "--model", str(tiny_model_dir)])
     assert failed.exit_code == 1 and "pairs.jsonl" in failed.output and "missing" in failed.output
     # A run folder that does not exist at all: a different, equally clear error.
-    absent = CliRunner().invoke(app, ["train", "awdpo", "--run", str(empty / "no"), "--model", str(tiny_model_dir)])
+    absent = CliRunner().invoke(
+        app, ["train", "awdpo", "--run", str(empty / "no"), "--model", str(tiny_model_dir)]
+    )
     assert absent.exit_code == 1 and "does not exist" in absent.output
 
 
