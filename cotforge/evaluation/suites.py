@@ -12,11 +12,7 @@ Rows without their own id get ``f"{suite}-{row}"`` (``f"{suite}-{file}-{row}"`` 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.errors import SuiteError
+from cotforge.evaluation.suite_files import SuiteTable, read_suite_tables
 from cotforge.evaluation.suite_layouts import (
     FORMATS,
     LAYOUT_BY_FORMAT,
@@ -36,7 +33,7 @@ from cotforge.evaluation.suite_layouts import (
 from cotforge.ingest import IngestConfig, row_to_prompt
 from cotforge.raw_rows import RawRow
 from cotforge.schemas import RejectRecord
-from cotforge.sources import read_csv_rows, read_jsonl_rows, read_parquet_rows
+from cotforge.sources import read_jsonl_rows
 
 __all__ = [
     "FORMATS",
@@ -49,8 +46,6 @@ __all__ = [
     "load_suite",
 ]
 
-FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
-_DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 # A reader's error code → the suite's reason code.
 _READER_CODES = {"non_utf8": "undecodable"}
 
@@ -112,151 +107,10 @@ class LoadedSuite(BaseModel):
     rejects: list[SuiteReject]
 
 
-@dataclass(frozen=True)
-class _Table:
-    """One file's (or one dataset split's) rows, with the names a reject or an id uses."""
-
-    name: str  # the file (or dataset[split]) a reject names
-    stem: str
-    rows: list[RawRow]
-    split: str | None = None
-    artifact: bool = False  # a JailbreakBench artifact JSON: its rows are the `jailbreaks` entries
-
-
-# --- reading ------------------------------------------------------------------------------------------------
-
-
-def _read_tsv_rows(path: Path) -> Iterator[RawRow]:
-    """TSV with a header, like :func:`cotforge.sources.read_csv_rows` (ragged and non-UTF-8 rows are errors)."""
-    name = str(path)
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
-    header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
-    for fields in reader:
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        raw = "\t".join(fields).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-        if any("\udc80" <= ch <= "\udcff" for f in fields for ch in f):
-            yield RawRow(name, reader.line_num, None, ("non_utf8", "not valid UTF-8"), raw)
-        elif len(fields) != len(header):
-            message = f"{len(fields)} fields where the header has {len(header)}; check quoting and tabs"
-            yield RawRow(name, reader.line_num, None, ("malformed_row", message), raw)
-        else:
-            yield RawRow(name, reader.line_num, dict(zip(header, fields, strict=True)))
-
-
-def _read_json(path: Path) -> _Table:
-    """A ``.json`` file: a JailbreakBench artifact, a JSON array of rows, or JSON Lines."""
-    try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return _Table(str(path), path.stem, list(read_jsonl_rows(path)))
-    if isinstance(document, dict) and isinstance(document.get("jailbreaks"), list):
-        parameters = document.get("parameters") or {}
-        extra = {"method": parameters.get("method"), "model": parameters.get("model")}
-        rows = [
-            RawRow(str(path), i, {**extra, **entry})
-            if isinstance(entry, dict)
-            else RawRow(str(path), i, None, ("not_an_object", "jailbreaks entry is not an object"), entry)
-            for i, entry in enumerate(document["jailbreaks"], start=1)
-        ]
-        return _Table(str(path), path.stem, rows, artifact=True)
-    if isinstance(document, list):
-        rows = [
-            RawRow(str(path), i, item)
-            if isinstance(item, dict)
-            else RawRow(str(path), i, None, ("not_an_object", "expected a JSON object per entry"), item)
-            for i, item in enumerate(document, start=1)
-        ]
-        return _Table(str(path), path.stem, rows)
-    return _Table(str(path), path.stem, list(read_jsonl_rows(path)))
-
-
-def _read_file(path: Path) -> _Table:
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return _read_json(path)
-    reader = {
-        ".jsonl": read_jsonl_rows,
-        ".csv": read_csv_rows,
-        ".tsv": _read_tsv_rows,
-        ".parquet": read_parquet_rows,
-    }[suffix]
-    return _Table(str(path), path.stem, list(reader(path)))
-
-
-def _dataset_tables(dataset: Any, where: str, split: str | None) -> list[_Table]:
-    """The rows of a loaded ``Dataset`` or of one split of a ``DatasetDict``."""
-    import datasets
-
-    if isinstance(dataset, datasets.DatasetDict):
-        splits = list(dataset)
-        if split is None and len(splits) == 1:
-            split = splits[0]
-        if split not in dataset:
-            raise SuiteError(
-                f"{where}: {'no split ' + repr(split) if split else 'several splits'}; "
-                f"pick one of {', '.join(splits)} with `split:` (--split)",
-                file=where,
-            )
-        dataset = dataset[split]
-    name = f"{where}[{split}]" if split else where
-    rows = [RawRow(name, i, row) for i, row in enumerate(dataset, start=1)]
-    return [_Table(name, Path(where).name, rows, split=split)]
-
-
-def _read_hub(spec: SuiteSpec) -> list[_Table]:
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(spec.path, spec.subset, split=spec.split)
-    except Exception as exc:
-        raise SuiteError(
-            f"{spec.path}: not a local file or folder, and the Hub dataset could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). With no network or not "
-            "in the local cache: download it where there is a network "
-            "(`datasets.load_dataset(...).save_to_disk(DIR)`) and pass the folder",
-            file=spec.path,
-        ) from exc
-    return _dataset_tables(dataset, spec.path, spec.split)
-
-
-def _read_tables(spec: SuiteSpec) -> list[_Table]:
-    """Every table the spec names: one file, a saved dataset, a folder of files, or a Hub id."""
-    path = Path(spec.path)
-    if path.is_file():
-        if path.suffix.lower() not in FILE_SUFFIXES:
-            raise SuiteError(
-                f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(FILE_SUFFIXES)}",
-                file=path,
-            )
-        return [_read_file(path)]
-    if path.is_dir():
-        if any((path / marker).exists() for marker in _DATASET_MARKERS):
-            import datasets
-
-            try:
-                dataset = datasets.load_from_disk(str(path))
-            except Exception as exc:
-                raise SuiteError(
-                    f"{path}: cannot load as a `datasets` folder ({type(exc).__name__}: {exc}); "
-                    "save it again with `save_to_disk`",
-                    file=path,
-                ) from exc
-            return _dataset_tables(dataset, str(path), spec.split)
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FILE_SUFFIXES)
-        if not files:
-            raise SuiteError(f"{path}: no suite files ({', '.join(FILE_SUFFIXES)}) in this folder", file=path)
-        return [_read_file(p) for p in files]
-    if path.suffix.lower() in FILE_SUFFIXES or spec.path.startswith((".", "/", "~")):
-        raise SuiteError(f"{spec.path}: file not found", file=spec.path)
-    return _read_hub(spec)
-
-
 # --- layout choice ------------------------------------------------------------------------------------------
 
 
-def _columns(table: _Table) -> set[str]:
+def _columns(table: SuiteTable) -> set[str]:
     columns: set[str] = set()
     for row in table.rows[:200]:
         if row.data is not None:
@@ -274,7 +128,7 @@ def _needed(layout: Layout, spec: SuiteSpec) -> set[str]:
     return needed
 
 
-def _choose_layout(table: _Table, spec: SuiteSpec) -> Layout:
+def _choose_layout(table: SuiteTable, spec: SuiteSpec) -> Layout:
     columns = _columns(table)
     if spec.format not in ("auto", *FORMATS):
         raise SuiteError(
@@ -336,7 +190,9 @@ class _SuiteBuilder:
     def full(self) -> bool:
         return self.spec.limit is not None and len(self.items) >= self.spec.limit
 
-    def reject(self, table: _Table, row: int | None, item_id: str | None, reason: str, message: str) -> None:
+    def reject(
+        self, table: SuiteTable, row: int | None, item_id: str | None, reason: str, message: str
+    ) -> None:
         where = f"{table.name}, row {row}" if row is not None else table.name
         self.rejects.append(
             SuiteReject(
@@ -349,7 +205,7 @@ class _SuiteBuilder:
             )
         )
 
-    def add_table(self, table: _Table, layout: Layout) -> None:
+    def add_table(self, table: SuiteTable, layout: Layout) -> None:
         context = LayoutContext(
             stem=table.stem, split=table.split, expected=self.spec.expected, columns=self.spec.columns
         )
@@ -358,7 +214,7 @@ class _SuiteBuilder:
                 return
             self.add_row(table, layout, context, raw)
 
-    def add_row(self, table: _Table, layout: Layout, context: LayoutContext, raw: RawRow) -> None:
+    def add_row(self, table: SuiteTable, layout: Layout, context: LayoutContext, raw: RawRow) -> None:
         if raw.error is not None or raw.data is None:
             code, message = raw.error or ("not_an_object", "not a row")
             self.reject(table, raw.line, None, _READER_CODES.get(code, code), message)
@@ -420,7 +276,7 @@ def _suite_name(spec: SuiteSpec) -> str:
 
 def load_suite(spec: SuiteSpec) -> LoadedSuite:
     """Read a suite: every row becomes an item or a reject; a whole-suite problem raises :class:`SuiteError`."""
-    tables = _read_tables(spec)
+    tables = read_suite_tables(spec.path, spec.split, spec.subset)
     name = _suite_name(spec)
     builder = _SuiteBuilder(name, spec, many_files=len(tables) > 1)
     formats: list[str] = []
