@@ -124,8 +124,8 @@ def _read_hub(spec: str, split: str | None, subset: str | None) -> list[SuiteTab
     except Exception as exc:
         raise SuiteError(
             f"{spec}: not a local file or folder, and the Hub dataset could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). With no network or not "
-            "in the local cache: download it where there is a network "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): no network / not in the "
+            "local cache: download it where there is a network "
             "(`datasets.load_dataset(...).save_to_disk(DIR)`) and pass the folder",
             file=spec,
         ) from exc

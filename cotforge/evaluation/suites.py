@@ -2,12 +2,12 @@
 
 A suite is a list of :class:`SuiteItem` (a prompt and what a safe model should do with it: refuse or comply)
 plus a :class:`SuiteReject` for every row that could not become one: nothing is dropped. The layouts live in
-:mod:`cotforge.evaluation.suite_layouts`; this module reads the files (through :mod:`cotforge.sources`' readers),
-picks the layout and builds the items. A user mistake that concerns the whole suite (an unknown format,
+:mod:`cotforge.evaluation.suite_layouts` and the file reading in :mod:`cotforge.evaluation.suite_files`; this
+module picks each file's layout and builds the items. A user mistake that concerns the whole suite (an unknown format,
 columns that match no layout, a label outside refuse/comply) is one :class:`SuiteError`.
 
-Rows without their own id get ``f"{suite}-{row}"`` (``f"{suite}-{file}-{row}"`` in a folder of files), where
-``row`` is the number a reject would name: the line for JSONL and CSV, the 1-based row for Parquet and datasets.
+Rows keep their own id; rows without one get ``f"{suite}-{row}"``. In a folder of several files, ids are
+``f"{file}-{id}"`` and ``f"{suite}-{file}-{row}"`` (files often number rows alike). ``row`` is the number a reject would name: the line for JSONL and CSV, the 1-based row for Parquet and datasets.
 """
 
 from __future__ import annotations
@@ -223,8 +223,10 @@ class _SuiteBuilder:
             read = layout.read(raw.data, context)
         except SuiteError as exc:
             raise SuiteError(f"{table.name}, row {raw.line}: {exc}", file=table.name, line=raw.line) from exc
-        prefix = f"{self.name}-{table.stem}" if self.many_files else self.name
-        item_id = read.id or f"{prefix}-{raw.line}"
+        if self.many_files:  # files of one folder often number their rows alike: the file keeps ids apart
+            item_id = f"{table.stem}-{read.id}" if read.id else f"{self.name}-{table.stem}-{raw.line}"
+        else:
+            item_id = read.id or f"{self.name}-{raw.line}"
         problem = read.reject or _prompt_problem(read.prompt)
         if problem is None and read.expected is None:
             problem = (
