@@ -130,11 +130,6 @@ def _needed(layout: Layout, spec: SuiteSpec) -> set[str]:
 
 def _choose_layout(table: SuiteTable, spec: SuiteSpec) -> Layout:
     columns = _columns(table)
-    if spec.format not in ("auto", *FORMATS):
-        raise SuiteError(
-            f"{table.name}: unknown suite format {spec.format!r}; use auto or one of {', '.join(FORMATS)}",
-            file=table.name,
-        )
     if table.artifact:
         if spec.format not in ("auto", "jailbreakbench"):
             raise SuiteError(
@@ -278,6 +273,11 @@ def _suite_name(spec: SuiteSpec) -> str:
 
 def load_suite(spec: SuiteSpec) -> LoadedSuite:
     """Read a suite: every row becomes an item or a reject; a whole-suite problem raises :class:`SuiteError`."""
+    if spec.format not in ("auto", *FORMATS):
+        raise SuiteError(
+            f"{spec.path}: unknown suite format {spec.format!r}; use auto or one of {', '.join(FORMATS)}",
+            file=spec.path,
+        )
     tables = read_suite_tables(spec.path, spec.split, spec.subset)
     name = _suite_name(spec)
     builder = _SuiteBuilder(name, spec, many_files=len(tables) > 1)
