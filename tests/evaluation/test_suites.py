@@ -479,7 +479,8 @@ def test_columns_that_fit_two_layouts_ask_for_a_format(tmp_path: Path) -> None:
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
     path = _write(tmp_path / "x.csv", "prompt,expected\nHi,comply\n")
     with pytest.raises(
-        SuiteError, match=r"x\.csv: unknown suite format 'harmbnch'; use auto or one of harmbench, strongreject"
+        SuiteError,
+        match=r"x\.csv: unknown suite format 'harmbnch'; use auto or one of harmbench, strongreject",
     ):
         load_suite(SuiteSpec(path=str(path), format="harmbnch"))
     with pytest.raises(SuiteError, match=r"nope\.csv: file not found"):
