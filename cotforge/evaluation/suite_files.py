@@ -63,7 +63,8 @@ def _read_json(path: Path) -> SuiteTable:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return SuiteTable(str(path), path.stem, list(read_jsonl_rows(path)))
     if isinstance(document, dict) and isinstance(document.get("jailbreaks"), list):
-        parameters = document.get("parameters") or {}
+        parameters = document.get("parameters")
+        parameters = parameters if isinstance(parameters, dict) else {}
         extra = {"method": parameters.get("method"), "model": parameters.get("model")}
         rows = [
             RawRow(str(path), i, {**extra, **entry})
@@ -80,6 +81,8 @@ def _read_json(path: Path) -> SuiteTable:
             for i, item in enumerate(document, start=1)
         ]
         return SuiteTable(str(path), path.stem, rows)
+    if isinstance(document, dict):  # one JSON object: a one-row file
+        return SuiteTable(str(path), path.stem, [RawRow(str(path), 1, document)])
     return SuiteTable(str(path), path.stem, list(read_jsonl_rows(path)))
 
 

@@ -372,6 +372,16 @@ def test_generic_jsonl_labels_ignore_case_and_bad_rows_become_rejects(tmp_path: 
     assert len(suite.items) + len(suite.rejects) == 8
 
 
+def test_generic_json_array_counts_entries_that_are_not_rows(tmp_path: Path) -> None:
+    path = tmp_path / "array.json"
+    path.write_text(
+        json.dumps([{"prompt": "Hi there", "expected": "comply"}, "stray text"]), encoding="utf-8"
+    )
+    suite = load_suite(SuiteSpec(path=str(path)))
+    assert [(i.id, i.prompt) for i in suite.items] == [("array-1", "Hi there")]
+    assert _reasons(suite) == [(2, "not_an_object")]
+
+
 def test_generic_label_outside_refuse_comply_names_file_row_and_allowed_values(tmp_path: Path) -> None:
     path = _write(tmp_path / "labels.csv", "prompt,expected\nHello,comply\nHow to hack?,unsafe\n")
     with pytest.raises(
