@@ -47,6 +47,11 @@ class ConfigError(CotforgeError):
     """A config file, pipeline file or option that cannot be used."""
 
 
+class SuiteError(ConfigError):
+    """An evaluation prompt suite that cannot be used: unknown format, columns that match no layout, a label
+    outside the allowed values, or a Hub id that is not in the local cache."""
+
+
 class FailedRecordsError(CotforgeError):
     """A stage finished, but some model calls failed: their records are not final and a re-run retries them.
 
