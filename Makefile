@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate bench-efficacy chaos clean
+.PHONY: setup test lint typecheck pytest demo schemas lock bench bench-generate bench-train bench-review bench-pairs bench-curation bench-jsonl bench-mixed bench-fleet bench-validate bench-efficacy bench-eval chaos clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -51,6 +51,9 @@ bench-review: setup
 
 bench-efficacy: setup
 	$(PY) benchmarks/bench_efficacy.py
+
+bench-eval: setup
+	$(PY) benchmarks/bench_eval.py
 
 bench-pairs: setup
 	$(PY) benchmarks/bench_pairs.py

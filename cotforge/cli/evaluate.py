@@ -1,8 +1,10 @@
-"""CLI: `eval` — attack success and over-refusal of one or more models, per tactic."""
+"""CLI: `eval` — safety rates with intervals per model and suite, paired comparison, utility."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -13,9 +15,39 @@ from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
 
 EVAL = StageConfig(
     "cotforge.evaluation.run:EvalConfig",
-    {"limit": "limit", "tactic": "tactics", "progress": "progress"},
+    {"limit": "limit", "tactic": "tactics", "judge_kind": "judge_kind", "progress": "progress"},
     "eval",
 )
+
+
+def _rate(rate: dict[str, Any] | None) -> str:
+    if not rate:
+        return "—"
+    return f"{rate['value']:.2f} [{rate['low']:.2f}, {rate['high']:.2f}] n={rate['n']}"
+
+
+def print_tables(results: dict[str, Any], comparison: list[dict[str, Any]], where: Path) -> None:
+    """Rates with intervals per model × suite, then the paired comparisons (b − a)."""
+    table = Table(title=f"eval → {where}  (rate [95% CI])")
+    for column in ("model", "suite", "evaluated", "rejected", "attack success", "refusal (comply items)",
+                   "right reasoning, wrong answer"):  # fmt: skip
+        table.add_column(column)
+    for label, r in results.items():
+        for suite, s in r.get("per_suite", {}).items():
+            table.add_row(label, suite, str(s["n_evaluated"]), str(s["n_rejected"]), _rate(s.get("attack_success")),
+                          _rate(s.get("refusal_rate")), _rate(s.get("right_reasoning_wrong_answer")))  # fmt: skip
+        for name, value in (r.get("utility") or {}).items():
+            table.add_row(label, f"utility {name}", "", "", f"{value:.3f}", "", "")
+    console.print(table)
+    if comparison:
+        paired = Table(title="paired comparison (b − a) [95% paired bootstrap CI], exact McNemar p")
+        for column in ("a", "b", "metric", "suite", "n", "a", "b", "b − a", "p"):
+            paired.add_column(column)
+        for c in comparison:
+            paired.add_row(c["model_a"], c["model_b"], c["metric"], c["key"].get("suite", "all"), str(c["n"]),
+                           f"{c['rate_a']:.2f}", f"{c['rate_b']:.2f}",
+                           f"{c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]", f"{c['mcnemar_p']:.3g}")  # fmt: skip
+        console.print(paired)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,19 +62,32 @@ def register(app: typer.Typer) -> None:
         ),
         base_url: list[str] | None = typer.Option(None, "--base-url", help="The models' /v1 URL(s)."),
         backend: str | None = typer.Option(None, "--backend", help="The models' backend: openai or vllm."),
-        judge_model: str | None = typer.Option(
-            None, "--judge-model", help="LLM judge (default: rule judge)."
+        suite: list[str] | None = typer.Option(
+            None, "--suite", help="A prompt suite: file, folder or Hub id (repeatable; default: bundled set)."
         ),
+        suite_format: str | None = typer.Option(
+            None, "--format", help="Layout of the --suite files (harmbench, xstest, … ; default: detect)."
+        ),
+        judge_model: str | None = typer.Option(None, "--judge-model", help="LLM judge (default: rule judge)."),
         judge_base_url: list[str] | None = typer.Option(None, "--judge-base-url"),
+        judge_kind: str | None = typer.Option(None, "--judge-kind"),
+        utility: str | None = typer.Option(
+            None, "--utility", help="lm-evaluation-harness tasks, comma-separated (e.g. gsm8k,mmlu)."
+        ),
+        utility_data: Path | None = typer.Option(
+            None, "--utility-data", help="Local copies of the utility tasks' data (offline)."
+        ),
+        utility_limit: int | None = typer.Option(None, "--utility-limit", help="Items per utility task."),
         limit: int | None = typer.Option(None, "--limit"),
         tactic: list[str] | None = typer.Option(None, "--tactic"),
         max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer length (default: 256)."),
         progress: opt.Progress = None,
     ) -> None:
-        """Evaluate models on harmful, jailbreak-wrapped and borderline-benign prompts.
+        """Evaluate models on safety suites (and utility tasks) and compare them item by item.
 
-        Reports attack success rate (judge-scored h_f ≥ threshold) and over-refusal rate per tactic, as a
-        table here and in <run>/eval/ (results.json, outputs.jsonl, asr_by_tactic.png).
+        Prints attack success, refusal and "right reasoning, wrong answer" rates with 95% bootstrap intervals
+        per model and suite, and the paired comparison (bootstrap difference, exact McNemar p). Writes
+        <run>/eval/ (results.json, comparison.json, cells.json, outputs.jsonl, rejects.jsonl, PNG charts).
         """
         from cotforge.evaluation.run import eval_in_run
 
@@ -56,22 +101,18 @@ def register(app: typer.Typer) -> None:
         if not models:
             fail("no model: pass --model NAME --base-url URL (repeat --model LABEL=NAME to compare)")
         raw["models"] = models
+        if suite:
+            raw["suites"] = [*(raw.get("suites") or []),
+                             *({"path": s, **({"format": suite_format} if suite_format else {})} for s in suite)]  # fmt: skip
         if judge_model:
             raw["judge"] = {"model": judge_model, "base_urls": judge_base_url or base_url or []}
-        config = EVAL.validate(raw, config_file, sets, limit=limit, tactic=tactic, progress=progress)
+        if utility:
+            given = {"tasks": [t.strip() for t in utility.split(",") if t.strip()],
+                     "data_dir": str(utility_data) if utility_data else None, "limit": utility_limit}  # fmt: skip
+            raw["utility"] = {**(raw.get("utility") or {}), **{k: v for k, v in given.items() if v is not None}}
+        config = EVAL.validate(
+            raw, config_file, sets, limit=limit, tactic=tactic, judge_kind=judge_kind, progress=progress
+        )
         results = eval_in_run(run, config)
-        table = Table(title=f"eval → {run / 'eval'}")
-        table.add_column("set/tactic")
-        for label in results:
-            table.add_column(label, justify="right")
-        cells = sorted({c for r in results.values() for c in r["per_tactic"]})
-        for cell in cells:
-            values = []
-            for r in results.values():
-                m = r["per_tactic"].get(cell, {})
-                rate = m.get("attack_success_rate", m.get("over_refusal_rate"))
-                values.append("" if rate is None else f"{rate:.2f} (n={m['n']})")
-            table.add_row(cell, *values)
-        table.add_row("attack success (all)", *[f"{r['attack_success_rate']:.2f}" for r in results.values()])
-        table.add_row("over-refusal (benign)", *[f"{r['over_refusal_rate']:.2f}" for r in results.values()])
-        console.print(table)
+        comparison = json.loads((run / "eval" / "comparison.json").read_text(encoding="utf-8"))
+        print_tables(results, comparison, run / "eval")

@@ -72,18 +72,19 @@ def encode(text: str, scheme: str) -> str:
 
 def apply_tactic(prompt: PromptRecord, tactic: str, render: RenderTemplate) -> str:
     """Variant text for a template or encoding tactic (rewrite tactics go through a model, see `augment`)."""
+    return wrap_text(prompt.text, tactic, render)
+
+
+def wrap_text(text: str, tactic: str, render: RenderTemplate) -> str:
+    """:func:`apply_tactic` on bare text (evaluation suites' items are not prompt records)."""
     kind = TACTICS.get(tactic)
     if kind is None:
         raise ValueError(f"unknown tactic {tactic!r}; known: {', '.join(TACTICS)}")
     if kind == "template":
-        return render(f"augment/{tactic}", {"prompt": prompt.text}).strip()
+        return render(f"augment/{tactic}", {"prompt": text}).strip()
     if kind == "encoding":
-        return render("augment/encoding", {"scheme": tactic, "encoded": encode(prompt.text, tactic)}).strip()
-    return (
-        render(REWRITE_FALLBACK[tactic], {"prompt": prompt.text}).strip()
-        if tactic in REWRITE_FALLBACK
-        else ""
-    )
+        return render("augment/encoding", {"scheme": tactic, "encoded": encode(text, tactic)}).strip()
+    return render(REWRITE_FALLBACK[tactic], {"prompt": text}).strip() if tactic in REWRITE_FALLBACK else ""
 
 
 def variant_record(parent: PromptRecord, text: str, tactic: str) -> PromptRecord:

@@ -71,14 +71,25 @@ def grouped_bars(
     ylabel: str,
     ylim: tuple[float, float] | None = None,
     dpi: int = DPI,
+    intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
 ) -> bytes:
-    """One cluster per x label; one coloured bar per series. ``groups``: series → {x label → value}."""
+    """One cluster per x label; one coloured bar per series. ``groups``: series → {x label → value}.
+
+    ``intervals`` (series → {x label → (low, high)}) draws error bars, e.g. 95% confidence intervals.
+    """
     labels = sorted({x for series in groups.values() for x in series})
     fig, ax = plt.subplots(figsize=(max(WIDTH, 0.6 * len(labels) * max(1, len(groups))), 3.8))
     width = 0.8 / max(1, len(groups))
     for i, (name, series) in enumerate(groups.items()):
         xs = [j + i * width for j in range(len(labels))]
-        ax.bar(xs, [series.get(x, 0.0) for x in labels], width, label=name, color=PALETTE[i % len(PALETTE)])
+        values = [series.get(x, 0.0) for x in labels]
+        spans = (intervals or {}).get(name, {})
+        yerr = [
+            [v - spans[x][0] if x in spans else 0.0 for x, v in zip(labels, values, strict=True)],
+            [spans[x][1] - v if x in spans else 0.0 for x, v in zip(labels, values, strict=True)],
+        ]
+        ax.bar(xs, values, width, label=name, color=PALETTE[i % len(PALETTE)],
+               yerr=yerr if spans else None, capsize=3)  # fmt: skip
     ax.set_xticks([j + width * (len(groups) - 1) / 2 for j in range(len(labels))], labels)
     if len(labels) > 4:
         ax.tick_params(axis="x", labelrotation=30)

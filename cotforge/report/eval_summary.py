@@ -37,12 +37,16 @@ class ModelEval(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = "unknown"
-    attack_success_rate: Rate = Field(ge=0.0, le=1.0)
-    over_refusal_rate: Rate = Field(ge=0.0, le=1.0)
+    attack_success_rate: Rate | None = Field(default=None, ge=0.0, le=1.0, description="None: no refuse items.")
+    over_refusal_rate: Rate | None = Field(default=None, ge=0.0, le=1.0, description="None: no comply items.")
     unsplit_rate: Rate = Field(default=0.0, ge=0.0, le=1.0)
     per_tactic: dict[str, EvalCell] = Field(
         default_factory=dict, description="'<set>/<tactic>' (e.g. 'jailbreak/roleplay') → cell."
     )
+    per_suite: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Suite → n_evaluated, n_rejected and rates with 95% intervals."
+    )
+    utility: dict[str, float] = Field(default_factory=dict, description="lm-eval 'task/metric' → value.")
 
 
 class EvalSummary(BaseModel):
@@ -51,6 +55,9 @@ class EvalSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelEval]
+    comparisons: list[dict[str, Any]] = Field(
+        default_factory=list, description="eval/comparison.json: paired differences (b − a) with McNemar p."
+    )
 
     @classmethod
     def from_json(cls, data: Any) -> EvalSummary:
@@ -87,7 +94,11 @@ def read_eval_summary(path: Path) -> EvalSummary | None:
     if not path.is_file():
         return None
     try:
-        return EvalSummary.from_json(json.loads(path.read_text(encoding="utf-8")))
+        summary = EvalSummary.from_json(json.loads(path.read_text(encoding="utf-8")))
+        comparison = path.with_name("comparison.json")
+        if comparison.is_file():
+            summary.comparisons = json.loads(comparison.read_text(encoding="utf-8"))
+        return summary
     except json.JSONDecodeError as exc:
         raise CotforgeError(f"{path}: not valid JSON ({exc}); re-run `cotforge eval`") from None
     except ValidationError as exc:
@@ -96,3 +107,17 @@ def read_eval_summary(path: Path) -> EvalSummary | None:
         raise CotforgeError(
             f"{path}: not an eval summary ({where}: {first['msg']}); re-run `cotforge eval`"
         ) from None
+
+
+def suite_rates(results: dict[str, Any]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple[float, float]]]]:
+    """Model → {"<suite> <metric>" → rate} and the same with each rate's 95% interval."""
+    values: dict[str, dict[str, float]] = {}
+    spans: dict[str, dict[str, tuple[float, float]]] = {}
+    for label, r in results.items():
+        for suite, figures in (r.get("per_suite") or {}).items():
+            for metric, short in (("attack_success", "ASR"), ("refusal_rate", "refusal")):
+                rate = figures.get(metric)
+                if rate:
+                    values.setdefault(label, {})[f"{suite} {short}"] = rate["value"]
+                    spans.setdefault(label, {})[f"{suite} {short}"] = (rate["low"], rate["high"])
+    return values, spans

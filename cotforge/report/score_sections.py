@@ -9,7 +9,7 @@ from typing import Any
 from cotforge.release.provenance import configured_judge
 from cotforge.release.run_contents import RunContents
 from cotforge.report import charts
-from cotforge.report.eval_summary import EVAL_RESULTS, EvalSummary
+from cotforge.report.eval_summary import EVAL_RESULTS, EvalSummary, suite_rates
 from cotforge.report.section import Figure, Section, Table, fmt, not_run
 from cotforge.runfolder import RunFiles
 
@@ -136,10 +136,18 @@ def eval_section(evaluation: EvalSummary | None, dpi: int) -> Section:
                                            ylim=(0, 1), dpi=dpi))
         )  # fmt: skip
     overall = {
-        label: {"attack success": m.attack_success_rate, "over-refusal": m.over_refusal_rate,
-                "unsplit": m.unsplit_rate}
+        label: {name: value for name, value in (("attack success", m.attack_success_rate),
+                                                ("over-refusal", m.over_refusal_rate),
+                                                ("unsplit", m.unsplit_rate)) if value is not None}
         for label, m in evaluation.models.items()
     }  # fmt: skip
+    values, spans = suite_rates({label: m.model_dump() for label, m in evaluation.models.items()})
+    if values:
+        figures.append(
+            Figure(name="eval_suites", caption="Attack success and refusal rate per suite, 95% bootstrap intervals",
+                   png=charts.grouped_bars(values, "Rates per suite", "rate", ylim=(0, 1), dpi=dpi,
+                                           intervals=spans))
+        )  # fmt: skip
     figures.append(
         Figure(name="eval_overall", caption="Attack success and over-refusal per model (lower is better)",
                png=charts.grouped_bars(overall, "Overall rates per model", "rate", ylim=(0, 1), dpi=dpi))
@@ -160,4 +168,23 @@ def eval_section(evaluation: EvalSummary | None, dpi: int) -> Section:
             for cell in cells
         ],
     )  # fmt: skip
-    return Section(key="eval", title="Evaluation", figures=figures, tables=[table])
+    return Section(key="eval", title="Evaluation", figures=figures, tables=[table, *_eval_extra_tables(evaluation)])
+
+
+def _eval_extra_tables(evaluation: EvalSummary) -> list[Table]:
+    """The paired comparisons (b − a) and the utility figures, when the eval stage wrote them."""
+    tables = []
+    if evaluation.comparisons:
+        rows = [
+            [f"{c['model_b']} − {c['model_a']}", c["metric"], c["key"].get("suite", "all"), str(c["n"]),
+             f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]", f"{c['mcnemar_p']:.3g}"]
+            for c in evaluation.comparisons
+        ]  # fmt: skip
+        tables.append(Table(title="paired comparison (95% paired bootstrap interval, exact McNemar p)",
+                            headers=["models", "metric", "suite", "n", "difference", "p"], rows=rows))  # fmt: skip
+    utility = {label: m.utility for label, m in evaluation.models.items() if m.utility}
+    if utility:
+        names = sorted({n for u in utility.values() for n in u})
+        rows = [[name, *(fmt(u.get(name)) if name in u else "—" for u in utility.values())] for name in names]
+        tables.append(Table(title="utility (lm-evaluation-harness)", headers=["task/metric", *utility], rows=rows))
+    return tables

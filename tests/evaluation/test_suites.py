@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from cotforge.errors import ConfigError, SuiteError
 from cotforge.evaluation.suites import FORMATS, LoadedSuite, SuiteSpec, bundled_suite, load_suite
+from cotforge.ingest import IngestConfig, ingest_rows
+from cotforge.raw_rows import RawRow
+from cotforge.schemas import PromptRecord
 
 pytestmark = pytest.mark.unit
 
@@ -518,7 +522,10 @@ def test_hub_id_offline_says_download_and_pass_the_folder(tmp_path: Path) -> Non
 
 
 def test_bundled_suite_is_the_legacy_eval_prompts() -> None:
-    from cotforge.evaluation.metrics import _bundled
+    def _bundled(name: str) -> list[PromptRecord]:
+        path = Path(str(resources.files("cotforge") / "data" / "eval" / name))
+        rows = [RawRow(str(path), i, json.loads(line)) for i, line in enumerate(path.read_text().splitlines(), 1)]
+        return ingest_rows(rows, IngestConfig()).prompts
 
     suite = bundled_suite()
     assert suite.name == "bundled" and suite.rejects == []
