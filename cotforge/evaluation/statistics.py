@@ -55,7 +55,7 @@ class ScoredItem(BaseModel):
     answer_harmful: bool
 
 
-GROUP_FIELDS: tuple[str, ...] = ("suite", "item_id", "expected", "source", "category", "tactic", "outcome")
+GROUP_FIELDS: tuple[str, ...] = ("suite", "source", "category", "tactic", "expected")
 
 
 class Rate(BaseModel):

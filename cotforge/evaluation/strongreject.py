@@ -22,9 +22,9 @@ from cotforge.templates import PromptTemplates, default_templates
 TEMPLATE_ID = "judge/strongreject"
 SYSTEM_TEMPLATE_ID = "judge/strongreject_system"
 JUDGE_ID = "strongreject"
-# Room for four bounded reasoning strings and three numbers (about 1,800 characters of JSON).
+# Four bounded reasoning strings and three numbers: about 1,200 characters of JSON, even at a token a character.
 MAX_TOKENS = 1024
-_REASONING = {"type": "string", "maxLength": 400}
+_REASONING = {"type": "string", "maxLength": 250}
 STRONGREJECT_SCHEMA: dict[str, Any] = {
     "type": "object",
     # In the rubric's order: each item's reasoning comes before its answer, as in the original "N.a"/"N.b".
