@@ -68,7 +68,9 @@ def register(app: typer.Typer) -> None:
         suite_format: str | None = typer.Option(
             None, "--format", help="Layout of the --suite files (harmbench, xstest, … ; default: detect)."
         ),
-        judge_model: str | None = typer.Option(None, "--judge-model", help="LLM judge (default: rule judge)."),
+        judge_model: str | None = typer.Option(
+            None, "--judge-model", help="LLM judge (default: rule judge)."
+        ),
         judge_base_url: list[str] | None = typer.Option(None, "--judge-base-url"),
         judge_kind: str | None = typer.Option(None, "--judge-kind"),
         utility: str | None = typer.Option(
@@ -109,7 +111,10 @@ def register(app: typer.Typer) -> None:
         if utility:
             given = {"tasks": [t.strip() for t in utility.split(",") if t.strip()],
                      "data_dir": str(utility_data) if utility_data else None, "limit": utility_limit}  # fmt: skip
-            raw["utility"] = {**(raw.get("utility") or {}), **{k: v for k, v in given.items() if v is not None}}
+            raw["utility"] = {
+                **(raw.get("utility") or {}),
+                **{k: v for k, v in given.items() if v is not None},
+            }
         config = EVAL.validate(
             raw, config_file, sets, limit=limit, tactic=tactic, judge_kind=judge_kind, progress=progress
         )

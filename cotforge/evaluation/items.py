@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict
 from cotforge.evaluation.suites import LoadedSuite, SuiteItem
 from cotforge.pairs.tactics import TACTICS, RenderTemplate, wrap_text
 
-DEFAULT_TACTICS = ["roleplay", "refusal_suppression", "prefix_injection", "base64", "past_tense", "empty_think"]
+DEFAULT_TACTICS = [
+    "roleplay",
+    "refusal_suppression",
+    "prefix_injection",
+    "base64",
+    "past_tense",
+    "empty_think",
+]
 
 
 class EvalItem(BaseModel):
@@ -47,11 +54,15 @@ def check_tactics(tactics: Iterable[str]) -> list[str]:
         raise ValueError(f"unknown tactics {unknown}; known: {', '.join(TACTICS)}")
     needs_model = [t for t in tactics if TACTICS[t] == "rewrite" and t != "past_tense"]
     if needs_model:
-        raise ValueError(f"tactics {needs_model} need a rewriting model; evaluation uses offline tactics only")
+        raise ValueError(
+            f"tactics {needs_model} need a rewriting model; evaluation uses offline tactics only"
+        )
     return tactics
 
 
-def eval_items(suites: Sequence[LoadedSuite], tactics: Iterable[str], render: RenderTemplate) -> list[EvalItem]:
+def eval_items(
+    suites: Sequence[LoadedSuite], tactics: Iterable[str], render: RenderTemplate
+) -> list[EvalItem]:
     """Every suite item direct, then each ``refuse`` item wrapped in each tactic (in suite order)."""
     tactics = check_tactics(tactics)
     items: list[EvalItem] = []

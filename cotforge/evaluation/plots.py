@@ -26,4 +26,6 @@ def asr_by_tactic(results: dict[str, Any], path: Path) -> None:
         }
         for label, r in results.items()
     }
-    path.write_bytes(charts.grouped_bars(cells, "Attack success per tactic (benign: over-refusal)", "rate", ylim=(0, 1)))
+    path.write_bytes(
+        charts.grouped_bars(cells, "Attack success per tactic (benign: over-refusal)", "rate", ylim=(0, 1))
+    )

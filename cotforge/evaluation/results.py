@@ -118,7 +118,11 @@ def all_cells(items: Sequence[ScoredItem], *, resamples: int) -> list[CellSummar
 
 
 def comparisons(
-    items: Sequence[ScoredItem], labels: Sequence[str], pairs: Sequence[tuple[str, str]] | None, *, resamples: int
+    items: Sequence[ScoredItem],
+    labels: Sequence[str],
+    pairs: Sequence[tuple[str, str]] | None,
+    *,
+    resamples: int,
 ) -> list[PairedComparison]:
     """Paired comparisons (b − a) overall and per suite, for ``pairs`` (default: every pair of labels)."""
     chosen = list(pairs) if pairs is not None else list(combinations(labels, 2))

@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from cotforge.evaluation import plots
-from cotforge.evaluation.items import DEFAULT_TACTICS, EvalItem, eval_items
 from cotforge.evaluation.answers import answer_of
+from cotforge.evaluation.items import DEFAULT_TACTICS, EvalItem, eval_items
 from cotforge.evaluation.results import all_cells, comparisons, model_results
 from cotforge.evaluation.scoring import (
     JudgeKind,
@@ -69,7 +69,9 @@ class EvalConfig(FailurePolicy):
         "given suites).",
     )
     limit: int | None = Field(default=None, ge=1, description="Items used per suite (bundled: per list).")
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Judged harm at which an answer is harmful.")
+    threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Judged harm at which an answer is harmful."
+    )
     compare: list[tuple[str, str]] | None = Field(
         default=None, description="Model label pairs to compare (default: every pair)."
     )
@@ -201,7 +203,9 @@ def _utility(config: EvalConfig, label: str, out_dir: Path) -> dict[str, float]:
     model = config.models[label]
     if not model.base_urls:
         raise ValueError(f"utility tasks need model {label!r} served over HTTP (base_urls); it has none")
-    metrics = run_utility(config.utility, base_url=model.base_urls[0], model=model.model, output_dir=out_dir / label)
+    metrics = run_utility(
+        config.utility, base_url=model.base_urls[0], model=model.model, output_dir=out_dir / label
+    )
     return {f"{task}/{name}": value for task, values in metrics.items() for name, value in values.items()}
 
 
@@ -212,11 +216,11 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
     with StageRun.declared(folder, EVAL, config) as run:
         suites = load_suites(config)
         templates = default_templates()
-        tactics = config.tactics if config.tactics is not None else (DEFAULT_TACTICS if not config.suites else [])
+        tactics = (
+            config.tactics if config.tactics is not None else (DEFAULT_TACTICS if not config.suites else [])
+        )
         items = eval_items(suites, tactics, templates.render)
-        suite_rejects = [
-            {"model": None, **r.model_dump(), "tactic": None} for s in suites for r in s.rejects
-        ]
+        suite_rejects = [{"model": None, **r.model_dump(), "tactic": None} for s in suites for r in s.rejects]
         detector = RefusalDetector()
         passes = [_ModelRun(folder, config, label) for label in config.models]
         for one in passes:
@@ -225,7 +229,9 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
         scored = [s for one in passes for s in one.scored]
         results: dict[str, Any] = {}
         for one in passes:
-            rejected = Counter(str(r["suite"]) for r in suite_rejects + one.rejects if r["model"] in (None, one.label))
+            rejected = Counter(
+                str(r["suite"]) for r in suite_rejects + one.rejects if r["model"] in (None, one.label)
+            )
             results[one.label] = model_results(one.label, config.models[one.label].model, one.scored, rejected,
                                                one.unsplit, resamples=config.resamples)  # fmt: skip
         if config.utility is not None:
@@ -235,8 +241,12 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
         paired = comparisons(scored, list(config.models), config.compare, resamples=config.resamples)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_jsonl(out_dir / "outputs.jsonl", [r for one in passes for r in one.rows])
-        atomic_write_jsonl(out_dir / "rejects.jsonl", suite_rejects + [r for one in passes for r in one.rejects])
-        atomic_write_text(out_dir / "cells.json", json.dumps([c.model_dump() for c in cells], indent=1) + "\n")
+        atomic_write_jsonl(
+            out_dir / "rejects.jsonl", suite_rejects + [r for one in passes for r in one.rejects]
+        )
+        atomic_write_text(
+            out_dir / "cells.json", json.dumps([c.model_dump() for c in cells], indent=1) + "\n"
+        )
         atomic_write_text(
             out_dir / "comparison.json", json.dumps([c.model_dump() for c in paired], indent=1) + "\n"
         )

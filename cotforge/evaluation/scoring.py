@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cotforge.evaluation.items import EvalItem
 from cotforge.evaluation.answers import answer_of
+from cotforge.evaluation.items import EvalItem
 from cotforge.evaluation.statistics import Outcome, ScoredItem
 from cotforge.evaluation.strongreject import parse_strongreject, strongreject_request
 from cotforge.llm.chat import ChatRequest
@@ -62,7 +62,9 @@ def judge_requests(
             user = templates.render("judge/reasoning", {"prompt": item.item.prompt, "reasoning": reasoning})
             requests.append(_rubric(f"{base}/reasoning", system, user, greedy))
         if kind == "strongreject":
-            requests.append(strongreject_request(f"{base}/answer", item.item.prompt, answer, judge, templates))
+            requests.append(
+                strongreject_request(f"{base}/answer", item.item.prompt, answer, judge, templates)
+            )
         else:
             user = templates.render("judge/answer", {"prompt": item.item.prompt, "answer": answer})
             requests.append(_rubric(f"{base}/answer", system, user, greedy))

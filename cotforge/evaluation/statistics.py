@@ -22,9 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from cotforge.errors import ConfigError, CotforgeError
+from cotforge.evaluation.suite_layouts import Expected
 
 # The same values as `cotforge.evaluation.suites.Expected`; spelled out here so this leaf needs no loader.
-Expected = Literal["refuse", "comply"]
 Outcome = Literal["refused", "complied_safe", "complied_harmful"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 Metric = Literal["attack_success", "refusal_rate"]

@@ -37,7 +37,9 @@ class ModelEval(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = "unknown"
-    attack_success_rate: Rate | None = Field(default=None, ge=0.0, le=1.0, description="None: no refuse items.")
+    attack_success_rate: Rate | None = Field(
+        default=None, ge=0.0, le=1.0, description="None: no refuse items."
+    )
     over_refusal_rate: Rate | None = Field(default=None, ge=0.0, le=1.0, description="None: no comply items.")
     unsplit_rate: Rate = Field(default=0.0, ge=0.0, le=1.0)
     per_tactic: dict[str, EvalCell] = Field(
@@ -109,7 +111,9 @@ def read_eval_summary(path: Path) -> EvalSummary | None:
         ) from None
 
 
-def suite_rates(results: dict[str, Any]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple[float, float]]]]:
+def suite_rates(
+    results: dict[str, Any],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple[float, float]]]]:
     """Model → {"<suite> <metric>" → rate} and the same with each rate's 95% interval."""
     values: dict[str, dict[str, float]] = {}
     spans: dict[str, dict[str, tuple[float, float]]] = {}

@@ -168,7 +168,9 @@ def eval_section(evaluation: EvalSummary | None, dpi: int) -> Section:
             for cell in cells
         ],
     )  # fmt: skip
-    return Section(key="eval", title="Evaluation", figures=figures, tables=[table, *_eval_extra_tables(evaluation)])
+    return Section(
+        key="eval", title="Evaluation", figures=figures, tables=[table, *_eval_extra_tables(evaluation)]
+    )
 
 
 def _eval_extra_tables(evaluation: EvalSummary) -> list[Table]:
@@ -186,5 +188,7 @@ def _eval_extra_tables(evaluation: EvalSummary) -> list[Table]:
     if utility:
         names = sorted({n for u in utility.values() for n in u})
         rows = [[name, *(fmt(u.get(name)) if name in u else "—" for u in utility.values())] for name in names]
-        tables.append(Table(title="utility (lm-evaluation-harness)", headers=["task/metric", *utility], rows=rows))
+        tables.append(
+            Table(title="utility (lm-evaluation-harness)", headers=["task/metric", *utility], rows=rows)
+        )
     return tables

@@ -524,7 +524,9 @@ def test_hub_id_offline_says_download_and_pass_the_folder(tmp_path: Path) -> Non
 def test_bundled_suite_is_the_legacy_eval_prompts() -> None:
     def _bundled(name: str) -> list[PromptRecord]:
         path = Path(str(resources.files("cotforge") / "data" / "eval" / name))
-        rows = [RawRow(str(path), i, json.loads(line)) for i, line in enumerate(path.read_text().splitlines(), 1)]
+        rows = [
+            RawRow(str(path), i, json.loads(line)) for i, line in enumerate(path.read_text().splitlines(), 1)
+        ]
         return ingest_rows(rows, IngestConfig()).prompts
 
     suite = bundled_suite()
