@@ -89,31 +89,35 @@ def _builder(task: str, files: Mapping[str, list[Path]]) -> str:
     return builders.pop()
 
 
-def _needed_splits(cfg: Mapping[str, Any], num_fewshot: int | None) -> tuple[str, list[str]]:
-    """The split scored, and the splits the task may read (few-shot ones only when shots are used)."""
+def _split_names(cfg: Mapping[str, Any], num_fewshot: int | None) -> tuple[str, list[str], str | None]:
+    """The split scored, every split the stock config names, and the few-shot split when shots are used."""
     scored = cfg.get("test_split") or cfg.get("validation_split")
     if not scored:
         raise ConfigError(
             f"utility task {cfg.get('task')}: its lm-eval config names no test or validation split"
         )
+    named = list(dict.fromkeys(str(cfg[k]) for k in SPLIT_KEYS if cfg.get(k)))
     shots = num_fewshot if num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
-    wanted = [str(scored)]
-    if shots > 0:
-        wanted += [str(cfg[k]) for k in ("fewshot_split", "training_split", "validation_split") if cfg.get(k)]
-    return str(scored), list(dict.fromkeys(wanted))
+    fewshot = cfg.get("fewshot_split") or cfg.get("training_split") or cfg.get("validation_split")
+    return str(scored), named, str(fewshot) if shots > 0 and fewshot else None
 
 
 def leaf_override(
-    stock_yaml: Path, task: str, builder: str, files: Mapping[str, list[Path]]
+    stock_yaml: Path, stock_cfg: Mapping[str, Any], builder: str, files: Mapping[str, list[Path]]
 ) -> dict[str, Any]:
-    """A task config that includes the stock one and reads its splits from local ``files`` instead of the Hub."""
+    """A task config that includes the stock one and reads its splits from local ``files`` instead of the Hub.
+
+    A split the stock config names but ``files`` lacks is unset, since the harness reads every named split.
+    """
     data_files = {split: [str(p.resolve()) for p in paths] for split, paths in files.items()}
+    unset = {k: None for k in SPLIT_KEYS if stock_cfg.get(k) and str(stock_cfg[k]) not in files}
     return {
         "include": str(stock_yaml.resolve()),
-        "task": task,
+        "task": stock_cfg["task"],
         "dataset_path": builder,
         "dataset_name": None,
         "dataset_kwargs": {"data_files": data_files},
+        **unset,
         # Tags would re-register the stock tag (e.g. mmlu_stem_tasks) with only these subtasks.
         "tag": [],
     }
@@ -132,17 +136,22 @@ def _local_leaf_files(
 ) -> dict[str, list[Path]] | None:
     """The split files of one task (its own files, or in a group its rows cut from the group's flat files)."""
     cfg = entry.cfg or {}
-    scored, wanted = _needed_splits(cfg, num_fewshot)
+    scored, named, fewshot = _split_names(cfg, num_fewshot)
     dataset_name = cfg.get("dataset_name")
     own = [folder / str(dataset_name)] if dataset_name else []
-    files = {s: find_split_files([*own, folder], s) for s in wanted}
-    if not files[scored]:
+    if not find_split_files([*own, folder], scored):
         return None
+    files = {s: found for s in named if (found := find_split_files([*own, folder], s))}
+    if fewshot is not None and fewshot not in files:
+        raise StageInputError(
+            f"utility task {entry.name}: few-shot examples come from split {fewshot!r}, which has no file in "
+            f"{folder}; add {fewshot}.jsonl there or set num_fewshot: 0",
+            file=folder,
+        )
     if in_group and dataset_name and not find_split_files(own, scored):
         cut: dict[str, list[Path]] = {}
         for split, paths in files.items():
-            frames = [_read_rows(p) for p in paths]
-            rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            rows = pd.concat([_read_rows(p) for p in paths], ignore_index=True)
             if GROUP_ROW_COLUMN not in rows.columns:
                 raise StageInputError(
                     f"utility task {folder.name}: {paths[0]} has no `{GROUP_ROW_COLUMN}` column to pick "
@@ -150,19 +159,21 @@ def _local_leaf_files(
                     file=paths[0],
                 )
             rows = rows[rows[GROUP_ROW_COLUMN] == dataset_name]
-            if split == scored and rows.empty:
-                return None
+            if rows.empty:
+                if split == scored:
+                    return None
+                if split == fewshot:
+                    raise StageInputError(
+                        f"utility task {entry.name}: no `{GROUP_ROW_COLUMN}` == {dataset_name!r} rows in {paths[0]} "
+                        "for its few-shot examples; add some or set num_fewshot: 0",
+                        file=paths[0],
+                    )
+                continue
             out = staging / "data" / entry.name / f"{split}.jsonl"
             out.parent.mkdir(parents=True, exist_ok=True)
             rows.to_json(out, orient="records", lines=True, force_ascii=False)
             cut[split] = [out]
         files = cut
-    missing = [s for s, paths in files.items() if not paths]
-    if missing:
-        raise StageInputError(
-            f"utility task {entry.name}: no local file for split(s) {missing} in {folder} (few-shot examples "
-            f"come from them); add <split>.jsonl there or set num_fewshot: 0"
-        )
     return files
 
 
@@ -212,14 +223,15 @@ def write_offline_tasks(
             if files is None:
                 raise StageInputError(f"utility task {task}: no test split file in {folder}", file=folder)
             _write_yaml(
-                staging / f"{task}.yaml", leaf_override(entry.yaml_path, task, _builder(task, files), files)
+                staging / f"{task}.yaml",
+                leaf_override(entry.yaml_path, entry.cfg, _builder(task, files), files),
             )
         else:
             present = []
             for leaf in _leaves(index, task):
                 files = _local_leaf_files(leaf, folder, staging, num_fewshot, in_group=True)
                 if files is not None:
-                    override = leaf_override(leaf.yaml_path, leaf.name, _builder(leaf.name, files), files)
+                    override = leaf_override(leaf.yaml_path, leaf.cfg, _builder(leaf.name, files), files)
                     _write_yaml(staging / f"{leaf.name}.yaml", override)
                     present.append(leaf.name)
             if not present:
