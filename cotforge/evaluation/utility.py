@@ -253,12 +253,15 @@ def _write_yaml(path: Path, cfg: Mapping[str, Any]) -> None:
 def flatten_results(raw: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """``{task: {metric: value}}`` from lm-eval's results: ``"exact_match,strict-match"`` becomes
     ``"exact_match/strict-match"``, filter ``none`` is dropped, stderr kept, non-numbers (alias, "N/A") skipped;
-    ``n_samples`` is the number of items scored."""
+    ``n_samples`` is the number of items scored (summed over a group's subtasks)."""
     counts = raw.get("n-samples") or {}
     out: dict[str, dict[str, float]] = {}
     for task, metrics in (raw.get("results") or {}).items():
         row: dict[str, float] = {}
         for key, value in metrics.items():
+            if key == "sample_len":  # lm-eval's item count; a group has only this one
+                row["n_samples"] = float(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
                 continue
             metric, _, filter_name = key.partition(",")
