@@ -24,6 +24,8 @@ the few-shot split is needed only when few-shot examples are used. For a group (
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -61,9 +63,6 @@ class UtilityConfig(BaseModel):
     max_length: int = Field(default=2048, ge=16)
     num_concurrent: int = Field(default=4, ge=1, json_schema_extra={"operational": True})
     max_retries: int = Field(default=3, ge=1, json_schema_extra={"operational": True})
-
-
-# ---------------------------------------------------------------------------------------------- offline tasks
 
 
 def find_split_files(folders: Sequence[Path], split: str) -> list[Path]:
@@ -247,9 +246,6 @@ def _write_yaml(path: Path, cfg: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")
 
 
-# ---------------------------------------------------------------------------------------------- running
-
-
 def flatten_results(raw: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """``{task: {metric: value}}`` from lm-eval's results: ``"exact_match,strict-match"`` becomes
     ``"exact_match/strict-match"``, filter ``none`` is dropped, stderr kept, non-numbers (alias, "N/A") skipped;
@@ -288,12 +284,6 @@ def _load_tasks(manager: Any, tasks: Sequence[str], data_dir: str | None) -> dic
             ) from exc
         types[task] = {str(t.config.output_type) for t in loaded["tasks"].values()}
     return types
-
-
-def _pick_model_type(config: UtilityConfig, output_types: set[str]) -> ModelType:
-    if config.model_type != "auto":
-        return config.model_type
-    return "local-completions" if output_types & LOGLIKELIHOOD_TYPES else "local-chat-completions"
 
 
 def _model_args(config: UtilityConfig, model_type: ModelType, base_url: str, model: str) -> dict[str, Any]:
@@ -341,6 +331,24 @@ def _write_outputs(raw: Mapping[str, Any], folder: Path) -> None:
         )
 
 
+@functools.cache
+def _indexed_task_manager(include_path: str | None) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path)
+
+
+def _task_manager(include_path: str | None) -> Any:
+    """A TaskManager with its own copy of the task index (safe to add generated tasks to).
+
+    Indexing parses every stock task YAML (~15 s here), so the index is built once per process and copied.
+    """
+    indexed = _indexed_task_manager(include_path)
+    manager = copy.copy(indexed)
+    manager._index = dict(indexed.task_index)
+    return manager
+
+
 def run_utility(
     config: UtilityConfig, *, base_url: str, model: str, output_dir: Path
 ) -> dict[str, dict[str, float]]:
@@ -350,13 +358,12 @@ def run_utility(
     and samples under ``output_dir/<model_type>/``. Raises ``ConfigError``/``StageInputError`` naming the task.
     """
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
     from lm_eval.tasks._index import TaskIndex
 
     base_url = base_url.rstrip("/")
     if config.include_path is not None and not Path(config.include_path).is_dir():
         raise ConfigError(f"utility include_path {config.include_path}: no such folder")
-    manager = TaskManager(include_path=config.include_path)
+    manager = _task_manager(config.include_path)
     with tempfile.TemporaryDirectory(prefix="cotforge-lm-eval-") as staging_dir:
         staging = Path(staging_dir)
         if config.data_dir is not None:
@@ -364,13 +371,14 @@ def run_utility(
             if not data_dir.is_dir():
                 raise StageInputError(f"utility data_dir {data_dir}: no such folder", file=data_dir)
             if write_offline_tasks(manager.task_index, config.tasks, data_dir, staging, config.num_fewshot):
-                # Indexing every stock task takes ~15 s: add the generated ones to this manager's index (later
-                # entries win, as with include_path) rather than build a second TaskManager.
+                # Later entries win, as with include_path; a second TaskManager would re-index every stock task.
                 manager.task_index.update(TaskIndex.build([staging]))
         output_types = _load_tasks(manager, config.tasks, config.data_dir)
         by_type: dict[ModelType, list[str]] = {}
         for task in config.tasks:
-            by_type.setdefault(_pick_model_type(config, output_types[task]), []).append(task)
+            needs_logprobs = bool(output_types[task] & LOGLIKELIHOOD_TYPES)
+            auto: ModelType = "local-completions" if needs_logprobs else "local-chat-completions"
+            by_type.setdefault(auto if config.model_type == "auto" else config.model_type, []).append(task)
         results: dict[str, dict[str, float]] = {}
         for model_type, tasks in by_type.items():
             if model_type == "local-chat-completions" and any(

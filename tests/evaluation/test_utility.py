@@ -193,5 +193,8 @@ def test_task_without_local_data_offline_is_a_clear_error(
         run_utility(
             UtilityConfig(tasks=["gsm8k"], limit=2), base_url=url, model="smollm2", output_dir=tmp_path
         )
+    no_tokenizer = UtilityConfig(tasks=["mmlu"], data_dir=str(DATA), limit=1)
+    with pytest.raises(ConfigError, match=r"log-likelihood tasks .* need the model's tokenizer"):
+        run_utility(no_tokenizer, base_url=url, model="smollm2", output_dir=tmp_path)
     with pytest.raises(ConfigError, match="'no_such_task' is not an lm-eval task"):
         run_utility(UtilityConfig(tasks=["no_such_task"]), base_url=url, model="smollm2", output_dir=tmp_path)
