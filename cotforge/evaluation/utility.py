@@ -1,0 +1,407 @@
+"""Utility benchmarks (GSM8K, MMLU, any lm-evaluation-harness task) on the server cotforge evaluates.
+
+The harness runs programmatically (``lm_eval.simple_evaluate``) against the model's OpenAI-compatible server:
+generation tasks through ``local-chat-completions`` (chat template applied by the server), log-likelihood tasks
+(multiple choice) through ``local-completions`` (prompt log-probs via ``echo``; needs the model's tokenizer).
+The harness's own prompts, filters and metrics score the answers; this module only reads its results.
+
+Offline data (``data_dir``): the stock tasks load their data from the Hub (``openai/gsm8k``, ``cais/mmlu``).
+With ``data_dir`` set, every requested task that has a folder ``data_dir/<task>/`` runs the stock task config
+on local files instead (a generated YAML ``include``-s the stock one and replaces only where the data comes
+from). The layout, one folder per task named as the lm-eval task or group::
+
+    data_dir/
+      gsm8k/test.jsonl, train.jsonl          # openai/gsm8k columns: question, answer ("... #### 42")
+      mmlu/test.jsonl, dev.jsonl             # cais/mmlu "all" columns: question, subject, choices, answer (0-3)
+
+A split is the file ``<split>.jsonl|.json|.parquet|.csv`` or Hub shards ``<split>-*.parquet``, looked for first
+in the sub-folder named after the task's ``dataset_name`` (``gsm8k/main/``, ``mmlu/anatomy/``: a Hub snapshot),
+then in the task folder. The split names are the stock task's own (``test_split``, ``fewshot_split``, ...);
+the few-shot split is needed only when few-shot examples are used. For a group (``mmlu``) each subtask takes its
+``dataset_name`` sub-folder, or the rows of the task folder's files whose ``subject`` column equals its
+``dataset_name``; subjects without rows are left out of the group, which then averages over those present.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from cotforge.errors import ConfigError, StageInputError
+from cotforge.manifest import scrub_secrets
+
+ModelType = Literal["local-chat-completions", "local-completions"]
+# Output types that score prompt log-probs: only /v1/completions (echo + logprobs) gives those.
+LOGLIKELIHOOD_TYPES = frozenset({"loglikelihood", "loglikelihood_rolling", "multiple_choice"})
+SPLIT_KEYS = ("test_split", "validation_split", "training_split", "fewshot_split")
+SUFFIX_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+GROUP_ROW_COLUMN = "subject"  # the column that says which subtask a row of a flat group file belongs to
+
+
+class UtilityConfig(BaseModel):
+    """Which lm-eval tasks to run on the evaluated model, and where their data lies when offline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(min_length=1)
+    data_dir: str | None = None
+    include_path: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    num_fewshot: int | None = Field(default=None, ge=0)
+    model_type: Literal["auto", "local-chat-completions", "local-completions"] = "auto"
+    tokenizer: str | None = None
+    max_gen_toks: int | None = Field(default=None, ge=1)
+    max_length: int = Field(default=2048, ge=16)
+    num_concurrent: int = Field(default=4, ge=1, json_schema_extra={"operational": True})
+    max_retries: int = Field(default=3, ge=1, json_schema_extra={"operational": True})
+
+
+def find_split_files(folders: Sequence[Path], split: str) -> list[Path]:
+    """The files holding ``split`` in the first of ``folders`` that has any (``[]`` when none has)."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for suffix in SUFFIX_BUILDERS:
+            single = folder / f"{split}{suffix}"
+            if single.is_file():
+                return [single]
+        shards = sorted(folder.glob(f"{split}-*.parquet"))
+        if shards:
+            return shards
+    return []
+
+
+def _builder(task: str, files: Mapping[str, list[Path]]) -> str:
+    builders = {SUFFIX_BUILDERS[p.suffix] for paths in files.values() for p in paths}
+    if len(builders) != 1:
+        listed = ", ".join(str(p) for paths in files.values() for p in paths)
+        raise ConfigError(f"utility task {task}: its splits mix file formats ({listed}); use one format")
+    return builders.pop()
+
+
+def _split_names(cfg: Mapping[str, Any], num_fewshot: int | None) -> tuple[str, list[str], str | None]:
+    """The split scored, every split the stock config names, and the few-shot split when shots are used."""
+    scored = cfg.get("test_split") or cfg.get("validation_split")
+    if not scored:
+        raise ConfigError(
+            f"utility task {cfg.get('task')}: its lm-eval config names no test or validation split"
+        )
+    named = list(dict.fromkeys(str(cfg[k]) for k in SPLIT_KEYS if cfg.get(k)))
+    shots = num_fewshot if num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
+    fewshot = cfg.get("fewshot_split") or cfg.get("training_split") or cfg.get("validation_split")
+    return str(scored), named, str(fewshot) if shots > 0 and fewshot else None
+
+
+def leaf_override(
+    stock_yaml: Path, stock_cfg: Mapping[str, Any], builder: str, files: Mapping[str, list[Path]]
+) -> dict[str, Any]:
+    """A task config that includes the stock one and reads its splits from local ``files`` instead of the Hub.
+
+    A split the stock config names but ``files`` lacks is unset, since the harness reads every named split.
+    """
+    data_files = {split: [str(p.resolve()) for p in paths] for split, paths in files.items()}
+    unset = {k: None for k in SPLIT_KEYS if stock_cfg.get(k) and str(stock_cfg[k]) not in files}
+    return {
+        "include": str(stock_yaml.resolve()),
+        "task": stock_cfg["task"],
+        "dataset_path": builder,
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": data_files},
+        **unset,
+        # Tags would re-register the stock tag (e.g. mmlu_stem_tasks) with only these subtasks.
+        "tag": [],
+    }
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    return pd.read_json(path, lines=path.suffix == ".jsonl")
+
+
+def _local_leaf_files(
+    entry: Any, folder: Path, staging: Path, num_fewshot: int | None, *, in_group: bool
+) -> dict[str, list[Path]] | None:
+    """The split files of one task (its own files, or in a group its rows cut from the group's flat files)."""
+    cfg = entry.cfg or {}
+    scored, named, fewshot = _split_names(cfg, num_fewshot)
+    dataset_name = cfg.get("dataset_name")
+    own = [folder / str(dataset_name)] if dataset_name else []
+    if not find_split_files([*own, folder], scored):
+        return None
+    files = {s: found for s in named if (found := find_split_files([*own, folder], s))}
+    if fewshot is not None and fewshot not in files:
+        raise StageInputError(
+            f"utility task {entry.name}: few-shot examples come from split {fewshot!r}, which has no file in "
+            f"{folder}; add {fewshot}.jsonl there or set num_fewshot: 0",
+            file=folder,
+        )
+    if in_group and dataset_name and not find_split_files(own, scored):
+        cut: dict[str, list[Path]] = {}
+        for split, paths in files.items():
+            rows = pd.concat([_read_rows(p) for p in paths], ignore_index=True)
+            if GROUP_ROW_COLUMN not in rows.columns:
+                raise StageInputError(
+                    f"utility task {folder.name}: {paths[0]} has no `{GROUP_ROW_COLUMN}` column to pick "
+                    f"{entry.name}'s rows; add it or put its files under {folder / str(dataset_name)}/",
+                    file=paths[0],
+                )
+            rows = rows[rows[GROUP_ROW_COLUMN] == dataset_name]
+            if rows.empty:
+                if split == scored:
+                    return None
+                if split == fewshot:
+                    raise StageInputError(
+                        f"utility task {entry.name}: no `{GROUP_ROW_COLUMN}` == {dataset_name!r} rows in {paths[0]} "
+                        "for its few-shot examples; add some or set num_fewshot: 0",
+                        file=paths[0],
+                    )
+                continue
+            out = staging / "data" / entry.name / f"{split}.jsonl"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            rows.to_json(out, orient="records", lines=True, force_ascii=False)
+            cut[split] = [out]
+        files = cut
+    return files
+
+
+def _leaves(index: Mapping[str, Any], name: str) -> list[Any]:
+    """The task entries under a group (recursively through subgroups and tags)."""
+    entry = index[name]
+    kind = entry.kind.name
+    if kind in ("TASK", "PY_TASK"):
+        return [entry]
+    members = sorted(entry.tags) if kind == "TAG" else list((entry.cfg or {}).get("task") or [])
+    out: list[Any] = []
+    for member in members:
+        if not isinstance(member, str) or member not in index:
+            raise ConfigError(
+                f"utility task {name}: member {member!r} is not a named lm-eval task; run it online"
+            )
+        out += _leaves(index, member)
+    return out
+
+
+def write_offline_tasks(
+    index: Mapping[str, Any],
+    tasks: Sequence[str],
+    data_dir: Path,
+    staging: Path,
+    num_fewshot: int | None = None,
+) -> list[str]:
+    """Write task YAMLs into ``staging`` that run the stock ``tasks`` on the files under ``data_dir``.
+
+    ``index`` is lm-eval's task index (``TaskManager().task_index``). Returns the tasks given local data;
+    a task with no ``data_dir/<task>/`` folder is left to its stock config.
+    """
+    overridden = []
+    for task in tasks:
+        folder = data_dir / task
+        if not folder.is_dir():
+            continue
+        if task not in index:
+            raise ConfigError(f"utility task {task!r} is not an lm-eval task (nor in include_path)")
+        entry = index[task]
+        if entry.kind.name == "PY_TASK" or entry.yaml_path is None:
+            raise ConfigError(
+                f"utility task {task}: a Python-defined lm-eval task cannot be pointed at local files"
+            )
+        if entry.kind.name == "TASK":
+            files = _local_leaf_files(entry, folder, staging, num_fewshot, in_group=False)
+            if files is None:
+                raise StageInputError(f"utility task {task}: no test split file in {folder}", file=folder)
+            _write_yaml(
+                staging / f"{task}.yaml",
+                leaf_override(entry.yaml_path, entry.cfg, _builder(task, files), files),
+            )
+        else:
+            present = []
+            for leaf in _leaves(index, task):
+                files = _local_leaf_files(leaf, folder, staging, num_fewshot, in_group=True)
+                if files is not None:
+                    override = leaf_override(leaf.yaml_path, leaf.cfg, _builder(leaf.name, files), files)
+                    _write_yaml(staging / f"{leaf.name}.yaml", override)
+                    present.append(leaf.name)
+            if not present:
+                raise StageInputError(f"utility task {task}: no subtask has rows in {folder}", file=folder)
+            group = {k: v for k, v in (entry.cfg or {}).items() if k in ("aggregate_metric_list", "metadata")}
+            group |= {"group": task, "task": present}
+            _write_yaml(staging / f"{task}.yaml", group)
+        overridden.append(task)
+    return overridden
+
+
+def _write_yaml(path: Path, cfg: Mapping[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def flatten_results(raw: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value}}`` from lm-eval's results: ``"exact_match,strict-match"`` becomes
+    ``"exact_match/strict-match"``, filter ``none`` is dropped, stderr kept, non-numbers (alias, "N/A") skipped;
+    ``n_samples`` is the number of items scored (summed over a group's subtasks)."""
+    counts = raw.get("n-samples") or {}
+    out: dict[str, dict[str, float]] = {}
+    for task, metrics in (raw.get("results") or {}).items():
+        row: dict[str, float] = {}
+        for key, value in metrics.items():
+            if key == "sample_len":  # lm-eval's item count; a group has only this one
+                row["n_samples"] = float(value)
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                continue
+            metric, _, filter_name = key.partition(",")
+            row[metric if filter_name in ("", "none") else f"{metric}/{filter_name}"] = float(value)
+        if task in counts:
+            row["n_samples"] = float(counts[task].get("effective", 0))
+        out[task] = row
+    return out
+
+
+def _load_tasks(manager: Any, tasks: Sequence[str], data_dir: str | None) -> dict[str, set[str]]:
+    """Each task's leaf output types; a task whose data cannot be had is a clear error naming it."""
+    types: dict[str, set[str]] = {}
+    for task in tasks:
+        if task not in manager.task_index:
+            raise ConfigError(f"utility task {task!r} is not an lm-eval task (nor in include_path)")
+        try:
+            loaded = manager.load([task])
+        except OSError as exc:  # ConnectionError (offline Hub), DatasetNotFoundError, missing files
+            where = f"{data_dir}/{task}/" if data_dir else "data_dir/<task>/ (set utility data_dir)"
+            raise StageInputError(
+                f"utility task {task}: its data could not be loaded ({exc}); without network, put local copies "
+                f"in the dataset's own columns under {where} (see cotforge.evaluation.utility)"
+            ) from exc
+        types[task] = {str(t.config.output_type) for t in loaded["tasks"].values()}
+    return types
+
+
+def _model_args(config: UtilityConfig, model_type: ModelType, base_url: str, model: str) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "model": model,
+        "num_concurrent": config.num_concurrent,
+        "max_retries": config.max_retries,
+        "max_length": config.max_length,
+    }
+    if config.max_gen_toks is not None:
+        args["max_gen_toks"] = config.max_gen_toks
+    if model_type == "local-chat-completions":
+        return args | {"base_url": f"{base_url}/chat/completions"}
+    args["base_url"] = f"{base_url}/completions"
+    if config.tokenizer is not None:
+        if not Path(config.tokenizer).is_dir():
+            raise ConfigError(
+                f"utility tokenizer {config.tokenizer}: no such folder; give the model's local folder"
+            )
+        return args | {"tokenizer": config.tokenizer, "tokenizer_backend": "huggingface"}
+    from lm_eval.utils import check_remote_tokenizer_support
+
+    if not check_remote_tokenizer_support(args["base_url"]):
+        raise ConfigError(
+            "utility: log-likelihood tasks run through /v1/completions and need the model's tokenizer; set "
+            "utility tokenizer: to the model's local folder (the server offers no /tokenize endpoint)"
+        )
+    return args | {"tokenizer_backend": "remote"}
+
+
+def _write_outputs(raw: Mapping[str, Any], folder: Path) -> None:
+    """lm-eval's results JSON (secrets scrubbed) and one JSONL of scored samples per task."""
+    from lm_eval.utils import handle_non_serializable
+
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in raw.items() if k != "samples"}
+    text = json.dumps(summary, default=handle_non_serializable, ensure_ascii=False)
+    (folder / "results.json").write_text(
+        json.dumps(scrub_secrets(json.loads(text)), indent=2), encoding="utf-8"
+    )
+    for task, samples in (raw.get("samples") or {}).items():
+        lines = [json.dumps(s, default=handle_non_serializable, ensure_ascii=False) for s in samples]
+        (folder / f"samples_{task}.jsonl").write_text(
+            "".join(f"{line}\n" for line in lines), encoding="utf-8"
+        )
+
+
+@functools.cache
+def _indexed_task_manager(include_path: str | None) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path)
+
+
+def _task_manager(include_path: str | None) -> Any:
+    """A TaskManager with its own copy of the task index (safe to add generated tasks to).
+
+    Indexing parses every stock task YAML (~15 s here), so the index is built once per process and copied.
+    """
+    indexed = _indexed_task_manager(include_path)
+    manager = copy.copy(indexed)
+    manager._index = dict(indexed.task_index)
+    return manager
+
+
+def run_utility(
+    config: UtilityConfig, *, base_url: str, model: str, output_dir: Path
+) -> dict[str, dict[str, float]]:
+    """Run ``config.tasks`` through lm-evaluation-harness on the OpenAI-compatible server at ``base_url``.
+
+    Returns ``{task: {metric: value}}`` (groups and their subtasks included) and writes lm-eval's results JSON
+    and samples under ``output_dir/<model_type>/``. Raises ``ConfigError``/``StageInputError`` naming the task.
+    """
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks._index import TaskIndex
+
+    base_url = base_url.rstrip("/")
+    if config.include_path is not None and not Path(config.include_path).is_dir():
+        raise ConfigError(f"utility include_path {config.include_path}: no such folder")
+    manager = _task_manager(config.include_path)
+    with tempfile.TemporaryDirectory(prefix="cotforge-lm-eval-") as staging_dir:
+        staging = Path(staging_dir)
+        if config.data_dir is not None:
+            data_dir = Path(config.data_dir)
+            if not data_dir.is_dir():
+                raise StageInputError(f"utility data_dir {data_dir}: no such folder", file=data_dir)
+            if write_offline_tasks(manager.task_index, config.tasks, data_dir, staging, config.num_fewshot):
+                # Later entries win, as with include_path; a second TaskManager would re-index every stock task.
+                manager.task_index.update(TaskIndex.build([staging]))
+        output_types = _load_tasks(manager, config.tasks, config.data_dir)
+        by_type: dict[ModelType, list[str]] = {}
+        for task in config.tasks:
+            needs_logprobs = bool(output_types[task] & LOGLIKELIHOOD_TYPES)
+            auto: ModelType = "local-completions" if needs_logprobs else "local-chat-completions"
+            by_type.setdefault(auto if config.model_type == "auto" else config.model_type, []).append(task)
+        results: dict[str, dict[str, float]] = {}
+        for model_type, tasks in by_type.items():
+            if model_type == "local-chat-completions" and any(
+                output_types[t] & LOGLIKELIHOOD_TYPES for t in tasks
+            ):
+                raise ConfigError(
+                    f"utility tasks {tasks}: log-likelihood tasks cannot run through chat completions; "
+                    "use model_type auto or local-completions"
+                )
+            chat = model_type == "local-chat-completions"
+            raw = simple_evaluate(
+                model=model_type,
+                model_args=_model_args(config, model_type, base_url, model),
+                tasks=list(tasks),
+                task_manager=manager,
+                num_fewshot=config.num_fewshot,
+                limit=config.limit,
+                apply_chat_template=chat,
+                fewshot_as_multiturn=chat,
+                log_samples=True,
+            )
+            if raw is None:  # only non-zero ranks of a distributed run get None
+                raise ConfigError("utility: lm-eval returned no results")
+            _write_outputs(raw, output_dir / model_type)
+            results |= flatten_results(raw)
+    return results
