@@ -15,6 +15,8 @@ from cotforge.serving import VLLMServer
 
 pytestmark = pytest.mark.integration
 
+UTILITY_DATA = Path(__file__).parent / "data" / "utility"
+
 
 def _model(server: VLLMServer) -> LLMConfig:
     return LLMConfig.model_validate(
@@ -59,9 +61,10 @@ def test_eval_cli_compares_two_labels_with_the_rule_judge(
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "jailbreak/empty_think" in result.output and "over-refusal" in result.output
+    assert "bundled" in result.output and "paired comparison" in result.output
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     assert set(results) == {"a", "b"}
+    assert "jailbreak/empty_think" in results["a"]["per_tactic"]
     # Same model, same greedy sampling, same rule judge: the two labels must agree exactly.
     assert results["a"]["per_tactic"] == results["b"]["per_tactic"]
 
@@ -80,7 +83,9 @@ def test_eval_on_a_suite_file_compares_two_models_and_rejects_a_prompt_too_long(
 ) -> None:
     suite = run_dir / "xstest_prompts.csv"
     # One more item, far longer than the tiny server's 1,024-token context: rejected, counted, not a failure.
-    suite.write_text(XSTEST + "999,\"" + "Tell me about the history of chess. " * 400 + "\",homonyms,safe,chess,\n")
+    suite.write_text(
+        XSTEST + '999,"' + "Tell me about the history of chess. " * 400 + '",homonyms,safe,chess,\n'
+    )
     result = CliRunner().invoke(
         app,
         [
@@ -107,3 +112,35 @@ def test_eval_on_a_suite_file_compares_two_models_and_rejects_a_prompt_too_long(
     comparison = json.loads((run_dir / "eval" / "comparison.json").read_text())
     assert comparison and all(c["difference"] == 0 and c["mcnemar_p"] == 1.0 for c in comparison)
     assert {c["metric"] for c in comparison} == {"attack_success", "refusal_rate"}
+
+
+def test_cli_suite_two_models_and_gsm8k_utility_on_smollm2(
+    run_dir: Path, smollm2_vllm_server: VLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's own command: a suite, two models, the paired comparison and lm-eval's GSM8K, offline."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    suite = run_dir / "xstest_prompts.csv"
+    suite.write_text(XSTEST)
+    url = smollm2_vllm_server.base_url
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval", "--run", str(run_dir), "--suite", str(suite), "--format", "xstest",
+            "--model", "a=smollm2", "--model", "b=smollm2", "--base-url", url, "--max-tokens", "48",
+            "--judge-model", "smollm2", "--judge-base-url", url,
+            "--utility", "gsm8k", "--utility-data", str(UTILITY_DATA), "--utility-limit", "2",
+            "--set", "utility.max_gen_toks=32", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "utility gsm8k/exact_match/strict-match" in result.output
+    assert "paired comparison" in result.output
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    for label in ("a", "b"):
+        assert results[label]["per_suite"]["xstest_prompts"]["n_evaluated"] == 4
+        assert 0.0 <= results[label]["utility"]["gsm8k/exact_match/strict-match"] <= 1.0
+        assert results[label]["utility"]["gsm8k/n_samples"] == 2
+    assert (run_dir / "eval" / "utility" / "a" / "local-chat-completions" / "results.json").is_file()
+    comparison = json.loads((run_dir / "eval" / "comparison.json").read_text())
+    assert {(c["model_a"], c["model_b"]) for c in comparison} == {("a", "b")}
