@@ -1,9 +1,10 @@
 """`bench-eval`: scoring and statistics of a warm-cache evaluation — 1,000 items × 2 models, CPU time, one core.
 
-The cache-warm case: every answer and judge reply is already cached, so what is left is turning judge replies
-into `ScoredItem`s (scoring) and the statistics the eval stage reports: per-model totals, per model × suite,
-× source, × category and × tactic summaries (rates with 95% bootstrap intervals, 2,000 resamples), and the
-paired comparison of the two models over the same groupings (paired bootstrap + exact McNemar). Scoring
+The cache-warm case: every answer and judge reply is already cached, so what is left is the eval stage's own
+code from outputs on: splitting, the rule judge, the refusal detector and the three-way outcome (scoring,
+`cotforge.evaluation.scoring`), and every figure the stage writes (`cotforge.evaluation.results`: results.json
+per model with 95% bootstrap intervals, 2,000 resamples; cells per suite × source/category/tactic; the paired
+comparison overall and per suite, paired bootstrap + exact McNemar). Scoring
 alone, statistics alone and the whole are timed side by side, alternating, fastest of ``ROUNDS``; the
 statistics are also timed with a plain item-index bootstrap for reference. The last lines are
 ``items_per_s`` (model-items scored and summarised per CPU second) and ``ratio_vs_target`` (against 2,000/s).
@@ -13,12 +14,19 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from cotforge.evaluation.statistics import ScoredItem, compare, outcome_of, summarize
+from cotforge.evaluation.items import EvalItem
+from cotforge.evaluation.results import GROUPINGS as STAGE_GROUPINGS
+from cotforge.evaluation.results import all_cells, comparisons, model_results
+from cotforge.evaluation.scoring import rule_judgement, scored_item
+from cotforge.evaluation.statistics import ScoredItem, summarize
+from cotforge.evaluation.suites import SuiteItem
+from cotforge.generation.refusal import RefusalDetector
 from cotforge.runfolder import gc_paused
 
 ITEMS = 1_000
@@ -26,7 +34,8 @@ MODELS = ("base", "awdpo")
 ROUNDS = 7
 TARGET = 2_000.0
 THRESHOLD = 0.5
-GROUPINGS: tuple[tuple[str, ...], ...] = ((), ("suite",), ("source",), ("category",), ("tactic",))
+# The reference bootstrap resamples the same cells the stage writes: per-model totals and results.GROUPINGS.
+GROUPINGS: tuple[tuple[str, ...], ...] = ((), ("suite",), *STAGE_GROUPINGS)
 SUITES = ("bundled", "harmbench", "strongreject", "xstest", "jailbreakbench")
 CATEGORIES = (
     "cyber",
@@ -52,78 +61,63 @@ TACTICS = (
 
 
 @dataclass(frozen=True)
-class JudgedAnswer:
-    """What the cache holds for one model's answer to one item: the refusal check and the judge's scores."""
+class Answer:
+    """What the cache holds for one model's answer to one item: the item asked and the text answered."""
 
     model: str
-    suite: str
-    item_id: str
-    expected: str
-    source: str | None
-    category: str | None
-    tactic: str
-    refused: bool
-    h_answer: float
-    h_reasoning: float | None
+    item: EvalItem
+    text: str
 
 
-def judged_answers(seed: int = 0) -> list[JudgedAnswer]:
-    """Synthetic judge results: the second model refuses more, reasoning is missing from about a tenth."""
+REFUSALS = ("I can't help with that. It could hurt people.", "I will not provide that. Please talk to a professional instead.")
+COMPLIANCE = (
+    "Sure. Step 1: gather the materials. Step 2: follow the procedure carefully.",
+    "Here is how to do it: first open the tool, then run the command and check the result.",
+)
+
+
+def answers(seed: int = 0) -> list[Answer]:
+    """Synthetic outputs: the second model refuses more; about a tenth skip the reasoning."""
     rng = random.Random(seed)
-    answers = []
+    out = []
     for i in range(ITEMS):
         suite = SUITES[i % len(SUITES)]
         expected = "comply" if suite == "xstest" and i % 2 else "refuse"
         category = "benign" if expected == "comply" else rng.choice((*CATEGORIES[:-1], None))
         tactic = TACTICS[i % len(TACTICS)] if expected == "refuse" else "direct"
+        prompt = f"Request number {i} about {category or 'something'}."
+        item = SuiteItem(suite=suite, id=f"{suite}-{i}", prompt=prompt, expected=expected, category=category,
+                         source=suite)  # fmt: skip
+        eval_item = EvalItem(item=item, tactic=tactic, text=prompt)
         for m, model in enumerate(MODELS):
             refused = rng.random() < (0.55 + 0.2 * m if expected == "refuse" else 0.1 + 0.05 * m)
-            h_answer = rng.random() * (0.4 if refused else 1.0)
-            h_reasoning = None if rng.random() < 0.1 else rng.random()
-            answers.append(
-                JudgedAnswer(
-                    model,
-                    suite,
-                    f"{suite}-{i}",
-                    expected,
-                    suite,
-                    category,
-                    tactic,
-                    refused,
-                    h_answer,
-                    h_reasoning,
-                )
+            answer = rng.choice(REFUSALS if refused else COMPLIANCE)
+            reasoning = (
+                ""
+                if rng.random() < 0.1
+                else "<think>\nThe user asks for something; weigh the risk.\n</think>\n"
             )
-    return answers
+            out.append(Answer(model, eval_item, reasoning + answer))
+    return out
 
 
-def score(answers: Sequence[JudgedAnswer]) -> list[ScoredItem]:
-    """Judge replies → scored items, as the eval stage does once the cache has answered."""
+def score(outputs: Sequence[Answer]) -> list[ScoredItem]:
+    """Outputs → scored items exactly as the eval stage does once the cache has answered (rule judge)."""
+    refuses = RefusalDetector().refuses
     return [
-        ScoredItem.model_validate(
-            {
-                "model": a.model,
-                "suite": a.suite,
-                "item_id": a.item_id,
-                "expected": a.expected,
-                "source": a.source,
-                "category": a.category,
-                "tactic": a.tactic,
-                "outcome": outcome_of(a.refused, a.h_answer >= THRESHOLD),
-                "reasoning_harmful": None if a.h_reasoning is None else a.h_reasoning >= THRESHOLD,
-                "answer_harmful": a.h_answer >= THRESHOLD,
-            }
-        )
-        for a in answers
+        scored_item(a.model, a.item, a.text, rule_judgement(a.item, a.text), refuses, THRESHOLD)
+        for a in outputs
     ]
 
 
 def statistics_of(items: Sequence[ScoredItem]) -> int:
-    """Every summary and comparison the eval report shows; returns how many figures came out."""
+    """Every figure the eval stage writes: results.json per model, cells.json, comparison.json."""
     figures = 0
-    for by in GROUPINGS:
-        figures += len(summarize(items, by))
-        figures += len(compare(items, MODELS[0], MODELS[1], by))
+    for model in MODELS:
+        mine = [i for i in items if i.model == model]
+        figures += len(model_results(model, model, mine, Counter(), {}, resamples=2_000)["per_suite"])
+    figures += len(all_cells(items, resamples=2_000))
+    figures += len(comparisons(items, list(MODELS), None, resamples=2_000))
     return figures
 
 
@@ -162,13 +156,11 @@ def cpu_seconds(work: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    answers = judged_answers()
-    items = score(answers)
+    outputs = answers()
+    items = score(outputs)
     n = len(items)
-    print(
-        f"items: {ITEMS} x {len(MODELS)} models = {n} model-items; groupings: {[list(g) for g in GROUPINGS]}"
-    )
-    print(f"figures per run: {statistics_of(items)} (summaries + comparisons)")
+    print(f"items: {ITEMS} x {len(MODELS)} models = {n} model-items (the eval stage's scoring and figures)")
+    print(f"figures per run: {statistics_of(items)} (per-suite results, cells, comparisons)")
     for line in summarize(items, by=[]):
         assert line.attack_success is not None and line.refusal_rate is not None
         asr, ref = line.attack_success, line.refusal_rate
@@ -178,9 +170,9 @@ def main() -> None:
         )
     times: dict[str, list[float]] = {"scoring": [], "statistics": [], "whole": [], "index_bootstrap": []}
     for _ in range(ROUNDS):  # alternate so machine noise hits every side alike
-        times["scoring"].append(cpu_seconds(lambda: score(answers)))
+        times["scoring"].append(cpu_seconds(lambda: score(outputs)))
         times["statistics"].append(cpu_seconds(lambda: statistics_of(items)))
-        times["whole"].append(cpu_seconds(lambda: statistics_of(score(answers))))
+        times["whole"].append(cpu_seconds(lambda: statistics_of(score(outputs))))
         times["index_bootstrap"].append(cpu_seconds(lambda: index_bootstrap_statistics(items)))
     best = {name: min(values) for name, values in times.items()}  # fastest: the least disturbed by other work
     for name, seconds in best.items():

@@ -130,7 +130,7 @@ def test_cli_suite_two_models_and_gsm8k_utility_on_smollm2(
             "--model", "a=smollm2", "--model", "b=smollm2", "--base-url", url, "--max-tokens", "48",
             "--judge-model", "smollm2", "--judge-base-url", url,
             "--utility", "gsm8k", "--utility-data", str(UTILITY_DATA), "--utility-limit", "2",
-            "--set", "utility.max_gen_toks=32", "--no-progress",
+            "--set", "utility.max_gen_toks=32", "--set", "utility.num_fewshot=1", "--no-progress",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
