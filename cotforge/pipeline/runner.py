@@ -163,9 +163,21 @@ class PipelineRunner:
             "templates": _tree_hash(self.templates_root, declaration.templates)
             if declaration.templates
             else None,
-            "inputs": _output_hashes(folder, declaration.all_inputs(config)),
+            "inputs": _output_hashes(folder, self._upstream_inputs(step, config)),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _upstream_inputs(self, step: StepSpec, config: Any) -> tuple[str, ...]:
+        """The step's inputs less the optional ones only a later step writes (e.g. validate's augmented.jsonl
+        in a pipeline where augment runs after it): such a file was absent when the step ran, so its
+        appearance is not a change to the step's inputs and must not re-run it and everything after."""
+        declaration = self.registry[step.stage]
+        names = [s.name for s in self.spec.steps]
+        index = names.index(step.name)
+        before = {o for s in self.spec.steps[: index + 1] for o in self.registry[s.stage].outputs}
+        later = {o for s in self.spec.steps[index + 1 :] for o in self.registry[s.stage].outputs} - before
+        required = set(declaration.required_inputs(config))
+        return tuple(n for n in declaration.all_inputs(config) if n in required or n not in later)
 
     @staticmethod
     def _run_model_hash(model: str, folder: RunFolder) -> str | None:

@@ -133,3 +133,20 @@ def test_a_finished_step_is_skipped_after_an_operational_change(tmp_path: Path) 
     assert quieter.steps["augment"].finished_at == first.steps["augment"].finished_at
     changed = _runner(tmp_path, steps, ["augment.per_prompt=1"]).run()
     assert changed.steps["augment"].finished_at != first.steps["augment"].finished_at
+
+
+def test_a_file_only_a_later_step_writes_does_not_change_an_earlier_steps_fingerprint(tmp_path: Path) -> None:
+    """validate may read augmented.jsonl, but in quickstart augment runs after it: the file appearing is not a
+    change to validate's inputs (it re-ran validate, review and pairs on every second `make demo`)."""
+    folder = RunFolder(tmp_path / "run").ensure()
+    atomic_write_jsonl(folder.path(RunFiles.PROMPTS), [make_prompt("How do I pick a lock?")])
+    atomic_write_jsonl(folder.path(RunFiles.SAMPLES), [{"id": "s-1"}])
+    later = [{"validate": {}}, {"augment": {"per_prompt": 1}}]
+    before = _fingerprint(_runner(tmp_path, later), "validate")
+    atomic_write_jsonl(folder.path(RunFiles.AUGMENTED), [make_prompt("Pretend you are a locksmith.")])
+    assert _fingerprint(_runner(tmp_path, later), "validate") == before
+    # Where augment runs first, its output is a real input of validate: a change re-runs it.
+    earlier = [{"augment": {"per_prompt": 1}}, {"validate": {}}]
+    first = _fingerprint(_runner(tmp_path, earlier), "validate")
+    atomic_write_jsonl(folder.path(RunFiles.AUGMENTED), [make_prompt("Pretend you are a safecracker.")])
+    assert _fingerprint(_runner(tmp_path, earlier), "validate") != first
