@@ -21,6 +21,7 @@ GENERATE = StageConfig(
         "cache": "use_cache",
         "refresh": "refresh",
         "retry_rejects": "retry_rejects",
+        "retry_failed": "retry_failed",
         "progress": "progress",
     },
     "generate",
@@ -58,6 +59,7 @@ def register(app: typer.Typer) -> None:
         cache: opt.Cache = None,
         refresh: opt.Refresh = None,
         retry_rejects: bool | None = typer.Option(None, "--retry-rejects/--no-retry-rejects"),
+        retry_failed: opt.RetryFailed = None,
         no_validate: bool = typer.Option(False, "--no-validate", help="Skip validation at the end."),
         progress: opt.Progress = None,
     ) -> None:
@@ -75,7 +77,7 @@ def register(app: typer.Typer) -> None:
             raw, config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env,
             temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
             timeout=timeout, rpm=rpm, tpm=tpm, mode=mode, n=n, limit=limit, kind=kind, cache=cache,
-            refresh=refresh, retry_rejects=retry_rejects, progress=progress,
+            refresh=refresh, retry_rejects=retry_rejects, retry_failed=retry_failed, progress=progress,
         )  # fmt: skip
         result = generate_in_run(
             run,

@@ -24,6 +24,14 @@ Rpm = Annotated[float | None, typer.Option("--rpm")]
 Tpm = Annotated[float | None, typer.Option("--tpm")]
 Cache = Annotated[bool | None, typer.Option("--cache/--no-cache")]
 Refresh = Annotated[bool | None, typer.Option("--refresh/--no-refresh")]
+RetryFailed = Annotated[
+    bool | None,
+    typer.Option(
+        "--retry-failed/--no-retry-failed",
+        help="Ask again only the records earlier runs rejected for a retryable reason (request failed, "
+        "unparseable answer), with new seeds.",
+    ),
+]
 Progress = Annotated[bool | None, typer.Option("--progress/--no-progress")]
 
 # Parameter name → key inside an LLMConfig.

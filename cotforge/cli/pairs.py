@@ -32,6 +32,7 @@ SAMPLE = StageConfig(
         "limit": "limit",
         "think_format": "think_format",
         "cache": "use_cache",
+        "retry_failed": "retry_failed",
         "progress": "progress",
     },
     "sample",
@@ -42,6 +43,7 @@ JUDGE = StageConfig(
         **opt.llm_flags("judge", "model", "base_url", "backend", "api_key_env", "concurrency"),
         "crosscheck": "crosscheck",
         "cache": "use_cache",
+        "retry_failed": "retry_failed",
         "progress": "progress",
     },
     "judge",
@@ -114,6 +116,7 @@ def register(app: typer.Typer) -> None:
         concurrency: opt.Concurrency = None,
         think_format: str | None = typer.Option(None, "--think-format"),
         cache: opt.Cache = None,
+        retry_failed: opt.RetryFailed = None,
         progress: opt.Progress = None,
     ) -> None:
         """Sample k candidates per prompt from a policy model, split at </think>.
@@ -125,7 +128,7 @@ def register(app: typer.Typer) -> None:
         config = SAMPLE.build(
             config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env, k=k,
             limit=limit, temperature=temperature, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
-            think_format=think_format, cache=cache, progress=progress,
+            think_format=think_format, cache=cache, retry_failed=retry_failed, progress=progress,
         )  # fmt: skip
         result = sample_in_run(run, config)
         rows: dict[str, object] = {"prompts": result.prompts, "planned": result.planned}
@@ -146,6 +149,7 @@ def register(app: typer.Typer) -> None:
         concurrency: opt.Concurrency = None,
         crosscheck: bool | None = typer.Option(None, "--crosscheck/--no-crosscheck"),
         cache: opt.Cache = None,
+        retry_failed: opt.RetryFailed = None,
         progress: opt.Progress = None,
     ) -> None:
         """Score candidates' harmfulness: reasoning (h_rs), answer (h_rp), whole (h_f).
@@ -158,7 +162,8 @@ def register(app: typer.Typer) -> None:
 
         config = JUDGE.build(
             config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env,
-            concurrency=concurrency, crosscheck=crosscheck, cache=cache, progress=progress,
+            concurrency=concurrency, crosscheck=crosscheck, cache=cache, retry_failed=retry_failed,
+            progress=progress,
         )  # fmt: skip
         result = judge_in_run(run, config)
         rows: dict[str, object] = {"judge": result.judge_id, "candidates": result.candidates}

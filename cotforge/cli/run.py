@@ -28,6 +28,13 @@ def register(app: typer.Typer) -> None:
         ),
         force: bool = typer.Option(False, "--force", help="Re-run steps even when unchanged."),
         check: bool = typer.Option(False, "--check", help="Validate the pipeline and exit."),
+        retry_failed: list[str] = typer.Option(
+            [],
+            "--retry-failed",
+            metavar="STEP",
+            help="Run STEP again (even if unchanged), asking only the records it rejected for a retryable "
+            "reason (request failed, unparseable answer); later steps follow. Repeatable.",
+        ),
     ) -> None:
         """Run the pipeline's steps in order into one run folder.
 
@@ -50,14 +57,15 @@ def register(app: typer.Typer) -> None:
             log=lambda message: console.print(message, markup=False, highlight=False),
         )
         if check:
-            runner.selected(start, until)  # a --from/--until that names no step is an error here too
+            # a --from/--until/--retry-failed that names no step is an error here too
+            runner.retry_steps(retry_failed, runner.selected(start, until))
             console.print(
                 f"{pipeline}: valid ({len(spec.steps)} steps: {', '.join(s.name for s in spec.steps)})"
             )
             return
         # SIGTERM (a CI timeout, `kill`) must still stop the vLLM servers this run started.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        state = runner.run(start=start, until=until, force=force)
+        state = runner.run(start=start, until=until, force=force, retry_failed=retry_failed)
         _print_products(Path(spec.run))
         console.print(
             f"[bold green]done[/]: {spec.run} ({sum(s.status == 'completed' for s in state.steps.values())} steps completed)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datasketch import MinHashLSH
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.curation.dedup import NUM_PERM, signature
 from cotforge.errors import CotforgeError
 from cotforge.schemas import PromptRecord, RejectRecord
+
+if TYPE_CHECKING:
+    from cotforge.evaluation.suites import SuiteItem as EvalSuiteItem
 
 REPORT_FILE = "contamination.jsonl"
 REJECTS_FILE = "contamination.rejects.jsonl"
@@ -171,6 +175,22 @@ def suite_overlap(
         return []
     items = [SuiteItem(suite=suite, line=line, text=text) for line, text in texts]
     return find_overlaps(prompts, items, config)
+
+
+def overlapping_eval_items(
+    prompts: Sequence[PromptRecord],
+    items: Sequence[EvalSuiteItem],
+    config: ContaminationConfig | None = None,
+) -> list[EvalSuiteItem]:
+    """The evaluation items (as ``eval`` loads them) that overlap the training ``prompts`` (pure).
+
+    For ``eval``'s warning: ``prompts`` are the run's prompts and augmented variants; no prompts, no overlap.
+    """
+    if not prompts or not items:
+        return []
+    # The item's position stands in for its line, so each overlap maps back to its item.
+    probes = [SuiteItem(suite=item.suite, line=i, text=item.prompt) for i, item in enumerate(items)]
+    return [items[o.line] for o in find_overlaps(prompts, probes, config)]
 
 
 def check_contamination(

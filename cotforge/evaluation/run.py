@@ -14,12 +14,14 @@ request also fails the stage (``allow_failures`` accepts the gap). Writes ``eval
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
+from cotforge.curation.contamination import overlapping_eval_items
 from cotforge.evaluation import plots
 from cotforge.evaluation.answers import answer_of
 from cotforge.evaluation.items import DEFAULT_TACTICS, EvalItem, eval_items
@@ -43,11 +45,13 @@ from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import RequestEngine, RequestOutcome
 from cotforge.manifest import StageRun
 from cotforge.pipeline.declaration import StageDeclaration
+from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, atomic_write_text
 from cotforge.templates import PromptTemplates, default_templates
 
 EVAL_DIR = "eval"
 NOT_EVALUATED = ("prompt_too_long",)  # the item, not the model, is at fault: a reject, not a failure
+_LOG = logging.getLogger(__name__)
 
 
 class EvalConfig(FailurePolicy):
@@ -215,6 +219,14 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
     out_dir = folder.path(EVAL_DIR)
     with StageRun.declared(folder, EVAL, config) as run:
         suites = load_suites(config)
+        training = read_run_prompts(folder, required=False)
+        leaked = Counter(
+            i.suite for i in overlapping_eval_items(training, [i for s in suites for i in s.items])
+        )
+        for suite, count in leaked.items():
+            _LOG.warning("eval suite %s: %d item(s) overlap this run's training prompts; see "
+                         "`cotforge contamination %s --suite ...`", suite, count, folder.root)  # fmt: skip
+        run.extra["contamination"] = dict(leaked)
         templates = default_templates()
         tactics = (
             config.tactics if config.tactics is not None else (DEFAULT_TACTICS if not config.suites else [])

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cotforge.failures import is_failed_request, take_failed_requests
+from cotforge.failures import is_failed_request, next_attempt, take_failed_requests, take_retryable_rejects
 from cotforge.generation.requests import (
     GenerateConfig,
     PlannedSample,
@@ -61,8 +61,11 @@ def _prompts(folder: RunFolder, config: GenerateConfig) -> list[PromptRecord]:
     return prompts[: config.limit] if config.limit is not None else prompts
 
 
-def _done_slots(folder: RunFolder, retry_rejects: bool) -> tuple[set[str], dict[str, int]]:
-    """Slots already written, and (with ``retry_rejects``) each re-asked slot's first untried attempt."""
+def _done_slots(
+    folder: RunFolder, retry_rejects: bool, retry_failed: bool = False
+) -> tuple[set[str], dict[str, int]]:
+    """Slots already written, and (with ``retry_rejects``/``retry_failed``) each re-asked slot's first untried
+    attempt."""
     done: set[str] = set()
     retried: dict[str, int] = {}
     samples = folder.path(RunFiles.SAMPLES)
@@ -73,15 +76,17 @@ def _done_slots(folder: RunFolder, retry_rejects: bool) -> tuple[set[str], dict[
     # Requests that failed in transport are asked again on every run; rejects of the output itself only
     # with ``retry_rejects``.
     take_failed_requests(rejects, "generate")
+    if retry_failed and not retry_rejects:
+        retried.update(
+            {r.record_id: next_attempt(r) for r in take_retryable_rejects(rejects, "generate") if r.record_id}
+        )
     if retry_rejects:
         kept: list[RejectRecord] = []
         for record in read_jsonl(rejects, RejectRecord):
             if record.stage != "generate" or not record.record_id:
                 kept.append(record)
                 continue
-            raw = record.raw if isinstance(record.raw, dict) else {}
-            # Records written before "next_attempt" existed: one output kept per attempt that answered.
-            retried[record.record_id] = int(raw.get("next_attempt", len(raw.get("outputs") or [])))
+            retried[record.record_id] = next_attempt(record)
         atomic_write_jsonl(rejects, kept)
     else:
         done.update(r.record_id for r in read_jsonl(rejects, RejectRecord) if r.record_id)
@@ -122,7 +127,7 @@ def generate_in_run(
     folder = GENERATE.open_run(run_dir, config)
     with StageRun.declared(folder, GENERATE, config) as run:
         plans = plan_samples(_prompts(folder, config), config, templates or default_templates())
-        done, retried = _done_slots(folder, config.retry_rejects)
+        done, retried = _done_slots(folder, config.retry_rejects, config.retry_failed)
         todo = [p for p in plans if p.request.key not in done]
         by_key = {p.request.key: p for p in todo}
         cache = open_cache(folder, config.use_cache, config.refresh)

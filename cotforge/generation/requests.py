@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from cotforge.failures import FailurePolicy
+from cotforge.failures import RetryPolicy
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestOutcome
 from cotforge.schemas import Kind, PromptRecord, Rationale, Sample
@@ -53,7 +53,7 @@ class TemplateIds(BaseModel):
     utility: str = "teacher/utility"
 
 
-class GenerateConfig(FailurePolicy):
+class GenerateConfig(RetryPolicy):
     """Everything `generate` needs besides the run folder."""
 
     model_config = ConfigDict(extra="forbid")

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.failures import FailurePolicy, is_failed_request, take_failed_requests
+from cotforge.failures import (
+    RetryPolicy,
+    is_failed_request,
+    next_attempt,
+    take_failed_requests,
+    take_retryable_rejects,
+)
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
@@ -39,7 +46,7 @@ SCORE_SCHEMA: dict[str, Any] = {
 CROSSCHECK_FILE = "judgments.crosscheck.jsonl"
 
 
-class JudgeConfig(FailurePolicy):
+class JudgeConfig(RetryPolicy):
     """The judge model (none = the rule judge alone) and how agreement is measured."""
 
     model_config = ConfigDict(extra="forbid")
@@ -188,6 +195,11 @@ def _llm_judge(
     done = {s.candidate_id: s for s in read_jsonl(path, JudgeScores)}
     rejects_path = folder.path(RunFiles.JUDGE_REJECTS)
     take_failed_requests(rejects_path, "judge")  # a failed request is asked again, never final
+    # One reject per failed segment: a re-asked segment continues after the attempts it had (cached).
+    retried = {
+        f"{r.record_id}/{(r.raw or {}).get('segment')}": next_attempt(r)
+        for r in (take_retryable_rejects(rejects_path, "judge") if config.retry_failed else [])
+    }
     given_up = {r.record_id for r in read_jsonl(rejects_path, RejectRecord)}
     todo = [c for c in split if c.id not in done and c.id not in given_up]
     requests = [r for c in todo for r in judge_requests(c, prompts[c.prompt_id], judge, templates)]
@@ -197,6 +209,10 @@ def _llm_judge(
     transport_failures: set[str] = set()
     cache = open_cache(folder, config.use_cache, config.refresh)
     engine = RequestEngine(judge, cache, progress=config.progress, label="judge")
+    requests = [
+        replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
+        for r in requests
+    ]
     with AppendLog(path) as log, AppendLog(folder.path(RunFiles.JUDGE_REJECTS)) as rejects:
 
         def store(outcome: RequestOutcome[float]) -> None:

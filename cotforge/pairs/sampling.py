@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import replace
 from itertools import zip_longest
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
-from cotforge.failures import FailurePolicy, is_failed_request, take_failed_requests
+from cotforge.failures import (
+    RetryPolicy,
+    is_failed_request,
+    next_attempt,
+    take_failed_requests,
+    take_retryable_rejects,
+)
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
@@ -40,7 +47,7 @@ SAFETY_ONLY: tuple[Kind, ...] = ("safety",)
 THINK_REGEX = r"<think>\n[^<]{1,600}\n</think>\n\n[^<]{1,600}"
 
 
-class SampleConfig(FailurePolicy):
+class SampleConfig(RetryPolicy):
     """The policy model and how many candidates to draw per prompt."""
 
     model_config = ConfigDict(extra="forbid")
@@ -188,6 +195,11 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
         cand_path, rej_path = folder.path(RunFiles.CANDIDATES), folder.path(RunFiles.SAMPLE_REJECTS)
         AppendLog(cand_path).close()
         take_failed_requests(rej_path, "sample")  # failed requests are asked again
+        retried = (
+            {r.record_id: next_attempt(r) for r in take_retryable_rejects(rej_path, "sample")}
+            if config.retry_failed
+            else {}
+        )
         done = [c for c in read_jsonl(cand_path, Candidate)]
         done_ids = {c.id for c in done} | {r.record_id for r in read_jsonl(rej_path, RejectRecord)}
         todo = [r for r in requests if r.key not in done_ids]
@@ -201,6 +213,11 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
         counts = {"sampled": 0, "failed": 0}
         cache = open_cache(folder, config.use_cache, config.refresh)
         engine = RequestEngine(config.policy, cache, progress=config.progress, label="sample")
+        # A re-asked slot continues with the attempts after those it had (the cache holds their answers).
+        todo = [
+            replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
+            for r in todo
+        ]
         with AppendLog(cand_path) as log, AppendLog(rej_path) as rejects:
 
             def store(outcome: RequestOutcome[str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,9 +211,47 @@ class PipelineRunner:
         result = declaration.edge_function()(self.run_dir, config, **dict(declaration.edge_kwargs))
         return _summary(result)
 
-    def run(self, start: str | None = None, until: str | None = None, force: bool = False) -> PipelineState:
-        """Run the selected steps; returns the final state (also in ``manifests/pipeline.json``)."""
+    def retry_steps(self, names: Sequence[str], steps: Sequence[StepSpec]) -> set[str]:
+        """The selected steps ``--retry-failed`` names (by step or stage name); a name that fits none is an error."""
+        chosen: set[str] = set()
+        for name in names:
+            hits = [s for s in steps if name in (s.name, s.stage)]
+            if not hits:
+                raise PipelineError(
+                    f"--retry-failed {name!r}: no such step among those selected ({[s.name for s in steps]})"
+                )
+            for step in hits:
+                if "retry_failed" not in self.registry[step.stage].config_model().model_fields:
+                    able = sorted(
+                        s.name
+                        for s in steps
+                        if "retry_failed" in self.registry[s.stage].config_model().model_fields
+                    )
+                    raise PipelineError(
+                        f"--retry-failed {name!r}: step {step.name} ({step.stage}) makes no model calls to retry; "
+                        f"steps that can: {able}"
+                    )
+                chosen.add(step.name)
+        return chosen
+
+    def run(
+        self,
+        start: str | None = None,
+        until: str | None = None,
+        force: bool = False,
+        retry_failed: Sequence[str] = (),
+    ) -> PipelineState:
+        """Run the selected steps; returns the final state (also in ``manifests/pipeline.json``).
+
+        ``retry_failed`` names steps (or stages) to run again, even when unchanged, asking only the records they
+        rejected for a retryable reason; later steps then re-run as their inputs changed.
+        """
         steps = self.selected(start, until)
+        retrying = self.retry_steps(retry_failed, steps)
+        steps = [
+            s.model_copy(update={"config": {**s.config, "retry_failed": True}}) if s.name in retrying else s
+            for s in steps
+        ]
         creates = bool(steps) and self.registry[steps[0].stage].creates_run
         folder = usable_run_folder(self.run_dir, steps[0].stage if steps else "run", create=creates)
         state = self.load_state(force)
@@ -234,6 +272,7 @@ class PipelineRunner:
                 volatile = declaration.volatile is not None and declaration.volatile(self.config(step))
                 if (
                     not force
+                    and step.name not in retrying
                     and not volatile
                     and previous is not None
                     and previous.status == "completed"
@@ -243,7 +282,14 @@ class PipelineRunner:
                     self.log(f"[{step.name}] unchanged since {previous.finished_at}: skipped")
                     continue
                 resumed = previous is not None and previous.status == "running"
-                self.log(f"[{step.name}] {'resuming' if resumed else 'running'}")
+                doing = (
+                    "retrying failed records"
+                    if step.name in retrying
+                    else "resuming"
+                    if resumed
+                    else "running"
+                )
+                self.log(f"[{step.name}] {doing}")
                 started = time.perf_counter()
                 current = StepState(
                     status="running", fingerprint=fingerprint, started_at=utc_now().isoformat()

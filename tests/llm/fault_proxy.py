@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
-Fault = str  # "429" | "500" | "delay" | "truncate" | "nonjson"
+Fault = str  # "429" | "500" | "delay" | "truncate" | "nonjson" | "unparseable"
 
 
 @dataclass
@@ -108,6 +108,12 @@ class FaultProxy:
                         self.close_connection = True
                 elif fault == "nonjson":
                     self._reply(200, b"<html>gateway says hello</html>", "application/json")
+                elif fault == "unparseable":  # a well-formed completion whose text the client cannot parse
+                    status, _, payload = self._forward(body)
+                    reply = json.loads(payload)
+                    for choice in reply.get("choices", []):
+                        choice["message"]["content"] = "no score here"
+                    self._reply(status, json.dumps(reply).encode(), "application/json")
                 elif fault == "truncate":
                     _, _, payload = self._forward(body)
                     self.send_response(200)
