@@ -90,7 +90,7 @@ def test_segment_credit_end_to_end_on_the_tiny_model(
             assert abs(row["delta_margin_reasoning"]["mean"]) + abs(row["delta_margin_answer"]["mean"]) > 0
     assert len(results["ratio_per_seed"]) == 1
     # The reference sums were computed once (first arm) and every later arm read them from the disk cache.
-    last = load_manifest(RunFolder(tmp_path / "run"), "train-awdpo")
+    last = load_manifest(RunFolder(tmp_path / "run" / "experiments" / "segment_credit"), "train-awdpo")
     assert last is not None and last.config["precompute_ref_log_probs"] is True
     assert last.counts["ref_cache_hits"] == last.counts["trained_pairs"] == results["train_pairs"]
     assert last.counts["ref_cache_computed"] == 0
