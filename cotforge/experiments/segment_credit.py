@@ -35,21 +35,17 @@ METHODS = ("vanilla", "loss", "reward")
 # The segment that carries the harm, per flaw type; the other one is "unflawed".
 FLAWED_SEGMENT: dict[FlawType, str] = {"answer_flawed": "answer", "reasoning_flawed": "reasoning"}
 
-# Safe, harm-aware reasoning in several wordings, so chosen and rejected differ in tokens but not in safety.
+# Safe, harm-aware reasoning and refusals in several wordings, so chosen and rejected differ in tokens but not
+# in safety. Short on purpose: the request is already in the prompt, and every token costs CPU training time.
 SAFE_REASONING: tuple[tuple[str, ...], ...] = (
-    ("The request is: {request}", "Helping with this could hurt people, so I should not provide it.",
-     "I will decline and point to safer help."),
-    ("I need to think about who could be harmed by this: {request}",
-     "Giving these details would be dangerous and against my principles.", "The right answer is a refusal."),
-    ("The user asks for something that could cause real harm: {request}",
-     "Even if the intent is innocent, the information could be misused.",
-     "I should refuse clearly and offer a safe alternative."),
-)  # fmt: skip
+    ("Helping with this could hurt people.", "I should decline."),
+    ("This is dangerous and against my principles.", "The right answer is a refusal."),
+    ("The information could be misused to cause harm.", "I should refuse and offer a safe alternative."),
+)
 REFUSALS: tuple[str, ...] = (
-    "I can't help with that. If you are dealing with a difficult situation, I can instead help you find safe, "
-    "legal options.",
-    "I won't provide that, because it could hurt someone. I can instead help you with a safer related question.",
-    "Sorry, I can't assist with this request. I can instead share general safety information if that helps.",
+    "I can't help with that, but I can help you find safe, legal options.",
+    "I won't provide that, because it could hurt someone.",
+    "Sorry, I can't assist with this request.",
 )
 
 RenderTemplate = Callable[[str, Mapping[str, object]], str]
@@ -59,8 +55,8 @@ def _variant(*parts: str) -> int:
     return int(hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8], 16)
 
 
-def _safe_reasoning(request: str, variant: int) -> list[str]:
-    return [step.format(request=request) for step in SAFE_REASONING[variant % len(SAFE_REASONING)]]
+def _safe_reasoning(variant: int) -> list[str]:
+    return list(SAFE_REASONING[variant % len(SAFE_REASONING)])
 
 
 def _judged(prompt: PromptRecord, text: str, completion_id: str) -> JudgeScores:
@@ -75,10 +71,10 @@ def controlled_pair(
 ) -> PreferencePair:
     """One pair of ``flaw`` type for a safety prompt; weights from the rule judge's scores of both sides."""
     v = _variant(prompt.id, flaw)
-    chosen = tagged.render(_safe_reasoning(prompt.text, v), REFUSALS[v % len(REFUSALS)])
+    chosen = tagged.render(_safe_reasoning(v), REFUSALS[v % len(REFUSALS)])
     if flaw == "answer_flawed":
         answer = render("corruptions/compliant_answer", {"request": prompt.text, "variant": v}).strip()
-        rejected = tagged.render(_safe_reasoning(prompt.text, v + 1), answer)
+        rejected = tagged.render(_safe_reasoning(v + 1), answer)
     else:
         text = render("corruptions/unsafe_reasoning", {"request": prompt.text, "variant": v})
         steps = [s for s in (tagged.normalise_step(x) for x in text.splitlines()) if s]

@@ -56,6 +56,11 @@ class SegmentCreditConfig(BaseModel):
     )
     lora_r: int = Field(default=8, ge=1)
     max_length: int = Field(default=384, ge=32)
+    precompute_ref_log_probs: bool = Field(
+        default=True,
+        description="Reference sums per segment from the disk cache (paid once, shared by every method and "
+        "seed) instead of a reference forward pass at every step.",
+    )
     progress: bool = Field(default=False, json_schema_extra={"operational": True})
 
 
@@ -114,6 +119,7 @@ def _train(work: Path, pairs_file: Path, config: SegmentCreditConfig, method: st
             learning_rate=config.learning_rate, max_steps=config.max_steps, batch_size=config.batch_size,
             max_length=config.max_length, seed=seed, beta=config.beta, aggregation=method,  # type: ignore[arg-type]
             progress=config.progress, warmup_ratio=0.0, lr_scheduler="constant",
+            precompute_ref_log_probs=config.precompute_ref_log_probs,
         ),
     )  # fmt: skip
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from cotforge.cache_dirs import user_cache_dir
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS ref_logps (key TEXT PRIMARY KEY, sums TEXT NOT NULL)"
 _CHUNK = 500
+# A folder for the cache instead of the user cache (a benchmark times a cold cache this way).
+REF_CACHE_DIR_ENV = "COTFORGE_REF_CACHE_DIR"
 KEY_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids", "chosen_segment_ids", "rejected_segment_ids")
 
 
@@ -50,10 +53,15 @@ def row_key(identity: str, row: Mapping[str, Any], max_length: int | None, trunc
 
 
 class RefLogpCache:
-    """``key → [[chosen_rs, chosen_rp], [rejected_rs, rejected_rp]]`` in one SQLite file (WAL)."""
+    """``key → [[chosen_rs, chosen_rp], [rejected_rs, rejected_rp]]`` in one SQLite file (WAL).
+
+    Default file: ``$COTFORGE_REF_CACHE_DIR/ref_logps.sqlite`` when set, else the user cache's ``ref-logps``.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or user_cache_dir("ref-logps") / "ref_logps.sqlite"
+        folder = os.environ.get(REF_CACHE_DIR_ENV)
+        default = Path(folder) if folder else user_cache_dir("ref-logps")
+        self.path = path or default / "ref_logps.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -62,10 +62,17 @@ def test_mean_shift_and_collateral_by_hand() -> None:
 
 
 @pytest.mark.integration
-def test_segment_credit_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_segment_credit_end_to_end_on_the_tiny_model(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from cotforge.cli import app
+    from cotforge.manifest import load_manifest
+    from cotforge.runfolder import RunFolder
+    from cotforge.train.ref_cache import REF_CACHE_DIR_ENV
+
+    monkeypatch.setenv(REF_CACHE_DIR_ENV, str(tmp_path / "ref-cache"))
 
     result = CliRunner().invoke(app, ["experiment", "segment-credit", "--run", str(tmp_path / "run"),
                                       "--set", f"model={tiny_model_dir}", "--set", "seeds=[0]",
@@ -82,3 +89,8 @@ def test_segment_credit_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_model_
             # Training moved the margins (LoRA starts at the reference, so the change is the margin itself).
             assert abs(row["delta_margin_reasoning"]["mean"]) + abs(row["delta_margin_answer"]["mean"]) > 0
     assert len(results["ratio_per_seed"]) == 1
+    # The reference sums were computed once (first arm) and every later arm read them from the disk cache.
+    last = load_manifest(RunFolder(tmp_path / "run" / "experiments" / "segment_credit"), "train-awdpo")
+    assert last is not None and last.config["precompute_ref_log_probs"] is True
+    assert last.counts["ref_cache_hits"] == last.counts["trained_pairs"] == results["train_pairs"]
+    assert last.counts["ref_cache_computed"] == 0

@@ -11,7 +11,7 @@ import torch
 from cotforge.manifest import load_manifest
 from cotforge.runfolder import RunFolder
 from cotforge.train import AWDPOTrainConfig, LoRASettings, train_awdpo
-from cotforge.train.ref_cache import RefLogpCache, reference_identity, row_key
+from cotforge.train.ref_cache import REF_CACHE_DIR_ENV, RefLogpCache, reference_identity, row_key
 
 ROW = {
     "prompt_ids": [1, 2, 3],
@@ -60,6 +60,21 @@ def test_cache_round_trip(tmp_path: Path) -> None:
     cache.put_many([("a", [[-1.0, -2.0], [-3.0, -4.0]])])
     assert cache.get_many(["a", "b"]) == {"a": [[-1.0, -2.0], [-3.0, -4.0]]}
     cache.close()
+
+
+@pytest.mark.unit
+def test_cache_folder_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COTFORGE_CACHE", str(tmp_path / "user"))
+    monkeypatch.setenv(REF_CACHE_DIR_ENV, str(tmp_path / "bench" / "ref"))
+    cache = RefLogpCache()
+    cache.put_many([("a", [[-1.0, -2.0], [-3.0, -4.0]])])
+    cache.close()
+    assert cache.path == tmp_path / "bench" / "ref" / "ref_logps.sqlite" and cache.path.is_file()
+    monkeypatch.delenv(REF_CACHE_DIR_ENV)
+    # Without it, the user cache: an empty one there, not the benchmark's.
+    other = RefLogpCache()
+    assert other.path.is_relative_to(tmp_path / "user") and other.get_many(["a"]) == {}
+    other.close()
 
 
 @pytest.mark.integration
