@@ -34,6 +34,7 @@ from tests.llm.fault_proxy import FaultProxy
 REPO = Path(__file__).resolve().parents[1]
 # What a step's outputs are compared by; manifests, caches and logs are bookkeeping, not records.
 IGNORED = ("manifests/", "cache.sqlite", "logs/", "eval/results.png", "checkpoints/", "report/")
+KEEP_PORT = 18731  # the proxy's port when the work folder is kept (see Campaign.start)
 STEPS = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "train_sft",
          "train_awdpo", "eval", "release")  # fmt: skip
 
@@ -165,18 +166,34 @@ class Campaign:
 
     @classmethod
     @contextmanager
-    def start(cls) -> Iterator[Campaign]:
-        workdir = Path(tempfile.mkdtemp(prefix="cotforge-chaos-"))
+    def start(cls, keep: Path | None = None) -> Iterator[Campaign]:
+        """Start the server and proxy and build the reference run; with ``keep``, the work folder is kept there
+        and a reference already in it is reused (the proxy then listens on a fixed port, so the pipeline file's
+        URLs stay valid between invocations)."""
+        workdir = keep or Path(tempfile.mkdtemp(prefix="cotforge-chaos-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         with VLLMServer(str(resolve_model("smollm2")), served_model_name="smollm2", max_model_len=2048,
-                        max_num_seqs=16) as server, FaultProxy(upstream=server.base_url) as proxy:  # fmt: skip
+                        max_num_seqs=16) as server, \
+                FaultProxy(upstream=server.base_url, port=KEEP_PORT if keep else 0) as proxy:  # fmt: skip
             pipeline_file = workdir / "chaos.yaml"
             pipeline_file.write_text(yaml.safe_dump(pipeline(proxy.base_url), sort_keys=False))
             campaign = cls(workdir=workdir, proxy=proxy, pipeline_file=pipeline_file)
-            campaign.build_reference()
+            if keep and (workdir / "reference.json").is_file():
+                campaign.load_reference()
+            else:
+                campaign.build_reference()
             try:
                 yield campaign
             finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+                if keep is None:
+                    shutil.rmtree(workdir, ignore_errors=True)
+
+    def load_reference(self) -> None:
+        saved = json.loads((self.workdir / "reference.json").read_text())
+        self.reference = self.workdir / "reference"
+        self.snapshots = {step: self.workdir / f"before-{step}" for step in STEPS}
+        self.outputs, self.durations = saved["outputs"], saved["durations"]
+        print(f"[reference] reused from {self.workdir}", flush=True)
 
     def build_reference(self) -> None:
         self.reference = self.workdir / "reference"
@@ -198,6 +215,8 @@ class Campaign:
                 f"[reference] {step}: {self.durations[step]:.0f} s, {len(self.outputs[step])} files",
                 flush=True,
             )
+        saved = {"outputs": self.outputs, "durations": self.durations}
+        (self.workdir / "reference.json").write_text(json.dumps(saved, indent=1))
 
     def run_step(
         self, run: Path, first: str, last: str | None = None, **kw: Any
@@ -261,10 +280,15 @@ class Cell:
     stage: str
     run: Callable[[Campaign, int], CellResult]
     seeded: bool = True
+    name: str = ""  # unique, for `chaos.py --only` (default: the stage)
+
+    @property
+    def key(self) -> str:
+        return self.name or self.stage
 
 
 def _kill(step: str) -> Cell:
-    return Cell(step, lambda c, seed: kill_then_resume(c, step, step, seed))
+    return Cell(step, lambda c, seed: kill_then_resume(c, step, step, seed), name=f"kill-{step}")
 
 
 KILL_CELLS: list[Cell] = [
@@ -272,5 +296,5 @@ KILL_CELLS: list[Cell] = [
         _kill(s)
         for s in ("generate", "augment", "sample", "judge", "train_sft", "train_awdpo", "eval", "release")
     ),
-    Cell("run", lambda c, seed: kill_then_resume(c, "generate", "judge", seed, kills=3)),
+    Cell("run", lambda c, seed: kill_then_resume(c, "generate", "judge", seed, kills=3), name="kill-run"),
 ]

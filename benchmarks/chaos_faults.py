@@ -51,7 +51,7 @@ def teacher_fault(fault: str) -> Cell:
         shutil.rmtree(run_dir, ignore_errors=True)
         return result
 
-    return Cell("teacher", run, seeded=False)
+    return Cell("teacher", run, seeded=False, name=f"teacher-{fault}")
 
 
 def replica_dies(campaign: Campaign, seed: int) -> CellResult:
@@ -229,7 +229,7 @@ def disk_full(step: str, size_kb: int) -> Cell:
         finally:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
-    return Cell(step, run, seeded=False)
+    return Cell(step, run, seeded=False, name=f"disk-full-{step}")
 
 
 def _torn_lines(run_dir: Path) -> list[str]:
@@ -283,14 +283,14 @@ def corruption(kind: str) -> Cell:
         shutil.rmtree(run_dir, ignore_errors=True)
         return result
 
-    return Cell("corruption", run, seeded=False)
+    return Cell("corruption", run, seeded=False, name="corrupt-" + kind.split()[0].replace(".sqlite", ""))
 
 
 FAULT_CELLS: list[Cell] = [
     *(teacher_fault(f) for f in ("429", "500", "delay", "truncate", "nonjson")),
-    Cell("teacher", replica_dies, seeded=False),
-    Cell("review", argilla_cells, seeded=False),
-    Cell("release", hub_push_fails, seeded=False),
+    Cell("teacher", replica_dies, seeded=False, name="replica-dies"),
+    Cell("review", argilla_cells, seeded=False, name="argilla"),
+    Cell("release", hub_push_fails, seeded=False, name="hub-push"),
     disk_full("generate", 512),
     disk_full("validate", 512),
     *(corruption(k) for k in ("cache.sqlite", "torn line mid-file", "pipeline state")),
