@@ -287,7 +287,7 @@ def corruption(kind: str) -> Cell:
 
 
 FAULT_CELLS: list[Cell] = [
-    *(teacher_fault(f) for f in ("429", "500", "delay", "truncate", "nonjson")),
+    *(teacher_fault(f) for f in ("429", "429-bare", "500", "delay", "truncate", "nonjson")),
     Cell("teacher", replica_dies, seeded=False, name="replica-dies"),
     Cell("review", argilla_cells, seeded=False, name="argilla"),
     Cell("release", hub_push_fails, seeded=False, name="hub-push"),

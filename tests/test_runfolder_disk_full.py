@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import resource
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,13 +24,18 @@ LINE = {"id": "x" * 40, "text": "y" * 200}
 
 
 @contextmanager
-def file_size_limit(limit: int) -> Iterator[None]:
-    """Writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored, as a full disk gives an error, no signal)."""
+def file_size_limit(limit: int) -> Iterator[Callable[[int], None]]:
+    """Writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored, as a full disk gives an error, no signal);
+    yields a function that changes the limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+
+    def limit_to(size: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+
+    limit_to(limit)
     try:
-        yield
+        yield limit_to
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
@@ -73,3 +78,20 @@ def test_atomic_writes_on_a_full_disk_keep_the_old_file_and_no_temp_file(tmp_pat
     assert path.read_text() == json.dumps(LINE, ensure_ascii=False) + "\n"
     assert text.read_text() == "old card\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accepted.jsonl", "card.md"]
+
+
+def test_a_stage_failing_on_a_full_disk_reports_its_own_file_not_the_manifest(tmp_path: Path) -> None:
+    from cotforge.manifest import StageRun
+    from cotforge.runfolder import RunFolder
+
+    samples = tmp_path / "samples.jsonl"
+    with file_size_limit(10**9) as limit_to:  # lifted when the stage's error has reached the test
+        with pytest.raises(OutputWriteError) as caught, StageRun(RunFolder(tmp_path), "generate", {}):
+            limit_to(1200)  # smaller than the failed manifest: still full when the stage writes it
+            with AppendLog(samples) as log:
+                for n in range(100):
+                    log.append({**LINE, "n": n})
+                    log.flush(durable=False)
+    assert caught.value.file == str(samples)
+    manifest = json.loads((tmp_path / "manifests" / "generate.json").read_text())
+    assert manifest["status"] == "running"  # the failed manifest did not fit; a re-run sees an interrupted stage

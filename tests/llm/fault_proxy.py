@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
-Fault = str  # "429" | "500" | "delay" | "truncate" | "nonjson"
+Fault = str  # "429" | "429-bare" (no Retry-After) | "500" | "delay" | "truncate" | "nonjson"
 
 
 @dataclass
@@ -98,6 +98,9 @@ class FaultProxy:
                 if fault == "429":
                     err = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
                     self._reply(429, err, "application/json", {"Retry-After": "0.2"})
+                elif fault == "429-bare":
+                    err = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
+                    self._reply(429, err, "application/json")
                 elif fault == "500":
                     self._reply(500, b'{"error": {"message": "boom"}}', "application/json")
                 elif fault == "delay":
