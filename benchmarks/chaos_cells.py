@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,19 +28,24 @@ from typing import Any
 import yaml
 
 from cotforge.models.embedded import resolve_model
+from cotforge.models.tiny import build_tiny_model
 from cotforge.serving import VLLMServer
 from tests.llm.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]
-# What a step's outputs are compared by; manifests, caches and logs are bookkeeping, not records.
-IGNORED = ("manifests/", "cache.sqlite", "logs/", "eval/results.png", "checkpoints/", "report/")
+# What a step's outputs are compared by; manifests, caches, logs and the spend log (one line per request sent,
+# so a resumed run rightly has more: those are counted as "resent") are bookkeeping, not records.
+IGNORED = ("manifests/", "cache.sqlite", "logs/", "eval/results.png", "checkpoints/", "report/", "usage.jsonl")
 KEEP_PORT = 18731  # the proxy's port when the work folder is kept (see Campaign.start)
 STEPS = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "train_sft",
          "train_awdpo", "eval", "release")  # fmt: skip
 
 
 def pipeline(base_url: str) -> dict[str, Any]:
-    """The quickstart's shape, small, every model step on ``base_url`` (the proxy in front of SmolLM2)."""
+    """The quickstart's shape, small, every model step on ``base_url`` (the proxy in front of SmolLM2).
+
+    Training starts from the tiny random model: what the kill cells check (resume from the last checkpoint,
+    the same outputs) does not depend on the model's size, and SmolLM2 would take most of the hour."""
     # The timeout sits well above a normal request (320 tokens from a loaded CPU server) and below the proxy's
     # "delay" fault, so that fault is a real client-side timeout.
     llm = {"model": "smollm2", "base_urls": [base_url], "concurrency": 8, "timeout_s": 90}
@@ -61,7 +66,7 @@ def pipeline(base_url: str) -> dict[str, Any]:
                         "policy": {**llm, "sampling": {"temperature": 1.0, "max_tokens": 192}}}},
             {"judge": {"judge": llm}},
             {"pairs": {"gamma": 0.5, "alpha": 0.2}},
-            {"train_sft": {"model": "smollm2", "learning_rate": 2e-4, "max_steps": 8, "batch_size": 2, **train}},
+            {"train_sft": {"model": str(build_tiny_model()), "learning_rate": 2e-4, "max_steps": 8, "batch_size": 2, **train}},
             {"train_awdpo": {"model": "{run}/models/sft", "learning_rate": 5e-5, "max_steps": 8, "batch_size": 2,
                              **train}},
             {"eval": {"limit": 3, "tactics": ["roleplay"],
@@ -189,17 +194,24 @@ class Campaign:
                     shutil.rmtree(workdir, ignore_errors=True)
 
     def load_reference(self) -> None:
+        """Reuse the kept reference run; steps it lacks (an interrupted build) are built from their snapshot."""
         saved = json.loads((self.workdir / "reference.json").read_text())
         self.reference = self.workdir / "reference"
-        self.snapshots = {step: self.workdir / f"before-{step}" for step in STEPS}
         self.outputs, self.durations = saved["outputs"], saved["durations"]
-        print(f"[reference] reused from {self.workdir}", flush=True)
+        missing = [step for step in STEPS if step not in self.durations]
+        self.snapshots = {step: self.workdir / f"before-{step}" for step in STEPS if step not in missing[1:]}
+        print(f"[reference] reused from {self.workdir}: {len(STEPS) - len(missing)} steps", flush=True)
+        if missing:
+            shutil.rmtree(self.reference)
+            shutil.copytree(self.snapshots[missing[0]], self.reference)
+            self.build_reference(missing)
 
-    def build_reference(self) -> None:
+    def build_reference(self, steps: Iterable[str] = STEPS) -> None:
         self.reference = self.workdir / "reference"
-        self.reference.mkdir()
-        for step in STEPS:
+        self.reference.mkdir(exist_ok=True)
+        for step in steps:
             self.snapshots[step] = self.workdir / f"before-{step}"
+            shutil.rmtree(self.snapshots[step], ignore_errors=True)
             shutil.copytree(self.reference, self.snapshots[step])
             before = files_of(self.reference)
             t0 = time.perf_counter()
@@ -215,8 +227,8 @@ class Campaign:
                 f"[reference] {step}: {self.durations[step]:.0f} s, {len(self.outputs[step])} files",
                 flush=True,
             )
-        saved = {"outputs": self.outputs, "durations": self.durations}
-        (self.workdir / "reference.json").write_text(json.dumps(saved, indent=1))
+            saved = {"outputs": self.outputs, "durations": self.durations}
+            (self.workdir / "reference.json").write_text(json.dumps(saved, indent=1))
 
     def run_step(
         self, run: Path, first: str, last: str | None = None, **kw: Any
