@@ -57,9 +57,17 @@ def _row(result: CellResult) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="name the cells and exit")
-    parser.add_argument("--only", default=os.environ.get("CHAOS_ONLY", ""), help="cell names or stages, comma-separated")
+    parser.add_argument(
+        "--only", default=os.environ.get("CHAOS_ONLY", ""), help="cell names or stages, comma-separated"
+    )
     parser.add_argument("--seeds", type=int, default=int(os.environ.get("CHAOS_SEEDS", "2")))
-    parser.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the work folder here")
+    keep = os.environ.get("CHAOS_KEEP")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=Path(keep) if keep else None,
+        help="keep (and reuse) the work folder here",
+    )
     args = parser.parse_args()
     cells = [*KILL_CELLS, *FAULT_CELLS]
     if args.list:

@@ -35,7 +35,15 @@ from tests.llm.fault_proxy import FaultProxy
 REPO = Path(__file__).resolve().parents[1]
 # What a step's outputs are compared by; manifests, caches, logs and the spend log (one line per request sent,
 # so a resumed run rightly has more: those are counted as "resent") are bookkeeping, not records.
-IGNORED = ("manifests/", "cache.sqlite", "logs/", "eval/results.png", "checkpoints/", "report/", "usage.jsonl")
+IGNORED = (
+    "manifests/",
+    "cache.sqlite",
+    "logs/",
+    "eval/results.png",
+    "checkpoints/",
+    "report/",
+    "usage.jsonl",
+)
 KEEP_PORT = 18731  # the proxy's port when the work folder is kept (see Campaign.start)
 STEPS = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "train_sft",
          "train_awdpo", "eval", "release")  # fmt: skip
@@ -270,7 +278,8 @@ def kill_then_resume(campaign: Campaign, first: str, last: str, seed: int, kills
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
         try:
-            proc.wait(timeout=rng.uniform(0.2, 0.8) * span)
+            # Several kills share the span, so together they land between and inside the steps.
+            proc.wait(timeout=rng.uniform(0.2, 0.8) * span / kills)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -41,9 +41,13 @@ def teacher_fault(fault: str) -> Cell:
         run_dir = campaign.fresh("generate", f"teacher-{fault}")
         mark = len(campaign.proxy.bodies)
         campaign.proxy.schedule = lambda n, body: fault if n % 4 == 0 else None
-        campaign.proxy.fault_delay_s = 100.0  # past the pipeline's 90 s client timeout
+        # The "delay" cell shortens the client's patience (no waiting on a server that looks alive but silent),
+        # so each stalled request costs 40 s, not the pipeline's 90 s plus the queue wait.
+        patience = ["--set", "generate.teacher.timeout_s=40", "--set", "generate.teacher.queue_wait_s=0"]
+        campaign.proxy.fault_delay_s = 45.0
         try:
-            final = campaign.run_step(run_dir, "generate")
+            final = cotforge("run", str(campaign.pipeline_file), "--run", str(run_dir), "--from", "generate",
+                             "--until", "generate", *(patience if fault == "delay" else []))  # fmt: skip
         finally:
             campaign.proxy.schedule = lambda n, body: None
         result = _finish(campaign, CellResult("generate", f"teacher {fault} on every 4th request"), run_dir,

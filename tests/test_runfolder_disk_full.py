@@ -94,4 +94,6 @@ def test_a_stage_failing_on_a_full_disk_reports_its_own_file_not_the_manifest(tm
                     log.flush(durable=False)
     assert caught.value.file == str(samples)
     manifest = json.loads((tmp_path / "manifests" / "generate.json").read_text())
-    assert manifest["status"] == "running"  # the failed manifest did not fit; a re-run sees an interrupted stage
+    assert (
+        manifest["status"] == "running"
+    )  # the failed manifest did not fit; a re-run sees an interrupted stage
