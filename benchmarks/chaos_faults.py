@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -138,6 +141,52 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
         result.recovered = False
     result.message = (result.message + " | pull with Argilla down: " + first_error_line(down))[:200]
     shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def argilla_push_killed(campaign: Campaign, seed: int) -> CellResult:
+    """SIGKILL `review push` once its dataset exists on the server (mid-create or mid-log), then re-push."""
+    import argilla as rg
+
+    from cotforge.review.server import ReviewServer
+
+    rng = random.Random(f"argilla-{seed}")
+    run_dir = campaign.fresh("review", f"argilla-kill-{seed}")
+    key = secrets.token_urlsafe(18)
+    accepted = sum(1 for line in (run_dir / "accepted.jsonl").read_text().split("\n") if line.strip())
+    result = CellResult("review push", f"SIGKILL x1 once the dataset exists (seed {seed})", expected=accepted)
+    server = ReviewServer(
+        home=campaign.workdir / f"argilla-kill-home-{seed}", api_key=key, log=lambda _: None
+    )
+    server.start()
+    try:
+        env = {**os.environ, "ARGILLA_API_URL": server.url, "ARGILLA_API_KEY": key, "PYTHONPATH": str(REPO)}
+        push = [sys.executable, "-m", "cotforge", "review", "push", "--run", str(run_dir)]
+        proc = subprocess.Popen(push, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        client = rg.Argilla(api_url=server.url, api_key=key)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(True for _ in client.datasets.list()):
+                time.sleep(rng.uniform(0.0, 0.5))
+                break
+            time.sleep(0.05)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            result.fault += " (killed)"
+        else:
+            result.fault += " (push had finished)"
+        proc.wait()
+        final = subprocess.run(push, env=env, capture_output=True, text=True, timeout=600)
+        ids = Counter(str(r.id) for d in client.datasets.list() for r in d.records)
+        result.out = sum(ids.values())
+        result.duplicated = sum(n - 1 for n in ids.values())
+        result.lost = max(0, accepted - len(ids))
+        result.recovered = final.returncode == 0 and result.lost == 0 and result.duplicated == 0
+        result.message = "" if final.returncode == 0 else first_error_line(final)
+    finally:
+        server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
@@ -294,6 +343,7 @@ FAULT_CELLS: list[Cell] = [
     *(teacher_fault(f) for f in ("429", "429-bare", "500", "delay", "truncate", "nonjson")),
     Cell("teacher", replica_dies, seeded=False, name="replica-dies"),
     Cell("review", argilla_cells, seeded=False, name="argilla"),
+    Cell("review", argilla_push_killed, name="kill-review-push"),
     Cell("release", hub_push_fails, seeded=False, name="hub-push"),
     disk_full("generate", 512),
     disk_full("validate", 512),
