@@ -19,6 +19,16 @@ from urllib.parse import urlparse
 Fault = str  # "429" | "429-bare" (no Retry-After) | "500" | "delay" | "truncate" | "nonjson"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a client hangs up first (a killed or timed-out client is what the faults are about)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class FaultProxy:
     """Start with ``start()``; ``base_url`` is the proxy's /v1 URL; ``stop()`` shuts it down."""
@@ -124,7 +134,7 @@ class FaultProxy:
                 else:
                     raise AssertionError(f"unknown fault {fault}")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
