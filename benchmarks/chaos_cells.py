@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -136,8 +137,33 @@ def record_keys(root: Path, names: list[str]) -> Counter[str]:
             for row in pq.read_table(path).to_pylist():
                 keys[f"{name}:{_record_key(row, json.dumps(row, sort_keys=True, default=str))}"] += 1
         else:
-            keys[f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"] += 1
+            keys[f"{name}:{hashlib.sha256(_comparable_bytes(path, root)).hexdigest()[:16]}"] += 1
     return keys
+
+
+# Provenance that differs between any two runs by design: the run folder's name, the build time and the hash of
+# the pipeline config (which holds the run path). The release card and release.json are compared without them.
+_PROVENANCE_KEYS = {"created_at", "run_name", "pipeline_config_hash", "README.md"}
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT[\d:.+Z-]+")
+_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def _without_provenance(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_provenance(v) for k, v in value.items() if k not in _PROVENANCE_KEYS}
+    if isinstance(value, list):
+        return [_without_provenance(v) for v in value]
+    return value
+
+
+def _comparable_bytes(path: Path, root: Path) -> bytes:
+    if path.name == "release.json":
+        return json.dumps(_without_provenance(json.loads(path.read_text())), sort_keys=True).encode()
+    if path.name == "README.md" and path.parent.name == "release":
+        run = root.name
+        text = path.read_text().replace(f"cotforge {run}", "cotforge <run>").replace(f"`{run}`", "`<run>`")
+        return _HASH.sub("<hash>", _TIME.sub("<time>", text)).encode()
+    return path.read_bytes()
 
 
 def files_of(root: Path) -> dict[str, str]:
