@@ -107,23 +107,26 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
     key = secrets.token_urlsafe(18)
     accepted = sum(1 for line in (run_dir / "accepted.jsonl").read_text().split("\n") if line.strip())
     result = CellResult("review push", "Argilla killed mid-push, restarted", expected=accepted)
-    server = ReviewServer(home=home, api_key=key, log=lambda _: None).start()
+    server = ReviewServer(home=home, api_key=key, log=lambda _: None).start().wait_ready()
     env = {**os.environ, "ARGILLA_API_URL": server.url, "ARGILLA_API_KEY": key, "PYTHONPATH": str(REPO)}
     push = ["review", "push", "--run", str(run_dir)]
     proc = subprocess.Popen([sys.executable, "-m", "cotforge", *push], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    time.sleep(2.0)
+    import argilla as rg
+
+    _wait_for_a_dataset(rg.Argilla(api_url=server.url, api_key=key), proc)
+    result.fault += " (mid-push)" if proc.poll() is None else " (push had finished)"
     port, redis_port = server.port, server.redis_port
     server.stop()
     proc.wait(timeout=300)
-    server = ReviewServer(
-        home=home, api_key=key, port=port, redis_port=redis_port, log=lambda _: None
-    ).start()
+    server = (
+        ReviewServer(home=home, api_key=key, port=port, redis_port=redis_port, log=lambda _: None)
+        .start()
+        .wait_ready()
+    )
     try:
         final = subprocess.run([sys.executable, "-m", "cotforge", *push], env=env, capture_output=True, text=True,
                                timeout=600)  # fmt: skip
-        import argilla as rg
-
         client = rg.Argilla(api_url=server.url, api_key=key)
         datasets = [d for d in client.datasets.list()]
         result.out = sum(len(list(d.records)) for d in datasets)
@@ -144,6 +147,15 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
     return result
 
 
+def _wait_for_a_dataset(client: Any, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Until the push has created its dataset on the server (or ended): the fault then lands mid-push."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(True for _ in client.datasets.list()):
+            return
+        time.sleep(0.05)
+
+
 def argilla_push_killed(campaign: Campaign, seed: int) -> CellResult:
     """SIGKILL `review push` once its dataset exists on the server (mid-create or mid-log), then re-push."""
     import argilla as rg
@@ -158,19 +170,15 @@ def argilla_push_killed(campaign: Campaign, seed: int) -> CellResult:
     server = ReviewServer(
         home=campaign.workdir / f"argilla-kill-home-{seed}", api_key=key, log=lambda _: None
     )
-    server.start()
+    server.start().wait_ready()
     try:
         env = {**os.environ, "ARGILLA_API_URL": server.url, "ARGILLA_API_KEY": key, "PYTHONPATH": str(REPO)}
         push = [sys.executable, "-m", "cotforge", "review", "push", "--run", str(run_dir)]
         proc = subprocess.Popen(push, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
         client = rg.Argilla(api_url=server.url, api_key=key)
-        deadline = time.monotonic() + 300
-        while proc.poll() is None and time.monotonic() < deadline:
-            if any(True for _ in client.datasets.list()):
-                time.sleep(rng.uniform(0.0, 0.5))
-                break
-            time.sleep(0.05)
+        _wait_for_a_dataset(client, proc)
+        time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             result.fault += " (killed)"
