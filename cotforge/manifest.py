@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -186,12 +187,10 @@ class StageRun:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is not None:
-            try:
+            # A full disk refuses the manifest too: the stage's own error says more (the manifest stays
+            # "running", which a re-run treats as interrupted).
+            with contextlib.suppress(OutputWriteError):
                 self.write("failed", f"{type(exc).__name__}: {exc}")
-            except OutputWriteError:
-                # A full disk refuses the manifest too: the stage's own error says more (the manifest stays
-                # "running", which a re-run treats as interrupted).
-                pass
             return
         if self.failed and not self.allow_failures:
             error = FailedRecordsError(self.stage, self.failed, self.failed_file)

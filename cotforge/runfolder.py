@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -205,10 +205,8 @@ class AppendLog:
     def _failed(self, exc: OSError) -> OutputWriteError:
         # A full disk can stop a write mid-line: drop the unwritten buffer and cut the file back to its last
         # whole line, so the file stays readable and a re-run resumes after the lines that made it.
-        try:
+        with suppress(OSError):
             self._fh.close()
-        except OSError:
-            pass
         self._cut_torn_tail(self.path)
         return _write_failed(self.path, exc, "every complete line before it is kept")
 

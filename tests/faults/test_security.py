@@ -157,7 +157,9 @@ def test_release_holds_only_its_listed_outputs(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("hostile", ["../../etc/passwd", "/abs/path", "..", "a/../../b", "nul\x00byte", "..\\..\\w"])
+@pytest.mark.parametrize(
+    "hostile", ["../../etc/passwd", "/abs/path", "..", "a/../../b", "nul\x00byte", "..\\..\\w"]
+)
 def test_file_names_derived_from_run_data_stay_in_their_folder(tmp_path: Path, hostile: str) -> None:
     """The report names a figure after run data (a model folder's name); the file lands in the report folder."""
     from cotforge.report.build import _safe_name
