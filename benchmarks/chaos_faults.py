@@ -261,8 +261,10 @@ def hub_push_fails(campaign: Campaign, seed: int) -> CellResult:
 # --- full disk -------------------------------------------------------------------------------------------------
 
 
-def disk_full(step: str, size_kb: int) -> Cell:
-    """The run folder on a small tmpfs, filled while ``step`` runs; then space is freed and the step re-run."""
+def disk_full(step: str, size_kb: int, headroom_kb: int = 24) -> Cell:
+    """The run folder on a small tmpfs, filled while ``step`` runs; then space is freed and the step re-run.
+
+    ``headroom_kb`` is left free: enough for the pipeline state and manifests, so the step itself fills it."""
 
     def run(campaign: Campaign, seed: int) -> CellResult:
         mount = campaign.workdir / f"tmpfs-{step}"
@@ -272,7 +274,7 @@ def disk_full(step: str, size_kb: int) -> Cell:
             run_dir = mount / "run"
             shutil.copytree(campaign.snapshots[step], run_dir, ignore=shutil.ignore_patterns("cache.sqlite"))
             free = shutil.disk_usage(mount).free
-            (mount / "filler").write_bytes(b"\0" * max(0, free - 24 * 1024))
+            (mount / "filler").write_bytes(b"\0" * max(0, free - headroom_kb * 1024))
             mark = len(campaign.proxy.bodies)
             full = campaign.run_step(run_dir, step)
             torn = _torn_lines(run_dir)
@@ -353,7 +355,7 @@ FAULT_CELLS: list[Cell] = [
     Cell("review", argilla_cells, seeded=False, name="argilla"),
     Cell("review", argilla_push_killed, name="kill-review-push"),
     Cell("release", hub_push_fails, seeded=False, name="hub-push"),
-    disk_full("generate", 512),
+    disk_full("generate", 512, headroom_kb=40),
     disk_full("validate", 512),
     *(corruption(k) for k in ("cache.sqlite", "torn line mid-file", "pipeline state")),
 ]
