@@ -16,7 +16,8 @@ every request). The last line is ``cells: N lost: L duplicated: D``. See docs/re
 
 Run: ``make chaos``; ``python benchmarks/chaos.py --list`` names the cells, ``--only kill-generate,teacher-429``
 runs some of them (by cell name or stage), ``--seeds 3`` sets the SIGKILL seeds, and ``--keep DIR`` keeps the
-work folder (the reference run in it is reused by the next invocation with the same ``--keep``).
+work folder (the reference run in it is reused by the next invocation with the same ``--keep``); with a kept
+reference, ``--no-server`` re-runs the cells that call no model (Argilla, release, Hub, corruption) without vLLM.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main() -> int:
         default=Path(keep) if keep else None,
         help="keep (and reuse) the work folder here",
     )
+    parser.add_argument("--no-server", action="store_true", help="no vLLM server (cells that call no model)")
     args = parser.parse_args()
     cells = [*KILL_CELLS, *FAULT_CELLS]
     if args.list:
@@ -84,7 +86,7 @@ def main() -> int:
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     results: list[CellResult] = []
-    with Campaign.start(args.keep) as campaign:
+    with Campaign.start(args.keep, serve=not args.no_server) as campaign:
         for cell in cells:
             if only and cell.key not in only and cell.stage not in only:
                 continue

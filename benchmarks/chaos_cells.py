@@ -205,12 +205,22 @@ class Campaign:
 
     @classmethod
     @contextmanager
-    def start(cls, keep: Path | None = None) -> Iterator[Campaign]:
+    def start(cls, keep: Path | None = None, serve: bool = True) -> Iterator[Campaign]:
         """Start the server and proxy and build the reference run; with ``keep``, the work folder is kept there
         and a reference already in it is reused (the proxy then listens on a fixed port, so the pipeline file's
         URLs stay valid between invocations)."""
         workdir = keep or Path(tempfile.mkdtemp(prefix="cotforge-chaos-"))
         workdir.mkdir(parents=True, exist_ok=True)
+        if not serve:
+            # Cells that call no model (Argilla, release, Hub, corruption) on a kept reference: no vLLM server.
+            if keep is None or not (workdir / "reference.json").is_file():
+                raise SystemExit("--no-server needs --keep DIR holding a finished reference run")
+            campaign = cls(
+                workdir=workdir, proxy=FaultProxy(upstream=""), pipeline_file=workdir / "chaos.yaml"
+            )
+            campaign.load_reference()
+            yield campaign
+            return
         with VLLMServer(str(resolve_model("smollm2")), served_model_name="smollm2", max_model_len=2048,
                         max_num_seqs=16) as server, \
                 FaultProxy(upstream=server.base_url, port=KEEP_PORT if keep else 0) as proxy:  # fmt: skip
