@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import yaml
-from chaos_cells import REPO, Campaign, Cell, CellResult, cotforge, first_error_line
+from chaos_cells import REPO, Campaign, Cell, CellResult, cotforge, files_of, first_error_line
 
 from tests.llm.fault_proxy import FaultProxy
 
@@ -136,13 +136,15 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
         result.message = "" if final.returncode == 0 else first_error_line(final)
     finally:
         server.stop()
-    down = cotforge("review", "pull", "--run", str(run_dir), timeout=300)  # nothing listens any more
-    torn = (run_dir / "reviewed.jsonl").exists() and not (
-        campaign.snapshots["review"] / "reviewed.jsonl"
-    ).exists()
+    # The same user, same key and URL, with nothing listening there any more: a clear error, no partial file.
+    before = files_of(run_dir)
+    down = subprocess.run([sys.executable, "-m", "cotforge", "review", "pull", "--run", str(run_dir)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    torn = sorted(k for k, v in files_of(run_dir).items() if before.get(k) != v)
     if down.returncode == 0 or torn:
         result.recovered = False
-    result.message = (result.message + " | pull with Argilla down: " + first_error_line(down))[:200]
+    changed = f" (files changed: {torn})" if torn else ""
+    result.message = (result.message + " | pull with Argilla down: " + first_error_line(down) + changed)[:200]
     shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
