@@ -14,11 +14,15 @@ The steps run through ``cotforge run`` (the same edges as the stage commands), a
 the tiny model behind the tests' fault proxy (which adds per-request latency so a kill lands mid-stage and counts
 every request). The last line is ``cells: N lost: L duplicated: D``. See docs/reliability.md for the results.
 
-Run: ``make chaos`` (``CHAOS_SEEDS=3``, ``CHAOS_ONLY=generate,judge`` to narrow it).
+Run: ``make chaos``; ``python benchmarks/chaos.py --list`` names the cells, ``--only kill-generate,teacher-429``
+runs some of them (by cell name or stage), ``--seeds 3`` sets the SIGKILL seeds, and ``--keep DIR`` keeps the
+work folder (the reference run in it is reused by the next invocation with the same ``--keep``); with a kept
+reference, ``--no-server`` re-runs the cells that call no model (Argilla, release, Hub, corruption) without vLLM.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -52,19 +56,41 @@ def _row(result: CellResult) -> str:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="name the cells and exit")
+    parser.add_argument(
+        "--only", default=os.environ.get("CHAOS_ONLY", ""), help="cell names or stages, comma-separated"
+    )
+    parser.add_argument("--seeds", type=int, default=int(os.environ.get("CHAOS_SEEDS", "2")))
+    keep = os.environ.get("CHAOS_KEEP")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=Path(keep) if keep else None,
+        help="keep (and reuse) the work folder here",
+    )
+    parser.add_argument("--no-server", action="store_true", help="no vLLM server (cells that call no model)")
+    args = parser.parse_args()
+    cells = [*KILL_CELLS, *FAULT_CELLS]
+    if args.list:
+        for cell in cells:
+            print(f"{cell.key:24} stage={cell.stage} seeded={cell.seeded}")
+        return 0
+    only = {s for s in args.only.split(",") if s}
+    unknown = only - {c.key for c in cells} - {c.stage for c in cells}
+    if unknown:
+        parser.error(f"unknown cells: {sorted(unknown)} (see --list)")
     # SIGTERM becomes a normal exit, so the campaign's server and proxy are stopped by their context managers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    seeds = int(os.environ.get("CHAOS_SEEDS", "2"))
-    only = {s for s in os.environ.get("CHAOS_ONLY", "").split(",") if s}
     started = time.perf_counter()
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     results: list[CellResult] = []
-    with Campaign.start() as campaign:
-        for cell in [*KILL_CELLS, *FAULT_CELLS]:
-            if only and cell.stage not in only:
+    with Campaign.start(args.keep, serve=not args.no_server) as campaign:
+        for cell in cells:
+            if only and cell.key not in only and cell.stage not in only:
                 continue
-            for seed in range(seeds if cell.seeded else 1):
+            for seed in range(args.seeds if cell.seeded else 1):
                 result = cell.run(campaign, seed)
                 results.append(result)
                 print(_row(result), flush=True)

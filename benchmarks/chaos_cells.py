@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +29,32 @@ from typing import Any
 import yaml
 
 from cotforge.models.embedded import resolve_model
+from cotforge.models.tiny import build_tiny_model
 from cotforge.serving import VLLMServer
 from tests.llm.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]
-# What a step's outputs are compared by; manifests, caches and logs are bookkeeping, not records.
-IGNORED = ("manifests/", "cache.sqlite", "logs/", "eval/results.png", "checkpoints/", "report/")
+# What a step's outputs are compared by; manifests, caches, logs and the spend log (one line per request sent,
+# so a resumed run rightly has more: those are counted as "resent") are bookkeeping, not records.
+IGNORED = (
+    "manifests/",
+    "cache.sqlite",
+    "logs/",
+    "eval/results.png",
+    "checkpoints/",
+    "report/",
+    "usage.jsonl",
+)
+KEEP_PORT = 18731  # the proxy's port when the work folder is kept (see Campaign.start)
 STEPS = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "train_sft",
          "train_awdpo", "eval", "release")  # fmt: skip
 
 
 def pipeline(base_url: str) -> dict[str, Any]:
-    """The quickstart's shape, small, every model step on ``base_url`` (the proxy in front of SmolLM2)."""
+    """The quickstart's shape, small, every model step on ``base_url`` (the proxy in front of SmolLM2).
+
+    Training starts from the tiny random model: what the kill cells check (resume from the last checkpoint,
+    the same outputs) does not depend on the model's size, and SmolLM2 would take most of the hour."""
     # The timeout sits well above a normal request (320 tokens from a loaded CPU server) and below the proxy's
     # "delay" fault, so that fault is a real client-side timeout.
     llm = {"model": "smollm2", "base_urls": [base_url], "concurrency": 8, "timeout_s": 90}
@@ -60,7 +75,7 @@ def pipeline(base_url: str) -> dict[str, Any]:
                         "policy": {**llm, "sampling": {"temperature": 1.0, "max_tokens": 192}}}},
             {"judge": {"judge": llm}},
             {"pairs": {"gamma": 0.5, "alpha": 0.2}},
-            {"train_sft": {"model": "smollm2", "learning_rate": 2e-4, "max_steps": 8, "batch_size": 2, **train}},
+            {"train_sft": {"model": str(build_tiny_model()), "learning_rate": 2e-4, "max_steps": 8, "batch_size": 2, **train}},
             {"train_awdpo": {"model": "{run}/models/sft", "learning_rate": 5e-5, "max_steps": 8, "batch_size": 2,
                              **train}},
             {"eval": {"limit": 3, "tactics": ["roleplay"],
@@ -122,8 +137,33 @@ def record_keys(root: Path, names: list[str]) -> Counter[str]:
             for row in pq.read_table(path).to_pylist():
                 keys[f"{name}:{_record_key(row, json.dumps(row, sort_keys=True, default=str))}"] += 1
         else:
-            keys[f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"] += 1
+            keys[f"{name}:{hashlib.sha256(_comparable_bytes(path, root)).hexdigest()[:16]}"] += 1
     return keys
+
+
+# Provenance that differs between any two runs by design: the run folder's name, the build time and the hash of
+# the pipeline config (which holds the run path). The release card and release.json are compared without them.
+_PROVENANCE_KEYS = {"created_at", "run_name", "pipeline_config_hash", "README.md"}
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT[\d:.+Z-]+")
+_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def _without_provenance(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_provenance(v) for k, v in value.items() if k not in _PROVENANCE_KEYS}
+    if isinstance(value, list):
+        return [_without_provenance(v) for v in value]
+    return value
+
+
+def _comparable_bytes(path: Path, root: Path) -> bytes:
+    if path.name == "release.json":
+        return json.dumps(_without_provenance(json.loads(path.read_text())), sort_keys=True).encode()
+    if path.name == "README.md" and path.parent.name == "release":
+        run = root.name
+        text = path.read_text().replace(f"cotforge {run}", "cotforge <run>").replace(f"`{run}`", "`<run>`")
+        return _HASH.sub("<hash>", _TIME.sub("<time>", text)).encode()
+    return path.read_bytes()
 
 
 def files_of(root: Path) -> dict[str, str]:
@@ -165,24 +205,57 @@ class Campaign:
 
     @classmethod
     @contextmanager
-    def start(cls) -> Iterator[Campaign]:
-        workdir = Path(tempfile.mkdtemp(prefix="cotforge-chaos-"))
+    def start(cls, keep: Path | None = None, serve: bool = True) -> Iterator[Campaign]:
+        """Start the server and proxy and build the reference run; with ``keep``, the work folder is kept there
+        and a reference already in it is reused (the proxy then listens on a fixed port, so the pipeline file's
+        URLs stay valid between invocations)."""
+        workdir = keep or Path(tempfile.mkdtemp(prefix="cotforge-chaos-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not serve:
+            # Cells that call no model (Argilla, release, Hub, corruption) on a kept reference: no vLLM server.
+            if keep is None or not (workdir / "reference.json").is_file():
+                raise SystemExit("--no-server needs --keep DIR holding a finished reference run")
+            campaign = cls(
+                workdir=workdir, proxy=FaultProxy(upstream=""), pipeline_file=workdir / "chaos.yaml"
+            )
+            campaign.load_reference()
+            yield campaign
+            return
         with VLLMServer(str(resolve_model("smollm2")), served_model_name="smollm2", max_model_len=2048,
-                        max_num_seqs=16) as server, FaultProxy(upstream=server.base_url) as proxy:  # fmt: skip
+                        max_num_seqs=16) as server, \
+                FaultProxy(upstream=server.base_url, port=KEEP_PORT if keep else 0) as proxy:  # fmt: skip
             pipeline_file = workdir / "chaos.yaml"
             pipeline_file.write_text(yaml.safe_dump(pipeline(proxy.base_url), sort_keys=False))
             campaign = cls(workdir=workdir, proxy=proxy, pipeline_file=pipeline_file)
-            campaign.build_reference()
+            if keep and (workdir / "reference.json").is_file():
+                campaign.load_reference()
+            else:
+                campaign.build_reference()
             try:
                 yield campaign
             finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+                if keep is None:
+                    shutil.rmtree(workdir, ignore_errors=True)
 
-    def build_reference(self) -> None:
+    def load_reference(self) -> None:
+        """Reuse the kept reference run; steps it lacks (an interrupted build) are built from their snapshot."""
+        saved = json.loads((self.workdir / "reference.json").read_text())
         self.reference = self.workdir / "reference"
-        self.reference.mkdir()
-        for step in STEPS:
+        self.outputs, self.durations = saved["outputs"], saved["durations"]
+        missing = [step for step in STEPS if step not in self.durations]
+        self.snapshots = {step: self.workdir / f"before-{step}" for step in STEPS if step not in missing[1:]}
+        print(f"[reference] reused from {self.workdir}: {len(STEPS) - len(missing)} steps", flush=True)
+        if missing:
+            shutil.rmtree(self.reference)
+            shutil.copytree(self.snapshots[missing[0]], self.reference)
+            self.build_reference(missing)
+
+    def build_reference(self, steps: Iterable[str] = STEPS) -> None:
+        self.reference = self.workdir / "reference"
+        self.reference.mkdir(exist_ok=True)
+        for step in steps:
             self.snapshots[step] = self.workdir / f"before-{step}"
+            shutil.rmtree(self.snapshots[step], ignore_errors=True)
             shutil.copytree(self.reference, self.snapshots[step])
             before = files_of(self.reference)
             t0 = time.perf_counter()
@@ -198,6 +271,8 @@ class Campaign:
                 f"[reference] {step}: {self.durations[step]:.0f} s, {len(self.outputs[step])} files",
                 flush=True,
             )
+            saved = {"outputs": self.outputs, "durations": self.durations}
+            (self.workdir / "reference.json").write_text(json.dumps(saved, indent=1))
 
     def run_step(
         self, run: Path, first: str, last: str | None = None, **kw: Any
@@ -239,7 +314,8 @@ def kill_then_resume(campaign: Campaign, first: str, last: str, seed: int, kills
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
         try:
-            proc.wait(timeout=rng.uniform(0.2, 0.8) * span)
+            # Several kills share the span, so together they land between and inside the steps.
+            proc.wait(timeout=rng.uniform(0.2, 0.8) * span / kills)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -261,10 +337,15 @@ class Cell:
     stage: str
     run: Callable[[Campaign, int], CellResult]
     seeded: bool = True
+    name: str = ""  # unique, for `chaos.py --only` (default: the stage)
+
+    @property
+    def key(self) -> str:
+        return self.name or self.stage
 
 
 def _kill(step: str) -> Cell:
-    return Cell(step, lambda c, seed: kill_then_resume(c, step, step, seed))
+    return Cell(step, lambda c, seed: kill_then_resume(c, step, step, seed), name=f"kill-{step}")
 
 
 KILL_CELLS: list[Cell] = [
@@ -272,5 +353,5 @@ KILL_CELLS: list[Cell] = [
         _kill(s)
         for s in ("generate", "augment", "sample", "judge", "train_sft", "train_awdpo", "eval", "release")
     ),
-    Cell("run", lambda c, seed: kill_then_resume(c, "generate", "judge", seed, kills=3)),
+    Cell("run", lambda c, seed: kill_then_resume(c, "generate", "judge", seed, kills=3), name="kill-run"),
 ]

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import yaml
-from chaos_cells import REPO, Campaign, Cell, CellResult, cotforge, first_error_line
+from chaos_cells import REPO, Campaign, Cell, CellResult, cotforge, files_of, first_error_line
 
 from tests.llm.fault_proxy import FaultProxy
 
@@ -41,9 +44,13 @@ def teacher_fault(fault: str) -> Cell:
         run_dir = campaign.fresh("generate", f"teacher-{fault}")
         mark = len(campaign.proxy.bodies)
         campaign.proxy.schedule = lambda n, body: fault if n % 4 == 0 else None
-        campaign.proxy.fault_delay_s = 100.0  # past the pipeline's 90 s client timeout
+        # The "delay" cell shortens the client's patience (no waiting on a server that looks alive but silent),
+        # so each stalled request costs 40 s, not the pipeline's 90 s plus the queue wait.
+        patience = ["--set", "generate.teacher.timeout_s=40", "--set", "generate.teacher.queue_wait_s=0"]
+        campaign.proxy.fault_delay_s = 45.0
         try:
-            final = campaign.run_step(run_dir, "generate")
+            final = cotforge("run", str(campaign.pipeline_file), "--run", str(run_dir), "--from", "generate",
+                             "--until", "generate", *(patience if fault == "delay" else []))  # fmt: skip
         finally:
             campaign.proxy.schedule = lambda n, body: None
         result = _finish(campaign, CellResult("generate", f"teacher {fault} on every 4th request"), run_dir,
@@ -51,7 +58,7 @@ def teacher_fault(fault: str) -> Cell:
         shutil.rmtree(run_dir, ignore_errors=True)
         return result
 
-    return Cell("teacher", run, seeded=False)
+    return Cell("teacher", run, seeded=False, name=f"teacher-{fault}")
 
 
 def replica_dies(campaign: Campaign, seed: int) -> CellResult:
@@ -100,23 +107,26 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
     key = secrets.token_urlsafe(18)
     accepted = sum(1 for line in (run_dir / "accepted.jsonl").read_text().split("\n") if line.strip())
     result = CellResult("review push", "Argilla killed mid-push, restarted", expected=accepted)
-    server = ReviewServer(home=home, api_key=key, log=lambda _: None).start()
+    server = ReviewServer(home=home, api_key=key, log=lambda _: None).start().wait_ready()
     env = {**os.environ, "ARGILLA_API_URL": server.url, "ARGILLA_API_KEY": key, "PYTHONPATH": str(REPO)}
     push = ["review", "push", "--run", str(run_dir)]
     proc = subprocess.Popen([sys.executable, "-m", "cotforge", *push], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    time.sleep(2.0)
+    import argilla as rg
+
+    _wait_for_a_dataset(rg.Argilla(api_url=server.url, api_key=key), proc)
+    result.fault += " (mid-push)" if proc.poll() is None else " (push had finished)"
     port, redis_port = server.port, server.redis_port
     server.stop()
     proc.wait(timeout=300)
-    server = ReviewServer(
-        home=home, api_key=key, port=port, redis_port=redis_port, log=lambda _: None
-    ).start()
+    server = (
+        ReviewServer(home=home, api_key=key, port=port, redis_port=redis_port, log=lambda _: None)
+        .start()
+        .wait_ready()
+    )
     try:
         final = subprocess.run([sys.executable, "-m", "cotforge", *push], env=env, capture_output=True, text=True,
                                timeout=600)  # fmt: skip
-        import argilla as rg
-
         client = rg.Argilla(api_url=server.url, api_key=key)
         datasets = [d for d in client.datasets.list()]
         result.out = sum(len(list(d.records)) for d in datasets)
@@ -126,14 +136,67 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
         result.message = "" if final.returncode == 0 else first_error_line(final)
     finally:
         server.stop()
-    down = cotforge("review", "pull", "--run", str(run_dir), timeout=300)  # nothing listens any more
-    torn = (run_dir / "reviewed.jsonl").exists() and not (
-        campaign.snapshots["review"] / "reviewed.jsonl"
-    ).exists()
+    # The same user, same key and URL, with nothing listening there any more: a clear error, no partial file.
+    before = files_of(run_dir)
+    down = subprocess.run([sys.executable, "-m", "cotforge", "review", "pull", "--run", str(run_dir)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    torn = sorted(k for k, v in files_of(run_dir).items() if before.get(k) != v)
     if down.returncode == 0 or torn:
         result.recovered = False
-    result.message = (result.message + " | pull with Argilla down: " + first_error_line(down))[:200]
+    changed = f" (files changed: {torn})" if torn else ""
+    result.message = (result.message + " | pull with Argilla down: " + first_error_line(down) + changed)[:200]
     shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def _wait_for_a_dataset(client: Any, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Until the push has created its dataset on the server (or ended): the fault then lands mid-push."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(True for _ in client.datasets.list()):
+            return
+        time.sleep(0.05)
+
+
+def argilla_push_killed(campaign: Campaign, seed: int) -> CellResult:
+    """SIGKILL `review push` once its dataset exists on the server (mid-create or mid-log), then re-push."""
+    import argilla as rg
+
+    from cotforge.review.server import ReviewServer
+
+    rng = random.Random(f"argilla-{seed}")
+    run_dir = campaign.fresh("review", f"argilla-kill-{seed}")
+    key = secrets.token_urlsafe(18)
+    accepted = sum(1 for line in (run_dir / "accepted.jsonl").read_text().split("\n") if line.strip())
+    result = CellResult("review push", f"SIGKILL x1 once the dataset exists (seed {seed})", expected=accepted)
+    server = ReviewServer(
+        home=campaign.workdir / f"argilla-kill-home-{seed}", api_key=key, log=lambda _: None
+    )
+    server.start().wait_ready()
+    try:
+        env = {**os.environ, "ARGILLA_API_URL": server.url, "ARGILLA_API_KEY": key, "PYTHONPATH": str(REPO)}
+        push = [sys.executable, "-m", "cotforge", "review", "push", "--run", str(run_dir)]
+        proc = subprocess.Popen(push, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        client = rg.Argilla(api_url=server.url, api_key=key)
+        _wait_for_a_dataset(client, proc)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            result.fault += " (killed)"
+        else:
+            result.fault += " (push had finished)"
+        proc.wait()
+        final = subprocess.run(push, env=env, capture_output=True, text=True, timeout=600)
+        ids = Counter(str(r.id) for d in client.datasets.list() for r in d.records)
+        result.out = sum(ids.values())
+        result.duplicated = sum(n - 1 for n in ids.values())
+        result.lost = max(0, accepted - len(ids))
+        result.recovered = final.returncode == 0 and result.lost == 0 and result.duplicated == 0
+        result.message = "" if final.returncode == 0 else first_error_line(final)
+    finally:
+        server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
@@ -200,8 +263,10 @@ def hub_push_fails(campaign: Campaign, seed: int) -> CellResult:
 # --- full disk -------------------------------------------------------------------------------------------------
 
 
-def disk_full(step: str, size_kb: int) -> Cell:
-    """The run folder on a small tmpfs, filled while ``step`` runs; then space is freed and the step re-run."""
+def disk_full(step: str, size_kb: int, headroom_kb: int = 24) -> Cell:
+    """The run folder on a small tmpfs, filled while ``step`` runs; then space is freed and the step re-run.
+
+    ``headroom_kb`` is left free: enough for the pipeline state and manifests, so the step itself fills it."""
 
     def run(campaign: Campaign, seed: int) -> CellResult:
         mount = campaign.workdir / f"tmpfs-{step}"
@@ -211,7 +276,7 @@ def disk_full(step: str, size_kb: int) -> Cell:
             run_dir = mount / "run"
             shutil.copytree(campaign.snapshots[step], run_dir, ignore=shutil.ignore_patterns("cache.sqlite"))
             free = shutil.disk_usage(mount).free
-            (mount / "filler").write_bytes(b"\0" * max(0, free - 24 * 1024))
+            (mount / "filler").write_bytes(b"\0" * max(0, free - headroom_kb * 1024))
             mark = len(campaign.proxy.bodies)
             full = campaign.run_step(run_dir, step)
             torn = _torn_lines(run_dir)
@@ -229,7 +294,7 @@ def disk_full(step: str, size_kb: int) -> Cell:
         finally:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
-    return Cell(step, run, seeded=False)
+    return Cell(step, run, seeded=False, name=f"disk-full-{step}")
 
 
 def _torn_lines(run_dir: Path) -> list[str]:
@@ -283,15 +348,16 @@ def corruption(kind: str) -> Cell:
         shutil.rmtree(run_dir, ignore_errors=True)
         return result
 
-    return Cell("corruption", run, seeded=False)
+    return Cell("corruption", run, seeded=False, name="corrupt-" + kind.split()[0].replace(".sqlite", ""))
 
 
 FAULT_CELLS: list[Cell] = [
-    *(teacher_fault(f) for f in ("429", "500", "delay", "truncate", "nonjson")),
-    Cell("teacher", replica_dies, seeded=False),
-    Cell("review", argilla_cells, seeded=False),
-    Cell("release", hub_push_fails, seeded=False),
-    disk_full("generate", 512),
+    *(teacher_fault(f) for f in ("429", "429-bare", "500", "delay", "truncate", "nonjson")),
+    Cell("teacher", replica_dies, seeded=False, name="replica-dies"),
+    Cell("review", argilla_cells, seeded=False, name="argilla"),
+    Cell("review", argilla_push_killed, name="kill-review-push"),
+    Cell("release", hub_push_fails, seeded=False, name="hub-push"),
+    disk_full("generate", 512, headroom_kb=40),
     disk_full("validate", 512),
     *(corruption(k) for k in ("cache.sqlite", "torn line mid-file", "pipeline state")),
 ]

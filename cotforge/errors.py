@@ -43,6 +43,10 @@ class StageInputError(CotforgeError):
     """A stage's input is missing, empty, unreadable, or the run folder cannot be used."""
 
 
+class OutputWriteError(CotforgeError):
+    """An output file could not be written (a full disk, a read-only folder); nothing half-written is left."""
+
+
 class ConfigError(CotforgeError):
     """A config file, pipeline file or option that cannot be used."""
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from cotforge import __version__
-from cotforge.errors import FailedRecordsError
+from cotforge.errors import FailedRecordsError, OutputWriteError
 from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
 from cotforge.schemas import RunManifest, StageUsage, TokenUsage, utc_now
 
@@ -186,7 +187,10 @@ class StageRun:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is not None:
-            self.write("failed", f"{type(exc).__name__}: {exc}")
+            # A full disk refuses the manifest too: the stage's own error says more (the manifest stays
+            # "running", which a re-run treats as interrupted).
+            with contextlib.suppress(OutputWriteError):
+                self.write("failed", f"{type(exc).__name__}: {exc}")
             return
         if self.failed and not self.allow_failures:
             error = FailedRecordsError(self.stage, self.failed, self.failed_file)

@@ -13,13 +13,13 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cotforge.errors import StageInputError
+from cotforge.errors import OutputWriteError, StageInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,6 +61,14 @@ class RunFiles:
     CACHE = "cache.sqlite"
 
 
+def _write_failed(path: Path, exc: OSError, kept: str) -> OutputWriteError:
+    return OutputWriteError(
+        f"{path}: could not write ({exc.strerror or exc}); {kept}. Free space (or fix the folder's permissions) "
+        "and re-run the same command",
+        file=path,
+    )
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,8 +79,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_failed(path, exc, "the previous file, if any, is unchanged") from exc
         raise
 
 
@@ -96,8 +106,10 @@ def atomic_write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_failed(path, exc, "the previous file, if any, is unchanged") from exc
         raise
     return count
 
@@ -176,13 +188,27 @@ class AppendLog:
             return len(data) - keep
 
     def append(self, record: BaseModel | dict[str, Any]) -> None:
-        self._fh.write(_line_of(record) + "\n")
+        try:
+            self._fh.write(_line_of(record) + "\n")
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def flush(self, durable: bool = True) -> None:
         """Hand buffered lines to the OS (enough to survive a kill); ``durable`` also fsyncs (power loss)."""
-        self._fh.flush()
-        if durable:
-            os.fsync(self._fh.fileno())
+        try:
+            self._fh.flush()
+            if durable:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: OSError) -> OutputWriteError:
+        # A full disk can stop a write mid-line: drop the unwritten buffer and cut the file back to its last
+        # whole line, so the file stays readable and a re-run resumes after the lines that made it.
+        with suppress(OSError):
+            self._fh.close()
+        self._cut_torn_tail(self.path)
+        return _write_failed(self.path, exc, "every complete line before it is kept")
 
     def close(self) -> None:
         if not self._fh.closed:

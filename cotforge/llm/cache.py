@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cotforge.errors import CotforgeError
+from cotforge.errors import CotforgeError, OutputWriteError
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import TokenUsage
 
@@ -105,18 +105,25 @@ class RequestCache:
         return self.get_many([key]).get(key)
 
     def put(self, key: str, model: str, response: CachedResponse) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                model,
-                response.text,
-                response.usage.prompt_tokens,
-                response.usage.completion_tokens,
-                response.finish_reason,
-                time.time(),
-            ),
+        """Store a response; a full disk is an :class:`OutputWriteError` naming the cache (stored rows are kept)."""
+        row = (
+            key,
+            model,
+            response.text,
+            response.usage.prompt_tokens,
+            response.usage.completion_tokens,
+            response.finish_reason,
+            time.time(),
         )
+        try:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.OperationalError as exc:
+            # SQLite rolls the failed insert back: the file stays a valid cache of the answers stored so far.
+            raise OutputWriteError(
+                f"{self.path}: could not store a response ({exc}); the answers stored so far are kept. Free "
+                "space and re-run the same command",
+                file=self.path,
+            ) from None
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])

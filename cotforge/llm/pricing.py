@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotforge.errors import CotforgeError
 from cotforge.llm.config import LLMConfig, PriceTable
+from cotforge.runfolder import AppendLog
 from cotforge.schemas import TokenUsage
 
 PRICES_ENV = "COTFORGE_PRICES"
@@ -127,20 +128,20 @@ class UsageLedger:
         # Priced when spent: the config's own price or the table's, as they were for this call.
         self._price = price_for(config, warn=False)
         self._batch = config.mode == "batch"
-        self._file: IO[str] | None = None
+        self._file: AppendLog | None = None
 
     def record(self, usage: TokenUsage) -> None:
+        """Append one response's usage (an AppendLog: whole lines only, a full disk is a named error)."""
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = AppendLog(self.path)
         line = {
             **self._base,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cost_usd": cost_of(usage, self._price, self._batch),
         }
-        self._file.write(json.dumps(line) + "\n")
-        self._file.flush()
+        self._file.append(line)
+        self._file.flush(durable=False)
 
     def close(self) -> None:
         if self._file is not None:

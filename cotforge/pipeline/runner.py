@@ -10,6 +10,7 @@ inputs, so they re-run too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cotforge.errors import OutputWriteError
 from cotforge.llm.pricing import run_cost
 from cotforge.manifest import config_hash
 from cotforge.pipeline.declaration import StageDeclaration, result_identity, usable_run_folder
@@ -301,7 +303,10 @@ class PipelineRunner:
                 except BaseException as exc:
                     current.status = "failed" if isinstance(exc, Exception) else "running"
                     current.error = f"{type(exc).__name__}: {exc}"
-                    self._save(state)
+                    # On a full disk the state file is refused too; the step's own error says which file, and
+                    # the state already says "running", which the next run resumes.
+                    with contextlib.suppress(OutputWriteError):
+                        self._save(state)
                     raise
                 current.status = "completed"
                 current.finished_at = utc_now().isoformat()

@@ -103,6 +103,11 @@ def existing_record_ids(dataset: Any) -> set[str]:
     return {str(r.id) for r in dataset.records(batch_size=1000, with_suggestions=False, with_responses=False)}
 
 
+def _published(dataset: Any) -> bool:
+    """Whether the dataset's creation finished (Argilla publishes it last; records need a published dataset)."""
+    return getattr(getattr(dataset, "_model", None), "status", "ready") == "ready"
+
+
 def open_review_dataset(
     client: Any, target: ArgillaTarget, name: str, annotators: int | None
 ) -> tuple[Any, bool]:
@@ -114,6 +119,11 @@ def open_review_dataset(
 
     find_workspace(client, target.workspace, create=True)
     dataset = find_dataset(client, name, target.workspace)
+    if dataset is not None and not _published(dataset):
+        # A push killed (or a server stopped) between creating the dataset and publishing its settings leaves
+        # a draft with part of its fields; a draft holds no records, so it is rebuilt rather than refused.
+        dataset.delete()
+        dataset = None
     if dataset is None:
         settings = build_settings(client, annotators or 1)
         dataset = rg.Dataset(name=name, workspace=target.workspace, settings=settings, client=client).create()

@@ -154,3 +154,16 @@ def test_release_holds_only_its_listed_outputs(tmp_path: Path) -> None:
         if path.is_file():
             data = path.read_bytes()
             assert b"request cache with secrets" not in data and b"private notes" not in data
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "hostile", ["../../etc/passwd", "/abs/path", "..", "a/../../b", "nul\x00byte", "..\\..\\w"]
+)
+def test_file_names_derived_from_run_data_stay_in_their_folder(tmp_path: Path, hostile: str) -> None:
+    """The report names a figure after run data (a model folder's name); the file lands in the report folder."""
+    from cotforge.report.build import _safe_name
+
+    path = tmp_path / f"{_safe_name('training_' + hostile)}.png"
+    assert path.resolve().parent == tmp_path.resolve()
+    assert "/" not in path.name and "\x00" not in path.name

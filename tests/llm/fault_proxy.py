@@ -16,7 +16,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
-Fault = str  # "429" | "500" | "delay" | "truncate" | "nonjson" | "unparseable"
+Fault = str  # "429" | "429-bare" (no Retry-After) | "500" | "delay" | "truncate" | "nonjson" | "unparseable"
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a client hangs up first (a killed or timed-out client is what the faults are about)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -98,6 +108,9 @@ class FaultProxy:
                 if fault == "429":
                     err = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
                     self._reply(429, err, "application/json", {"Retry-After": "0.2"})
+                elif fault == "429-bare":
+                    err = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
+                    self._reply(429, err, "application/json")
                 elif fault == "500":
                     self._reply(500, b'{"error": {"message": "boom"}}', "application/json")
                 elif fault == "delay":
@@ -127,7 +140,7 @@ class FaultProxy:
                 else:
                     raise AssertionError(f"unknown fault {fault}")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -133,3 +133,37 @@ def test_run_cli_reports_bad_pipeline_and_runs_a_good_one(tmp_path: Path) -> Non
     result = runner.invoke(app, ["run", str(good), "--run", str(tmp_path / "other")])
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "other" / "prompts.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.unit
+def test_a_step_failing_on_a_full_disk_reports_its_own_file_not_the_pipeline_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by `make chaos`: the state file refused by the same full disk hid which output could not be written."""
+    import resource
+    import signal
+
+    from cotforge.errors import OutputWriteError
+
+    path = write_pipeline(tmp_path, [{"ingest": {"bundled": True, "limit_per_source": 3}}, {"augment": {}}])
+    make_runner(path).run(until="ingest")
+    run_dir = tmp_path / "run"
+    augmented = run_dir / "augmented.jsonl"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def stage_on_a_full_disk(self, step, url_of):  # type: ignore[no-untyped-def]
+        # The disk fills while the stage writes: from here on no file can grow past a few bytes.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16, hard))
+        raise OutputWriteError(f"{augmented}: could not write (No space left on device)", file=augmented)
+
+    monkeypatch.setattr(PipelineRunner, "_call", stage_on_a_full_disk)
+    try:
+        with pytest.raises(OutputWriteError) as caught:
+            make_runner(path).run(start="augment")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert caught.value.file == str(augmented)
+    state = json.loads((run_dir / "manifests" / "pipeline.json").read_text())
+    assert state["steps"]["augment"]["status"] == "running"  # the next run resumes it

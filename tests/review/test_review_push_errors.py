@@ -166,3 +166,29 @@ def test_cli_push_pull_status_and_auto_review(
     assert counts["accepted"] == 4
     assert folder.read(RunFiles.REVIEWED, Sample) == folder.read(RunFiles.ACCEPTED, Sample)
     assert {v.outcome for v in folder.read(RunFiles.REVIEW_VERDICTS, Verdict)} == {"accepted"}
+
+
+def test_push_after_one_killed_mid_create_rebuilds_the_draft_dataset(
+    argilla_env: ReviewServer, run_dir: Path
+) -> None:
+    """A push killed between creating the dataset and publishing it leaves a draft with part of its settings
+    (found by `make chaos`): the next push rebuilds it and logs every record once, instead of refusing it."""
+    from cotforge.review.settings import build_settings
+
+    write_review_run(run_dir, 12)
+    client = rg.Argilla(api_url=argilla_env.url, api_key=argilla_env.api_key)
+    find_workspace(client, "killed", create=True)
+    draft = rg.Dataset(
+        name="half-made", workspace="killed", settings=build_settings(client, 1), client=client
+    )
+    super(rg.Dataset, draft).create()  # what Dataset.create() does before a kill: no fields, not published
+    assert draft._model.status == "draft"
+
+    result = push_to_argilla(
+        run_dir, ReviewPushConfig(workspace="killed", dataset="half-made", progress=False)
+    )
+    assert (result.created_dataset, result.pushed, result.records_in_dataset) == (True, 12, 12)
+    dataset = client.datasets(name="half-made", workspace="killed")
+    assert dataset is not None and dataset._model.status == "ready"
+    ids = [str(r.id) for r in dataset.records]
+    assert len(ids) == len(set(ids)) == 12
