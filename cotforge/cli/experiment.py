@@ -66,13 +66,22 @@ def sweep(
         [], "--set", help="step.key=v1,v2,… (repeatable; the arms are every combination)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Sweep folder (default: <pipeline run>-sweep)."),
+    from_run: Path | None = typer.Option(
+        None,
+        "--from-run",
+        help="A finished run of this pipeline to start from (copied; its steps are reused).",
+    ),
 ) -> None:
     """Run every combination of the values as its own run folder, sharing everything upstream of the first
     changed step, then tabulate ASR, over-refusal, utility, pairs kept and weights per arm."""
     from cotforge.experiments.sweep import run_sweep
 
     summary = run_sweep(
-        pipeline, overrides, out, log=lambda m: console.print(m, markup=False, highlight=False)
+        pipeline,
+        overrides,
+        out,
+        log=lambda m: console.print(m, markup=False, highlight=False),
+        from_run=from_run,
     )
     table = Table(title=f"sweep: {len(summary.arms)} arms (shared up to before `{summary.first_changed}`)")
     columns = list(summary.arms[0].figures) if summary.arms else []

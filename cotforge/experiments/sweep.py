@@ -1,6 +1,7 @@
 """`cotforge experiment sweep`: the paper's ablations as one command.
 
-``--set pairs.alpha=0.05,0.1 --set pairs.gamma=0.3,0.5`` gives one arm per combination. The steps before the
+``--set pairs.alpha=0.05,0.1 --set pairs.gamma=0.3,0.5`` gives one arm per combination; a key given one value
+(``--set sample.k=4``) is fixed: it applies to the shared run and every arm alike. The steps before the
 first step any axis changes run once, into ``<sweep>/shared``; each arm starts from a copy of that folder (model
 weights hard-linked, not copied) and runs the pipeline with its overrides, so the runner's own skip-unchanged
 logic re-runs exactly the changed step and what depends on it. Each arm's evaluation, pairs and weights are then
@@ -67,18 +68,32 @@ def first_changed_step(spec: PipelineSpec, axes: list[tuple[str, list[str]]]) ->
     return names[min(indices)]
 
 
+# Weight files are large and never edited in place (the trainers unlink them before saving); everything else
+# under models/ (tokenizer, config, metrics) is small and may be rewritten, so it is copied, never shared.
+_LINKED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
 def clone_run(source: Path, target: Path) -> None:
-    """Copy a run folder; files under ``models/`` are hard-linked (stages replace them, never edit them)."""
+    """Copy a run folder; weight files under ``models/`` are hard-linked, not copied."""
     for path in sorted(source.rglob("*")):
-        dest = target / path.relative_to(source)
+        relative = path.relative_to(source)
+        dest = target / relative
         if path.is_dir():
             dest.mkdir(parents=True, exist_ok=True)
-        elif path.relative_to(source).parts[0] == RunFiles.MODELS:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if relative.parts[0] == RunFiles.MODELS and path.name.endswith(_LINKED_SUFFIXES):
             os.link(path, dest)
         else:
-            dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
+
+
+def split_fixed(axes: list[tuple[str, list[str]]]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """One-valued keys become fixed overrides (every run); the rest are the axes. With no key of two or
+    more values, the keys are one arm's overrides (a sweep of one)."""
+    fixed = [f"{key}={values[0]}" for key, values in axes if len(values) == 1]
+    varying = [(key, values) for key, values in axes if len(values) > 1]
+    return (fixed, varying) if varying else ([], axes)
 
 
 def arm_figures(run: Path) -> dict[str, Any]:
@@ -135,18 +150,32 @@ def _run_pipeline(pipeline: Path, overrides: list[str], until: str | None, log: 
     runner.run(until=until)
 
 
-def run_sweep(pipeline: Path, overrides: list[str], out: Path | None, log: Log = print) -> SweepSummary:
-    """Run the shared upstream once, then every arm; write and return the comparison."""
-    axes = parse_axes(overrides)
-    spec = load_pipeline(pipeline)
+def run_sweep(
+    pipeline: Path,
+    overrides: list[str],
+    out: Path | None,
+    log: Log = print,
+    from_run: Path | None = None,
+) -> SweepSummary:
+    """Run the shared upstream once, then every arm; write and return the comparison.
+
+    ``from_run`` (a finished run of the same pipeline) seeds the shared folder: its unchanged steps are skipped,
+    and so are the later steps an axis does not reach (SFT when only the pairs change)."""
+    fixed, axes = split_fixed(parse_axes(overrides))
+    spec = load_pipeline(pipeline, fixed)
     first = first_changed_step(spec, axes)
     names = [s.name for s in spec.steps]
     sweep_dir = out or Path(f"{spec.run}-sweep")
     shared = sweep_dir / "shared"
     upstream = names[: names.index(first)]
+    if from_run is not None and not shared.exists():
+        if not (from_run / "manifests" / "pipeline.json").exists():
+            raise SweepError(f"--from-run {from_run}: not a pipeline run folder (no manifests/pipeline.json)")
+        log(f"[sweep] shared run seeded from {from_run}")
+        clone_run(from_run, shared)
     if upstream:
         log(f"[sweep] shared steps {upstream[0]} … {upstream[-1]} into {shared}")
-        _run_pipeline(pipeline, [f"run={shared}"], upstream[-1], log)
+        _run_pipeline(pipeline, [*fixed, f"run={shared}"], upstream[-1], log)
     else:
         shared.mkdir(parents=True, exist_ok=True)
     arms = []
@@ -156,7 +185,7 @@ def run_sweep(pipeline: Path, overrides: list[str], out: Path | None, log: Log =
             clone_run(shared, run)
         label = ", ".join(arm)
         log(f"[sweep] arm {index}: {label}")
-        _run_pipeline(pipeline, [*arm, f"run={run}"], None, log)
+        _run_pipeline(pipeline, [*fixed, *arm, f"run={run}"], None, log)
         arms.append(ArmResult(label=label, run=run, figures=arm_figures(run)))
     return _write_summary(sweep_dir, first, arms)
 

@@ -212,6 +212,10 @@ def save_outputs(
     if config.lora is not None:
         saved = "merged" if config.merge_adapter else "adapter"
     if rank() == 0:
+        # A weight file may be a hard link shared with another run folder (experiment sweeps link models):
+        # writing through it would change that run's model too, so the old file is unlinked first.
+        for stale in output_dir.glob("*.safetensors"):
+            stale.unlink()
         model = trainer.accelerator.unwrap_model(trainer.model)
         if saved == "merged":
             model.merge_and_unload().save_pretrained(output_dir)

@@ -17,6 +17,7 @@ from cotforge.experiments.sweep import (
     first_changed_step,
     parse_axes,
     run_sweep,
+    split_fixed,
 )
 from cotforge.pipeline.spec import PipelineSpec
 
@@ -48,16 +49,38 @@ def test_axes_arms_and_the_first_changed_step() -> None:
 
 
 @pytest.mark.unit
+def test_one_valued_keys_are_fixed_for_every_run() -> None:
+    fixed, axes = split_fixed(
+        parse_axes(["ingest.limit_per_source=6", "pairs.alpha=0.1,0.5", "eval.limit=2"])
+    )
+    assert fixed == ["ingest.limit_per_source=6", "eval.limit=2"]
+    assert axes == [("pairs.alpha", ["0.1", "0.5"])]
+    # Not an axis, so it does not move the shared upstream back to ingest.
+    spec = PipelineSpec.model_validate(
+        {"name": "p", "run": "r", "steps": [{"ingest": {}}, {"pairs": {}}, {"eval": {}}]}
+    )
+    assert first_changed_step(spec, axes) == "pairs"
+    # With no key of two values, the keys are the one arm's overrides.
+    assert split_fixed(parse_axes(["pairs.alpha=0.1"])) == ([], [("pairs.alpha", ["0.1"])])
+
+
+@pytest.mark.unit
 def test_clone_links_models_and_copies_the_rest(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "models" / "sft").mkdir(parents=True)
     (src / "models" / "sft" / "model.safetensors").write_bytes(b"weights")
+    (src / "models" / "sft" / "tokenizer_config.json").write_text("{}")
     (src / "pairs.jsonl").write_text("{}\n")
     clone_run(src, tmp_path / "dst")
-    assert (tmp_path / "dst" / "models" / "sft" / "model.safetensors").stat().st_ino == (
-        src / "models" / "sft" / "model.safetensors"
-    ).stat().st_ino
-    assert (tmp_path / "dst" / "pairs.jsonl").stat().st_ino != (src / "pairs.jsonl").stat().st_ino
+
+    def same_file(relative: str) -> bool:
+        return (tmp_path / "dst" / relative).stat().st_ino == (src / relative).stat().st_ino
+
+    assert same_file("models/sft/model.safetensors")
+    # Files a stage may rewrite in place (tokenizer, config) are copies: writing one leaves the source alone.
+    assert not same_file("models/sft/tokenizer_config.json") and not same_file("pairs.jsonl")
+    (tmp_path / "dst" / "models" / "sft" / "tokenizer_config.json").write_text('{"changed": true}')
+    assert (src / "models" / "sft" / "tokenizer_config.json").read_text() == "{}"
 
 
 @pytest.mark.integration
@@ -78,3 +101,14 @@ def test_two_alpha_arms_share_the_upstream_and_differ_in_weights(tmp_path: Path)
     rows = json.loads((sweep_dir / "sweep.json").read_text())
     assert [r["arm"] for r in rows] == ["pairs.alpha=0.0", "pairs.alpha=5.0"]
     assert summary.plot_path.stat().st_size > 1000
+
+
+@pytest.mark.unit
+def test_from_run_must_be_a_pipeline_run(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({"name": "p", "run": str(tmp_path / "run"),
+                                        "steps": [{"pairs": {}}, {"release": {}}]}))  # fmt: skip
+    (tmp_path / "not-a-run").mkdir()
+    with pytest.raises(SweepError, match=r"not-a-run.*manifests/pipeline\.json"):
+        run_sweep(pipeline, ["pairs.alpha=0.1,0.2"], tmp_path / "sweep", log=lambda _: None,
+                  from_run=tmp_path / "not-a-run")  # fmt: skip

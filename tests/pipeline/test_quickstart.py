@@ -3,10 +3,12 @@
 The end-to-end test runs `cotforge run pipelines/quickstart.yaml` as a user would (a subprocess: real vLLM
 servers started and stopped by the pipeline, real TRL training), then checks what the README promises: the
 release loads with `datasets`, the report exists, and a second run skips every step without starting a server.
+A two-α `experiment sweep` then starts from that finished run, as a user's ablation would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -70,11 +72,21 @@ def test_pipeline_typo_is_named(tmp_path: Path) -> None:
     assert "samples_per_promt" in result.stderr and "generate" in result.stderr
 
 
-def test_quickstart_end_to_end_then_everything_skips(tmp_path: Path) -> None:
-    run = tmp_path / "quickstart"
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A finished shrunk quickstart run (the module's tests read it, never change it)."""
+    run = tmp_path_factory.mktemp("quickstart") / "run"
     sets = [a for s in SHRINK for a in ("--set", s)]
     first = _cotforge("run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *sets, timeout=2400)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    return run, first
+
+
+def test_quickstart_end_to_end_then_everything_skips(
+    quickstart: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    run, first = quickstart
+    sets = [a for s in SHRINK for a in ("--set", s)]
     state = json.loads((run / "manifests" / "pipeline.json").read_text())
     steps = [s for s in state["steps"]]
     assert all(state["steps"][s]["status"] == "completed" for s in steps), state
@@ -107,3 +119,43 @@ def test_quickstart_end_to_end_then_everything_skips(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-4000:]
     assert second.stdout.count("skipped") == len(steps), second.stdout
     assert "starting vLLM server" not in second.stdout
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_two_alpha_sweep_end_to_end_on_the_embedded_model(
+    quickstart: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    run, _ = quickstart
+    sweep = tmp_path / "sweep"
+    run_awdpo = _sha(run / "models" / "awdpo" / "model.safetensors")
+    sets = [a for s in [*SHRINK, "pairs.alpha=0.0,5.0"] for a in ("--set", s)]
+    # The finished run seeds the shared upstream: its unchanged steps are skipped, not redone.
+    result = _cotforge("experiment", "sweep", str(PIPELINES / "quickstart.yaml"), "--out", str(sweep),
+                       "--from-run", str(run), *sets, timeout=2400)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "starting vLLM server" not in result.stdout.split("[sweep] arm 0")[0]  # upstream: nothing re-sent
+
+    rows = json.loads((sweep / "sweep.json").read_text())
+    assert [r["arm"] for r in rows] == ["pairs.alpha=0.0", "pairs.alpha=5.0"]
+    for index, row in enumerate(rows):
+        arm = sweep / f"arm-{index}"
+        state = json.loads((arm / "manifests" / "pipeline.json").read_text())
+        assert len(state["steps"]) == 13
+        assert all(step["status"] == "completed" for step in state["steps"].values()), state
+        assert row["pairs"] == (arm / "pairs.jsonl").read_text().count("\n") > 0
+        assert {"asr/base", "asr/awdpo", "over_refusal/awdpo"} <= set(row), row
+        # SFT does not read the pairs: the arm reuses the shared model (a hard link), it does not retrain it.
+        sft = "models/sft/model.safetensors"
+        assert (arm / sft).stat().st_ino == (sweep / "shared" / sft).stat().st_ino
+    low, high = rows
+    # α → ∞ pulls the weights to 0.5; α = 0 keeps the judge's gaps.
+    assert abs(high["w_rs_mean"] - 0.5) < abs(low["w_rs_mean"] - 0.5) or low["w_rs_sd"] > high["w_rs_sd"]
+    # Each arm trained its own AW-DPO model on its own weights, without writing through the shared one.
+    awdpo = [_sha(sweep / f"arm-{i}" / "models" / "awdpo" / "model.safetensors") for i in range(2)]
+    assert awdpo[0] != awdpo[1] and run_awdpo not in awdpo
+    for folder in (run, sweep / "shared"):
+        assert _sha(folder / "models" / "awdpo" / "model.safetensors") == run_awdpo
+    assert (sweep / "sweep.png").stat().st_size > 1000
