@@ -144,7 +144,9 @@ def argilla_cells(campaign: Campaign, seed: int) -> CellResult:
     if down.returncode == 0 or torn:
         result.recovered = False
     changed = f" (files changed: {torn})" if torn else ""
-    result.message = (result.message + " | pull with Argilla down: " + first_error_line(down) + changed)[:200]
+    # Not " | ": the message is the last cell of a Markdown table row.
+    pulled = "pull with Argilla down: " + first_error_line(down) + changed
+    result.message = "; ".join(m for m in (result.message, pulled) if m)[:200]
     shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
