@@ -68,9 +68,10 @@ def first_changed_step(spec: PipelineSpec, axes: list[tuple[str, list[str]]]) ->
     return names[min(indices)]
 
 
-# Weight files are large and never edited in place (the trainers unlink them before saving); everything else
-# under models/ (tokenizer, config, metrics) is small and may be rewritten, so it is copied, never shared.
-_LINKED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+# Only files the trainers never write through are shared: they unlink a `*.safetensors` before saving one
+# (train/edge.py). Everything else under models/ is copied: tokenizer and config files, and `.bin`/`.pt`
+# files such as training_args.bin or a checkpoint's optimizer state, which torch.save rewrites in place.
+_LINKED_SUFFIX = ".safetensors"
 
 
 def clone_run(source: Path, target: Path) -> None:
@@ -82,7 +83,7 @@ def clone_run(source: Path, target: Path) -> None:
             dest.mkdir(parents=True, exist_ok=True)
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if relative.parts[0] == RunFiles.MODELS and path.name.endswith(_LINKED_SUFFIXES):
+        if relative.parts[0] == RunFiles.MODELS and path.name.endswith(_LINKED_SUFFIX):
             os.link(path, dest)
         else:
             shutil.copy2(path, dest)

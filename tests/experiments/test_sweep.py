@@ -70,6 +70,7 @@ def test_clone_links_models_and_copies_the_rest(tmp_path: Path) -> None:
     (src / "models" / "sft").mkdir(parents=True)
     (src / "models" / "sft" / "model.safetensors").write_bytes(b"weights")
     (src / "models" / "sft" / "tokenizer_config.json").write_text("{}")
+    (src / "models" / "sft" / "training_args.bin").write_bytes(b"args")
     (src / "pairs.jsonl").write_text("{}\n")
     clone_run(src, tmp_path / "dst")
 
@@ -77,8 +78,9 @@ def test_clone_links_models_and_copies_the_rest(tmp_path: Path) -> None:
         return (tmp_path / "dst" / relative).stat().st_ino == (src / relative).stat().st_ino
 
     assert same_file("models/sft/model.safetensors")
-    # Files a stage may rewrite in place (tokenizer, config) are copies: writing one leaves the source alone.
-    assert not same_file("models/sft/tokenizer_config.json") and not same_file("pairs.jsonl")
+    # Files a stage may rewrite in place (tokenizer, config, torch.save's .bin) are copies.
+    assert not any(map(same_file, ("models/sft/tokenizer_config.json", "models/sft/training_args.bin")))
+    assert not same_file("pairs.jsonl")
     (tmp_path / "dst" / "models" / "sft" / "tokenizer_config.json").write_text('{"changed": true}')
     assert (src / "models" / "sft" / "tokenizer_config.json").read_text() == "{}"
 

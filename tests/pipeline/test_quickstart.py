@@ -33,6 +33,7 @@ SHRINK = [
     "eval.limit=2",
     "eval.tactics=[roleplay]",
 ]
+SHRINK_ARGS = [a for s in SHRINK for a in ("--set", s)]
 
 pytestmark = pytest.mark.integration
 
@@ -76,8 +77,9 @@ def test_pipeline_typo_is_named(tmp_path: Path) -> None:
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A finished shrunk quickstart run (the module's tests read it, never change it)."""
     run = tmp_path_factory.mktemp("quickstart") / "run"
-    sets = [a for s in SHRINK for a in ("--set", s)]
-    first = _cotforge("run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *sets, timeout=2400)
+    first = _cotforge(
+        "run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *SHRINK_ARGS, timeout=2400
+    )
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     return run, first
 
@@ -86,7 +88,6 @@ def test_quickstart_end_to_end_then_everything_skips(
     quickstart: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     run, first = quickstart
-    sets = [a for s in SHRINK for a in ("--set", s)]
     state = json.loads((run / "manifests" / "pipeline.json").read_text())
     steps = [s for s in state["steps"]]
     assert all(state["steps"][s]["status"] == "completed" for s in steps), state
@@ -115,7 +116,9 @@ def test_quickstart_end_to_end_then_everything_skips(
     assert not leaks, f"keys written to the run folder (run, release, report, logs): {leaks}"
     assert not any(v in first.stdout + first.stderr for v in SECRETS.values())
 
-    second = _cotforge("run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *sets, timeout=600)
+    second = _cotforge(
+        "run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *SHRINK_ARGS, timeout=600
+    )
     assert second.returncode == 0, second.stderr[-4000:]
     assert second.stdout.count("skipped") == len(steps), second.stdout
     assert "starting vLLM server" not in second.stdout
@@ -131,10 +134,9 @@ def test_two_alpha_sweep_end_to_end_on_the_embedded_model(
     run, _ = quickstart
     sweep = tmp_path / "sweep"
     run_awdpo = _sha(run / "models" / "awdpo" / "model.safetensors")
-    sets = [a for s in [*SHRINK, "pairs.alpha=0.0,5.0"] for a in ("--set", s)]
     # The finished run seeds the shared upstream: its unchanged steps are skipped, not redone.
-    result = _cotforge("experiment", "sweep", str(PIPELINES / "quickstart.yaml"), "--out", str(sweep),
-                       "--from-run", str(run), *sets, timeout=2400)  # fmt: skip
+    sweep_args = ["--out", str(sweep), "--from-run", str(run), *SHRINK_ARGS, "--set", "pairs.alpha=0.0,5.0"]
+    result = _cotforge("experiment", "sweep", str(PIPELINES / "quickstart.yaml"), *sweep_args, timeout=2400)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "starting vLLM server" not in result.stdout.split("[sweep] arm 0")[0]  # upstream: nothing re-sent
 
