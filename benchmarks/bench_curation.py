@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cotforge.curation.dedup import near_duplicate_clusters
 from cotforge.curation.ledger import LEDGER_SCHEMA, ROW_GROUP_SIZE, STAGES, ledger_table
 from cotforge.curation.trace import trace_rows
+from cotforge.ingest.dedup import near_duplicate_clusters
 
 PROMPTS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 WORDS = [f"w{i}" for i in range(20_000)]

@@ -32,14 +32,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig, plan_samples
-from cotforge.ingest import IngestConfig, ingest_into_run
+from cotforge.ingest.rows import IngestConfig
+from cotforge.ingest.run import ingest_into_run
 from cotforge.llm.cache import CachedResponse, RequestCache
 from cotforge.llm.engine import RequestEngine
 from cotforge.models.tiny import build_tiny_model
 from cotforge.runfolder import RunFiles
 from cotforge.schemas import TokenUsage
-from cotforge.serving import VLLMServer
-from cotforge.sources import bundled_prompt_files
+from cotforge.serving.vllm_server import VLLMServer
 from cotforge.templates import PromptTemplates
 
 N_PROMPTS = int(os.environ.get("BENCH_GENERATE_PROMPTS", "256"))
@@ -118,7 +118,7 @@ def time_cotforge(url: str | list[str], prompts_run: Path, scratch: Path, round_
     run.mkdir()
     shutil.copy(prompts_run / RunFiles.PROMPTS, run / RunFiles.PROMPTS)
     t0, c0 = time.perf_counter(), time.process_time()
-    result = generate_in_run(run, config_for(url), validate=False)
+    result = generate_in_run(run, config_for(url))
     elapsed = time.perf_counter() - t0
     CLIENT_CPU["cotforge"].append(time.process_time() - c0)
     COMPLETION_TOKENS["cotforge"].append(int(result.usage["completion_tokens"]))
@@ -163,7 +163,7 @@ def cached_rate(prompts_run: Path, scratch: Path) -> float:
     shutil.copy(prompts_run / RunFiles.PROMPTS, run / RunFiles.PROMPTS)
     shutil.copy(seed_run / RunFiles.CACHE, run / RunFiles.CACHE)
     t0 = time.perf_counter()
-    result = generate_in_run(run, config, validate=False)
+    result = generate_in_run(run, config)
     elapsed = time.perf_counter() - t0
     assert result.cached == result.planned == len(plans), result
     return len(plans) / elapsed
@@ -195,7 +195,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="cotforge-bench-generate-"))
     prompts_run = scratch / "prompts"
-    ingest_into_run(prompts_run, [str(p) for p in bundled_prompt_files()], IngestConfig())
+    ingest_into_run(prompts_run, IngestConfig(bundled=True))
     lines = (prompts_run / RunFiles.PROMPTS).read_text(encoding="utf-8").split("\n")
     (prompts_run / RunFiles.PROMPTS).write_text("\n".join(lines[:N_PROMPTS]) + "\n", encoding="utf-8")
     print(f"{N_PROMPTS} prompts, concurrency {CONCURRENCY}", flush=True)

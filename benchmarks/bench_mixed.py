@@ -25,11 +25,11 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from cotforge.ingest.sources import bundled_prompt_files
 from cotforge.llm import ChatRequest, LLMConfig, RequestEngine, RequestOutcome
 from cotforge.models.embedded import resolve_model
 from cotforge.schemas import SamplingParams
-from cotforge.serving import VLLMServer
-from cotforge.sources import bundled_prompt_files
+from cotforge.serving.vllm_server import VLLMServer
 
 N = int(os.environ.get("BENCH_MIXED_PROMPTS", "64"))
 CONCURRENCY = 32

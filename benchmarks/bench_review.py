@@ -82,10 +82,11 @@ def main() -> int:
     import argilla as rg
 
     from cotforge.review.connection import find_workspace
-    from cotforge.review.push import ReviewPushConfig, push_to_argilla, read_push_inputs, to_argilla_record
+    from cotforge.review.push import ReviewPushConfig, read_push_inputs, to_argilla_record
     from cotforge.review.records import build_review_records
     from cotforge.review.server import ReviewServer
     from cotforge.review.settings import build_settings
+    from cotforge.review.stage import push_to_argilla
     from cotforge.runfolder import RunFolder
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-review-"))

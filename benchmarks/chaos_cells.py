@@ -30,7 +30,7 @@ import yaml
 
 from cotforge.models.embedded import resolve_model
 from cotforge.models.tiny import build_tiny_model
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.llm.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]

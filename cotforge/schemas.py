@@ -226,6 +226,9 @@ class RejectRecord(Record):
     """A record a stage could not use, kept with where it came from and why."""
 
     stage: str
+    part: str | None = Field(
+        default=None, description="The part of the stage that rejected it (review: push or pull)."
+    )
     source: str = Field(description="Input file (or dataset) the record came from.")
     line: int | None = Field(default=None, description="1-based line or row number in the source.")
     record_id: str | None = None

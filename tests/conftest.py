@@ -14,7 +14,7 @@ import pytest
 
 from cotforge.models.embedded import resolve_model
 from cotforge.models.tiny import build_tiny_model
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

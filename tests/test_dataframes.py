@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cotforge.dataframes import EVAL_COLUMNS, eval_results_frame
 from cotforge.errors import CotforgeError
 from cotforge.evaluation import results_frame
+from cotforge.evaluation.summary import EVAL_COLUMNS
+from cotforge.evaluation.summary import results_frame as eval_results_frame
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import JudgeScores, PromptRecord
 

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.ingest import IngestConfig, RawRow, ingest_rows, loose_key, normalise_text
+from cotforge.ingest.rows import IngestConfig, RawRow, ingest_rows, loose_key, normalise_text
+from cotforge.ingest.sources import read_jsonl_rows
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import PromptRecord, RejectRecord
-from cotforge.sources import read_jsonl_rows
 from cotforge.taxonomy import HazardCategory
 
 runner = CliRunner()

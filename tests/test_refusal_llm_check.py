@@ -11,7 +11,7 @@ from cotforge.generation.validate import ValidationConfig, validate_in_run
 from cotforge.llm.config import LLMConfig
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import PromptRecord, Sample, Verdict
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.factories import make_prompt, make_sample
 
 pytestmark = pytest.mark.integration

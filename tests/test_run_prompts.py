@@ -10,8 +10,8 @@ from cotforge.errors import CotforgeError
 from cotforge.llm.config import LLMConfig
 from cotforge.pairs.sampling import SampleConfig, _policy_prompts
 from cotforge.pairs.tactics import variant_record
-from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import PromptRecord
 
 pytestmark = pytest.mark.unit

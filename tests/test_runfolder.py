@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cotforge.manifest import StageRun, scrub_secrets
 from cotforge.runfolder import AppendLog, RunFolder, RunFolderError, atomic_write_jsonl, read_jsonl
+from cotforge.runfolder.manifest import StageRun, scrub_secrets
 from cotforge.schemas import TokenUsage, Verdict
 
 pytestmark = pytest.mark.unit

@@ -80,8 +80,8 @@ def test_atomic_writes_on_a_full_disk_keep_the_old_file_and_no_temp_file(tmp_pat
 
 
 def test_a_stage_failing_on_a_full_disk_reports_its_own_file_not_the_manifest(tmp_path: Path) -> None:
-    from cotforge.manifest import StageRun
     from cotforge.runfolder import RunFolder
+    from cotforge.runfolder.manifest import StageRun
 
     samples = tmp_path / "samples.jsonl"
     # The limit is lifted only once the stage's error has reached the test.

@@ -14,8 +14,8 @@ import pytest
 from openai import OpenAI
 
 from cotforge.errors import CotforgeError
-from cotforge.managed_process import ManagedProcess, ProcessStartError, free_port, http_ok
-from cotforge.serving import VLLMServer
+from cotforge.serving.process import ManagedProcess, ProcessStartError, free_port, http_ok
+from cotforge.serving.vllm_server import VLLMServer
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,8 @@
 """A stage's config from the command line: ``--config FILE`` < ``--set key=value`` < convenience flags.
 
 Every default and every check lives in the stage's Pydantic config. A convenience flag defaults to "not
-given" (None) and names the config key it sets; its help text (meaning, choices, default) is read from that
-config field when ``--help`` is printed, so ``cotforge --help`` never imports the stage modules.
+given" (None) and names the config key it sets; its type, help text (meaning, choices, default) and default
+are read from that config field (:mod:`cotforge.cli.stage_command`), so each flag is written once.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from rich.markup import escape
-from typer.core import TyperCommand, TyperOption
 
-from cotforge.errors import CotforgeError
+from cotforge.bounded_yaml import read_yaml_file
+from cotforge.errors import ConfigError
 
 ConfigFile = Annotated[
     Path | None,
@@ -39,20 +39,11 @@ Sets = Annotated[
 ]
 
 
-class ConfigError(CotforgeError):
-    """A stage config that cannot be used; the message names the file, the --set item or flag, and the key."""
-
-
 def read_config_file(path: Path | None) -> dict[str, Any]:
-    """The YAML mapping in ``path`` (empty when no file)."""
+    """The YAML mapping in ``path`` (empty when no file), read with the bounds every user YAML gets."""
     if path is None:
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
+    data = read_yaml_file(path, "config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
     return data
@@ -185,19 +176,17 @@ def config_keys(model: type[BaseModel], prefix: str = "", depth: int = 0) -> lis
 class StageConfig:
     """How one command builds its stage config: the model (``module:Class``) and flag → config key.
 
-    ``what`` is the command (``train sft``), named in errors.
+    ``what`` is the command (``train sft``), named in errors. A flag is spelt ``--<flag>`` (a switch
+    ``--<flag>/--no-<flag>``) unless ``spellings`` gives its option names.
     """
 
     model_path: str
     flags: dict[str, str] = field(default_factory=dict)
     what: str = "stage"
+    spellings: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def model(self) -> type[BaseModel]:
         return _load_model(self.model_path)
-
-    def command(self) -> type[TyperCommand]:
-        """A typer command class whose ``--help`` reads the flags' help and the key list from the config."""
-        return type("ConfigHelpCommand", (ConfigHelpCommand,), {"stage": self})
 
     def raw(self, config_file: Path | None, sets: list[str] | None) -> dict[str, Any]:
         """The config file's mapping with the ``--set`` items applied (not validated yet)."""
@@ -295,31 +284,3 @@ class StageConfig:
             if k in file_keys:
                 return f"{config_file}: "
         return ""
-
-
-class ConfigHelpCommand(TyperCommand):
-    """A command whose flag help and key table come from its stage config at ``--help`` time."""
-
-    stage: ClassVar[StageConfig]
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        model = self.stage.model()
-        for param in self.params:
-            key = self.stage.flags.get(param.name or "")
-            if key is not None and isinstance(param, TyperOption) and not param.help:
-                param.help = field_help(config_field(model, key), key)
-        super().format_help(ctx, formatter)
-        table = Table(
-            title=f"Config keys ({model.__name__}): --config FILE, --set key=value",
-            title_justify="left",
-            box=None,
-            padding=(0, 1),
-        )
-        for column in ("key", "default", "meaning"):
-            table.add_column(column, overflow="fold")
-        for key, default, meaning in config_keys(model):
-            table.add_row(key, escape(default), escape(meaning))
-        Console().print(table)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cotforge.cli.common import console, err_console, fail, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.curation.calibration_review import CalibrationConfig
+    from cotforge.evaluation.contamination import ContaminationConfig
 
 RunArgument = Annotated[Path, typer.Argument(help="Run folder.")]
 
@@ -52,7 +57,7 @@ def _funnel_table(rows: list[dict[str, Any]]) -> Table:
 
 
 CONTAMINATION = StageConfig(
-    "cotforge.curation.contamination:ContaminationConfig",
+    "cotforge.evaluation.contamination:ContaminationConfig",
     {"jaccard": "jaccard_threshold", "ngram_share": "ngram_threshold"},
     "contamination",
 )
@@ -100,9 +105,9 @@ def register(app: typer.Typer) -> None:
             return
         console.print(_trace_table(trace_rows(ledger, record_id)))
 
-    @app.command(cls=CONTAMINATION.command())
-    @friendly_errors
+    @stage_command(app, CONTAMINATION)
     def contamination(
+        config: ContaminationConfig,
         run: RunArgument,
         suite: list[str] = typer.Option(..., "--suite", help="Evaluation suite file (JSONL, CSV, Parquet)."),
         exclude: bool = typer.Option(
@@ -110,15 +115,10 @@ def register(app: typer.Typer) -> None:
             "--exclude",
             help="Remove the overlapping training prompts (and their variants) from the run.",
         ),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        jaccard: float | None = typer.Option(None, "--jaccard"),
-        ngram_share: float | None = typer.Option(None, "--ngram-share"),
     ) -> None:
         """Overlap between the run's training prompts (variants included) and evaluation suites."""
-        from cotforge.curation.contamination import REPORT_FILE, check_contamination
+        from cotforge.evaluation.contamination import REPORT_FILE, check_contamination
 
-        config = CONTAMINATION.build(config_file, sets, jaccard=jaccard, ngram_share=ngram_share)
         overlaps, excluded = check_contamination(run, suite, config, exclude=exclude)
         table = Table(
             title=f"{len(overlaps)} suite item(s) overlap the training prompts", title_justify="left"
@@ -140,53 +140,21 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
 
-    @calibrate.command("push", cls=CALIBRATE_PUSH.command())
-    @friendly_errors
-    def calibrate_push(
-        run: RunArgument,
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        size: int | None = typer.Option(None, "--size"),
-        annotators: int | None = typer.Option(None, "--annotators"),
-        seed: int | None = typer.Option(None, "--seed"),
-        dataset: str | None = typer.Option(None, "--dataset"),
-        workspace: str | None = typer.Option(None, "--workspace"),
-    ) -> None:
+    @stage_command(calibrate, CALIBRATE_PUSH, name="push")
+    def calibrate_push(config: CalibrationConfig, run: RunArgument) -> None:
         """Create the harm-labelling dataset in Argilla (ARGILLA_API_URL, ARGILLA_API_KEY)."""
         from cotforge.curation.calibration_review import push_calibration
 
-        config = CALIBRATE_PUSH.build(
-            config_file,
-            sets,
-            size=size,
-            annotators=annotators,
-            seed=seed,
-            dataset=dataset,
-            workspace=workspace,
-        )
         name, added = push_calibration(run, config)
         console.print(
             f"{config.target.workspace}/{name}: {added} candidate(s) added for labelling", highlight=False
         )
 
-    @calibrate.command("report", cls=CALIBRATE_REPORT.command())
-    @friendly_errors
-    def calibrate_report(
-        run: RunArgument,
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        threshold: float | None = typer.Option(None, "--threshold"),
-        min_labelled: int | None = typer.Option(None, "--min-labelled"),
-        dataset: str | None = typer.Option(None, "--dataset"),
-        workspace: str | None = typer.Option(None, "--workspace"),
-    ) -> None:
+    @stage_command(calibrate, CALIBRATE_REPORT, name="report")
+    def calibrate_report(config: CalibrationConfig, run: RunArgument) -> None:
         """Pull the labels; agreement of the LLM judge and the rule judge with people, and between people."""
         from cotforge.curation.calibration_review import REPORT_FILE, report_calibration
 
-        config = CALIBRATE_REPORT.build(
-            config_file, sets, threshold=threshold, min_labelled=min_labelled, dataset=dataset,
-            workspace=workspace,
-        )  # fmt: skip
         threshold = config.threshold
         report = report_calibration(run, config)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from cotforge.cli import llm_options as opt
-from cotforge.cli.common import RunOption, console, fail, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.common import RunOption, console, fail
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.evaluation.run import EvalConfig
 
 EVAL = StageConfig(
     "cotforge.evaluation.run:EvalConfig",
@@ -50,13 +53,40 @@ def print_tables(results: dict[str, Any], comparison: list[dict[str, Any]], wher
         console.print(paired)
 
 
+def _models_suites_utility(raw: dict[str, Any], params: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
+    """The command's models, suites, judge and utility tasks into the raw config."""
+    raw = dict(raw)
+    models = dict(raw.get("models") or {})
+    for item in params["model"] or []:
+        label, _sep, name = item.partition("=") if "=" in item else (item, "", item)
+        sampling = {"temperature": 0.0, "max_tokens": params["max_tokens"] or 256}
+        llm = {"model": name, "base_urls": params["base_url"], "backend": params["backend"]}
+        models[label] = {**{k: v for k, v in llm.items() if v is not None}, "sampling": sampling}
+    if not models:
+        fail("no model: pass --model NAME --base-url URL (repeat --model LABEL=NAME to compare)")
+    raw["models"] = models
+    suite_format = params["suite_format"]
+    if params["suite"]:
+        raw["suites"] = [*(raw.get("suites") or []),
+                         *({"path": s, **({"format": suite_format} if suite_format else {})} for s in params["suite"])]  # fmt: skip
+    if params["judge_model"]:
+        raw["judge"] = {
+            "model": params["judge_model"],
+            "base_urls": params["judge_base_url"] or params["base_url"] or [],
+        }
+    if params["utility"]:
+        given = {"tasks": [t.strip() for t in params["utility"].split(",") if t.strip()],
+                 "data_dir": str(params["utility_data"]) if params["utility_data"] else None,
+                 "limit": params["utility_limit"]}  # fmt: skip
+        raw["utility"] = {**(raw.get("utility") or {}), **{k: v for k, v in given.items() if v is not None}}
+    return raw
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(name="eval", cls=EVAL.command())
-    @friendly_errors
+    @stage_command(app, EVAL, name="eval", prepare=_models_suites_utility)
     def evaluate(
+        config: EvalConfig,
         run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
         model: list[str] | None = typer.Option(
             None, "--model", "-m", help="LABEL=NAME (or NAME) of a served model; repeat to compare models."
         ),
@@ -72,7 +102,6 @@ def register(app: typer.Typer) -> None:
             None, "--judge-model", help="LLM judge (default: rule judge)."
         ),
         judge_base_url: list[str] | None = typer.Option(None, "--judge-base-url"),
-        judge_kind: str | None = typer.Option(None, "--judge-kind"),
         utility: str | None = typer.Option(
             None, "--utility", help="lm-evaluation-harness tasks, comma-separated (e.g. gsm8k,mmlu)."
         ),
@@ -80,10 +109,7 @@ def register(app: typer.Typer) -> None:
             None, "--utility-data", help="Local copies of the utility tasks' data (offline)."
         ),
         utility_limit: int | None = typer.Option(None, "--utility-limit", help="Items per utility task."),
-        limit: int | None = typer.Option(None, "--limit"),
-        tactic: list[str] | None = typer.Option(None, "--tactic"),
         max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer length (default: 256)."),
-        progress: opt.Progress = None,
     ) -> None:
         """Evaluate models on safety suites (and utility tasks) and compare them item by item.
 
@@ -92,32 +118,8 @@ def register(app: typer.Typer) -> None:
         <run>/eval/ (results.json, comparison.json, cells.json, outputs.jsonl, rejects.jsonl, PNG charts).
         """
         from cotforge.evaluation.run import eval_in_run
+        from cotforge.runfolder import RunFiles
 
-        raw = EVAL.raw(config_file, sets)
-        models = dict(raw.get("models") or {})
-        for item in model or []:
-            label, _, name = item.partition("=") if "=" in item else (item, "", item)
-            sampling = {"temperature": 0.0, "max_tokens": max_tokens or 256}
-            llm = {"model": name, "base_urls": base_url, "backend": backend}
-            models[label] = {**{k: v for k, v in llm.items() if v is not None}, "sampling": sampling}
-        if not models:
-            fail("no model: pass --model NAME --base-url URL (repeat --model LABEL=NAME to compare)")
-        raw["models"] = models
-        if suite:
-            raw["suites"] = [*(raw.get("suites") or []),
-                             *({"path": s, **({"format": suite_format} if suite_format else {})} for s in suite)]  # fmt: skip
-        if judge_model:
-            raw["judge"] = {"model": judge_model, "base_urls": judge_base_url or base_url or []}
-        if utility:
-            given = {"tasks": [t.strip() for t in utility.split(",") if t.strip()],
-                     "data_dir": str(utility_data) if utility_data else None, "limit": utility_limit}  # fmt: skip
-            raw["utility"] = {
-                **(raw.get("utility") or {}),
-                **{k: v for k, v in given.items() if v is not None},
-            }
-        config = EVAL.validate(
-            raw, config_file, sets, limit=limit, tactic=tactic, judge_kind=judge_kind, progress=progress
-        )
         results = eval_in_run(run, config)
-        comparison = json.loads((run / "eval" / "comparison.json").read_text(encoding="utf-8"))
-        print_tables(results, comparison, run / "eval")
+        comparison = json.loads((run / RunFiles.EVAL_COMPARISON).read_text(encoding="utf-8"))
+        print_tables(results, comparison, run / RunFiles.EVAL_DIR)

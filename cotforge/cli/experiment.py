@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from cotforge.cli.common import RunOption, console, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.experiments.segment_credit_run import SegmentCreditConfig
 
 experiment_app = typer.Typer(help="Experiments: segment credit of AW-DPO vs DPO, and parameter sweeps.")
 SEGMENT_CREDIT = StageConfig(
@@ -22,24 +27,16 @@ def _fmt(spread: dict[str, float]) -> str:
     return f"{spread['mean']:+.4f} ± {spread['std']:.4f}"
 
 
-@experiment_app.command("segment-credit", cls=SEGMENT_CREDIT.command())
-@friendly_errors
-def segment_credit(
-    run_dir: RunOption = Path("runs/segment-credit"),
-    config_file: ConfigFile = None,
-    sets: Sets = None,
-    model: str | None = typer.Option(None, "--model"),
-    max_steps: int | None = typer.Option(None, "--max-steps"),
-) -> None:
+@stage_command(experiment_app, SEGMENT_CREDIT, name="segment-credit")
+def segment_credit(config: SegmentCreditConfig, run_dir: RunOption = Path("runs/segment-credit")) -> None:
     """Train vanilla DPO and AW-DPO (loss, reward) on controlled pairs; report the collateral ratio.
 
     Pairs differ in both segments while the harm sits in one. On held-out pairs, per method and flaw type:
     the change of the implicit reward margin per segment and c = |Δ unflawed| / |Δ flawed|. The last line is
     `ratio: X` with X = c(vanilla) / c(AW-DPO loss) on the answer-flawed pairs (mean over seeds).
     """
-    from cotforge.experiments.segment_credit_run import SegmentCreditConfig, run_segment_credit
+    from cotforge.experiments.segment_credit_run import run_segment_credit
 
-    config: SegmentCreditConfig = SEGMENT_CREDIT.build(config_file, sets, model=model, max_steps=max_steps)
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_segment_credit(run_dir, config)
     table = Table(title="Δ implicit reward margin per segment (held-out pairs, mean ± sd over seeds)")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cotforge.cli import llm_options as opt
-from cotforge.cli.common import RunOption, console, counts_table, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.common import RunOption, console, counts_table
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.generation.requests import GenerateConfig
+    from cotforge.generation.validate import ValidationConfig
 
 GENERATE = StageConfig(
     "cotforge.generation.requests:GenerateConfig",
@@ -34,34 +40,12 @@ VALIDATE = StageConfig(
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(cls=GENERATE.command())
-    @friendly_errors
+    @stage_command(app, GENERATE, sections={"validation": VALIDATE})
     def generate(
+        config: GenerateConfig,
+        validation: ValidationConfig,
         run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        model: opt.Model = None,
-        base_url: opt.BaseUrl = None,
-        backend: opt.Backend = None,
-        api_key_env: opt.ApiKeyEnv = None,
-        mode: str | None = typer.Option(None, "--mode"),
-        n: int | None = typer.Option(None, "--n"),
-        temperature: opt.Temperature = None,
-        top_p: opt.TopP = None,
-        max_tokens: opt.MaxTokens = None,
-        seed: opt.Seed = None,
-        concurrency: opt.Concurrency = None,
-        timeout: opt.Timeout = None,
-        rpm: opt.Rpm = None,
-        tpm: opt.Tpm = None,
-        limit: int | None = typer.Option(None, "--limit"),
-        kind: list[str] | None = typer.Option(None, "--kind"),
-        cache: opt.Cache = None,
-        refresh: opt.Refresh = None,
-        retry_rejects: bool | None = typer.Option(None, "--retry-rejects/--no-retry-rejects"),
-        retry_failed: opt.RetryFailed = None,
         no_validate: bool = typer.Option(False, "--no-validate", help="Skip validation at the end."),
-        progress: opt.Progress = None,
     ) -> None:
         """Generate step-by-step rationales for the run's prompts with a teacher model.
 
@@ -70,21 +54,9 @@ def register(app: typer.Typer) -> None:
         holds the validation keys). Keys come only from the environment (teacher.api_key_env).
         """
         from cotforge.generation.generate import generate_in_run
+        from cotforge.generation.validate import validate_in_run
 
-        raw = GENERATE.raw(config_file, sets)
-        validation = raw.pop("validation", None) or {}
-        config = GENERATE.validate(
-            raw, config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env,
-            temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
-            timeout=timeout, rpm=rpm, tpm=tpm, mode=mode, n=n, limit=limit, kind=kind, cache=cache,
-            refresh=refresh, retry_rejects=retry_rejects, retry_failed=retry_failed, progress=progress,
-        )  # fmt: skip
-        result = generate_in_run(
-            run,
-            config,
-            VALIDATE.validate(validation, config_file, sets, prefix="validation."),
-            validate=not no_validate,
-        )
+        result = generate_in_run(run, config)
         rows: dict[str, object] = {
             "planned": result.planned,
             "already done (skipped)": result.already_done,
@@ -96,20 +68,14 @@ def register(app: typer.Typer) -> None:
         }
         if "cost_usd" in result.usage:
             rows["cost (USD)"] = result.usage["cost_usd"]
-        if result.validation is not None:
-            rows["validated: accepted"] = result.validation.accepted
-            rows["validated: rejected"] = result.validation.rejected
+        if not no_validate:
+            validated = validate_in_run(run, validation)
+            rows["validated: accepted"] = validated.accepted
+            rows["validated: rejected"] = validated.rejected
         console.print(counts_table(f"generate → {run}", rows))
 
-    @app.command(cls=VALIDATE.command())
-    @friendly_errors
-    def validate(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        min_steps: int | None = typer.Option(None, "--min-steps"),
-        refusal_check: bool | None = typer.Option(None, "--refusal-check/--no-refusal-check"),
-    ) -> None:
+    @stage_command(app, VALIDATE)
+    def validate(config: ValidationConfig, run: RunOption = Path("runs/default")) -> None:
         """Validate generated samples: schema, content checks, refusal consistency.
 
         Writes accepted.jsonl, verdicts.jsonl (every sample's verdict with reason codes) and
@@ -117,7 +83,6 @@ def register(app: typer.Typer) -> None:
         """
         from cotforge.generation.validate import validate_in_run
 
-        config = VALIDATE.build(config_file, sets, min_steps=min_steps, refusal_check=refusal_check)
         result = validate_in_run(run, config)
         rows: dict[str, object] = {"samples": result.samples, "accepted": result.accepted}
         rows["rejected"] = result.rejected

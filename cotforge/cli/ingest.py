@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cotforge.cli.common import RunOption, console, counts_table, err_console, fail, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.common import RunOption, console, counts_table, err_console, fail
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.ingest.rows import IngestConfig
 
 INGEST = StageConfig(
-    "cotforge.ingest:IngestConfig",
+    "cotforge.ingest.rows:IngestConfig",
     {
+        "bundled": "bundled",
+        "limit": "limit_per_source",
+        "split": "split",
         "kind": "kind",
         "text_column": "text_column",
         "category_column": "category_column",
@@ -20,10 +27,9 @@ INGEST = StageConfig(
         "source": "source",
         "licence": "licence",
         "max_chars": "max_chars",
-        "category_map": "category_map",
-        "kind_map": "kind_map",
     },
     "ingest",
+    spellings={"bundled": ("--bundled",)},
 )
 
 
@@ -36,37 +42,32 @@ def _load_mapping(path: Path, what: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+def _sources_and_maps(raw: dict[str, Any], params: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """The command's files and mapping files into the config (files after the config file's sources)."""
+    raw = dict(raw)
+    if params["sources"]:
+        raw["sources"] = [*(raw.get("sources") or []), *params["sources"]]
+    for name, what in (("category_map", "category map"), ("kind_map", "kind map")):
+        if params[name] is not None:
+            raw[name] = _load_mapping(params[name], what)
+    return raw
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(cls=INGEST.command())
-    @friendly_errors
+    @stage_command(app, INGEST, prepare=_sources_and_maps)
     def ingest(
+        config: IngestConfig,
         sources: Annotated[
             list[str] | None,
             typer.Argument(help="JSONL, CSV or Parquet files, `datasets` folders, or Hub ids (when online)."),
         ] = None,
         run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        bundled: bool = typer.Option(
-            False, "--bundled", help="Ingest the sample prompts shipped with cotforge."
-        ),
-        kind: str | None = typer.Option(None, "--kind"),
-        text_column: str | None = typer.Option(None, "--text-column"),
-        category_column: str | None = typer.Option(None, "--category-column"),
-        kind_column: str | None = typer.Option(None, "--kind-column"),
-        source: str | None = typer.Option(None, "--source"),
-        licence: str | None = typer.Option(None, "--licence"),
-        max_chars: int | None = typer.Option(None, "--max-chars"),
         category_map: Path | None = typer.Option(
             None, "--category-map", help="YAML: source label → category."
-        ),
-        split: str | None = typer.Option(
-            None, "--split", help="Split for `datasets` sources (default: train)."
         ),
         kind_map: Path | None = typer.Option(
             None, "--kind-map", help="YAML: kind label (e.g. jailbreak) → utility or safety."
         ),
-        limit: int | None = typer.Option(None, "--limit", help="Keep only the first N rows of each source."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
     ) -> None:
         """Read prompts, normalise them, assign stable ids, drop duplicates, map hazard categories.
@@ -74,29 +75,17 @@ def register(app: typer.Typer) -> None:
         Bad rows are named by file and line and written to prompts.rejects.jsonl with the reason; good rows
         still land. Ingesting several sources into one run merges them.
         """
-        from cotforge.ingest import ingest_into_run
+        from cotforge.ingest.run import ingest_into_run
         from cotforge.runfolder import RunFiles
-        from cotforge.sources import bundled_prompt_files
 
-        specs = list(sources or [])
-        if bundled:
-            specs += [str(p) for p in bundled_prompt_files()]
-        if not specs:
-            fail("nothing to ingest: pass files or --bundled")
-        config = INGEST.build(
-            config_file, sets, kind=kind, text_column=text_column, category_column=category_column,
-            kind_column=kind_column, source=source, licence=licence, max_chars=max_chars,
-            category_map=_load_mapping(category_map, "category map") if category_map else None,
-            kind_map=_load_mapping(kind_map, "kind map") if kind_map else None,
-        )  # fmt: skip
-        where = {"split": split} if split is not None else {}
-        result, manifest = ingest_into_run(run, specs, config, limit=limit, **where)
-        for reject in result.rejects[:20]:
-            err_console.print(f"[yellow]rejected[/] {reject.message} [dim]({', '.join(reject.reasons)})[/]")
-        if len(result.rejects) > 20:
-            err_console.print(f"… and {len(result.rejects) - 20} more")
-        console.print(counts_table(f"ingest → {run / RunFiles.PROMPTS}", manifest.counts))
-        if result.rejects:
-            err_console.print(f"rejected rows with reasons: {run / RunFiles.PROMPT_REJECTS}")
-        if strict and result.rejects:
+        outcome = ingest_into_run(run, config)
+        rejects = outcome.result.rejects
+        for reject in rejects[:20]:
+            err_console.print(f"rejected {reject.message} ({', '.join(reject.reasons)})", markup=False)
+        if len(rejects) > 20:
+            err_console.print(f"… and {len(rejects) - 20} more")
+        console.print(counts_table(f"ingest → {run / RunFiles.PROMPTS}", outcome.counts))
+        if rejects:
+            err_console.print(f"rejected rows with reasons: {run / RunFiles.PROMPT_REJECTS}", markup=False)
+        if strict and rejects:
             raise typer.Exit(1)

@@ -1,38 +1,10 @@
 """Flags for the model a command asks (teacher, policy, judge, rewriter): each sets one LLM config key.
 
-The flags carry no help text and no default of their own: ``--help`` reads both from the ``LLMConfig`` field
-the flag sets (see :mod:`cotforge.cli.config_options`).
+The flags carry no type, help text or default of their own: all three come from the ``LLMConfig`` field the
+flag sets (see :mod:`cotforge.cli.stage_command`).
 """
 
 from __future__ import annotations
-
-from typing import Annotated
-
-import typer
-
-Model = Annotated[str | None, typer.Option("--model", "-m")]
-BaseUrl = Annotated[list[str] | None, typer.Option("--base-url")]
-Backend = Annotated[str | None, typer.Option("--backend")]
-ApiKeyEnv = Annotated[str | None, typer.Option("--api-key-env")]
-Temperature = Annotated[float | None, typer.Option("--temperature")]
-TopP = Annotated[float | None, typer.Option("--top-p")]
-MaxTokens = Annotated[int | None, typer.Option("--max-tokens")]
-Seed = Annotated[int | None, typer.Option("--seed")]
-Concurrency = Annotated[int | None, typer.Option("--concurrency")]
-Timeout = Annotated[float | None, typer.Option("--timeout")]
-Rpm = Annotated[float | None, typer.Option("--rpm")]
-Tpm = Annotated[float | None, typer.Option("--tpm")]
-Cache = Annotated[bool | None, typer.Option("--cache/--no-cache")]
-Refresh = Annotated[bool | None, typer.Option("--refresh/--no-refresh")]
-RetryFailed = Annotated[
-    bool | None,
-    typer.Option(
-        "--retry-failed/--no-retry-failed",
-        help="Ask again only the records earlier runs rejected for a retryable reason (request failed, "
-        "unparseable answer), with new seeds.",
-    ),
-]
-Progress = Annotated[bool | None, typer.Option("--progress/--no-progress")]
 
 # Parameter name → key inside an LLMConfig.
 LLM_KEYS = {

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cotforge.cli import llm_options as opt
-from cotforge.cli.common import RunOption, console, counts_table, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.common import RunOption, console, counts_table
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
 from cotforge.runfolder import RunFiles
+
+if TYPE_CHECKING:
+    from cotforge.pairs.augment import AugmentConfig
+    from cotforge.pairs.build import PairsConfig
+    from cotforge.pairs.judging import JudgeConfig
+    from cotforge.pairs.sampling import SampleConfig
 
 AUGMENT = StageConfig(
     "cotforge.pairs.augment:AugmentConfig",
@@ -63,22 +71,8 @@ PAIRS = StageConfig(
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(cls=AUGMENT.command())
-    @friendly_errors
-    def augment(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        tactic: list[str] | None = typer.Option(None, "--tactic"),
-        per_prompt: int | None = typer.Option(None, "--per-prompt"),
-        limit: int | None = typer.Option(None, "--limit"),
-        model: opt.Model = None,
-        base_url: opt.BaseUrl = None,
-        backend: opt.Backend = None,
-        api_key_env: opt.ApiKeyEnv = None,
-        cache: opt.Cache = None,
-        progress: opt.Progress = None,
-    ) -> None:
+    @stage_command(app, AUGMENT)
+    def augment(config: AugmentConfig, run: RunOption = Path("runs/default")) -> None:
         """Turn safety prompts into jailbreak-style variants (each records parent and tactic).
 
         Offline tactics: role-play, fiction, hypothetical, refusal suppression, prefix injection, persuasion,
@@ -87,10 +81,6 @@ def register(app: typer.Typer) -> None:
         """
         from cotforge.pairs.augment import augment_in_run
 
-        config = AUGMENT.build(
-            config_file, sets, tactic=tactic, per_prompt=per_prompt, limit=limit, model=model,
-            base_url=base_url, backend=backend, api_key_env=api_key_env, cache=cache, progress=progress,
-        )  # fmt: skip
         result = augment_in_run(run, config)
         rows: dict[str, object] = {"safety prompts": result.parents, "variants": result.variants}
         rows.update({f"  {k}": v for k, v in result.by_tactic.items()})
@@ -98,60 +88,22 @@ def register(app: typer.Typer) -> None:
         rows["failed rewrites (augment.rejects.jsonl)"] = result.failed
         console.print(counts_table(f"augment → {run / RunFiles.AUGMENTED}", rows))
 
-    @app.command(cls=SAMPLE.command())
-    @friendly_errors
-    def sample(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        model: opt.Model = None,
-        base_url: opt.BaseUrl = None,
-        backend: opt.Backend = None,
-        api_key_env: opt.ApiKeyEnv = None,
-        k: int | None = typer.Option(None, "--k"),
-        limit: int | None = typer.Option(None, "--limit"),
-        temperature: opt.Temperature = None,
-        max_tokens: opt.MaxTokens = None,
-        seed: opt.Seed = None,
-        concurrency: opt.Concurrency = None,
-        think_format: str | None = typer.Option(None, "--think-format"),
-        cache: opt.Cache = None,
-        retry_failed: opt.RetryFailed = None,
-        progress: opt.Progress = None,
-    ) -> None:
+    @stage_command(app, SAMPLE)
+    def sample(config: SampleConfig, run: RunOption = Path("runs/default")) -> None:
         """Sample k candidates per prompt from a policy model, split at </think>.
 
         Outputs with no or several </think> are kept with that status. Writes candidates.jsonl (resumable).
         """
         from cotforge.pairs.sampling import sample_in_run
 
-        config = SAMPLE.build(
-            config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env, k=k,
-            limit=limit, temperature=temperature, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
-            think_format=think_format, cache=cache, retry_failed=retry_failed, progress=progress,
-        )  # fmt: skip
         result = sample_in_run(run, config)
         rows: dict[str, object] = {"prompts": result.prompts, "planned": result.planned}
         rows.update(already_done=result.already_done, sampled=result.sampled, failed=result.failed)
         rows.update({f"  {k}": v for k, v in result.by_status.items()})
         console.print(counts_table(f"sample → {run / RunFiles.CANDIDATES}", rows))
 
-    @app.command(cls=JUDGE.command())
-    @friendly_errors
-    def judge(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        model: opt.Model = None,
-        base_url: opt.BaseUrl = None,
-        backend: opt.Backend = None,
-        api_key_env: opt.ApiKeyEnv = None,
-        concurrency: opt.Concurrency = None,
-        crosscheck: bool | None = typer.Option(None, "--crosscheck/--no-crosscheck"),
-        cache: opt.Cache = None,
-        retry_failed: opt.RetryFailed = None,
-        progress: opt.Progress = None,
-    ) -> None:
+    @stage_command(app, JUDGE)
+    def judge(config: JudgeConfig, run: RunOption = Path("runs/default")) -> None:
         """Score candidates' harmfulness: reasoning (h_rs), answer (h_rp), whole (h_f).
 
         With a judge model (--model), an LLM judge (three rubric questions per candidate, guided JSON) is
@@ -160,11 +112,6 @@ def register(app: typer.Typer) -> None:
         """
         from cotforge.pairs.judging import judge_in_run
 
-        config = JUDGE.build(
-            config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env,
-            concurrency=concurrency, crosscheck=crosscheck, cache=cache, retry_failed=retry_failed,
-            progress=progress,
-        )  # fmt: skip
         result = judge_in_run(run, config)
         rows: dict[str, object] = {"judge": result.judge_id, "candidates": result.candidates}
         rows.update(judged=result.judged, unsplit=result.unsplit, failed=result.failed)
@@ -174,19 +121,8 @@ def register(app: typer.Typer) -> None:
                 rows[f"agreement with rules {field} (κ / exact)"] = f"{a['kappa']} / {a['agreement']}"
         console.print(counts_table(f"judge → {run / RunFiles.JUDGMENTS}", rows))
 
-    @app.command(cls=PAIRS.command())
-    @friendly_errors
-    def pairs(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        source: list[str] | None = typer.Option(None, "--source"),
-        gamma: float | None = typer.Option(None, "--gamma"),
-        alpha: float | None = typer.Option(None, "--alpha"),
-        harm_threshold: float | None = typer.Option(None, "--harm-threshold"),
-        parent_rationale: bool | None = typer.Option(None, "--parent-rationale/--no-parent-rationale"),
-        max_corrupted: int | None = typer.Option(None, "--max-corrupted"),
-    ) -> None:
+    @stage_command(app, PAIRS)
+    def pairs(config: PairsConfig, run: RunOption = Path("runs/default")) -> None:
         """Build chosen/rejected preference pairs with segment spans and AW-DPO weights.
 
         Sources: the paper's judge pairs (least vs most harmful candidate per prompt, h_f gap > γ), teacher
@@ -195,10 +131,6 @@ def register(app: typer.Typer) -> None:
         """
         from cotforge.pairs.build import build_pairs_in_run
 
-        config = PAIRS.build(
-            config_file, sets, source=source, gamma=gamma, alpha=alpha, harm_threshold=harm_threshold,
-            parent_rationale=parent_rationale, max_corrupted=max_corrupted,
-        )  # fmt: skip
         result = build_pairs_in_run(run, config)
         rows: dict[str, object] = {
             "pairs": result.pairs,

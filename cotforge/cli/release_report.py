@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cotforge.cli.common import RunOption, console, counts_table, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.common import RunOption, console, counts_table
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.release.config import ReleaseConfig
+    from cotforge.release.push import PushConfig
+    from cotforge.report.build import ReportConfig
 
 RELEASE = StageConfig(
-    "cotforge.release.build:ReleaseConfig",
+    "cotforge.release.config:ReleaseConfig",
     {
+        "out": "out",
         "subset": "configs",
         "licence": "licence",
         "name": "pretty_name",
@@ -24,6 +31,7 @@ RELEASE = StageConfig(
         "previous": "previous",
     },
     "release build",
+    spellings={"out": ("--out", "-o")},
 )
 PUSH = StageConfig(
     "cotforge.release.push:PushConfig",
@@ -35,8 +43,14 @@ PUSH = StageConfig(
         "message": "commit_message",
     },
     "release push",
+    spellings={"private": ("--private/--public",), "message": ("--message", "-m")},
 )
-REPORT = StageConfig("cotforge.report:ReportConfig", {"title": "title"}, "report")
+REPORT = StageConfig(
+    "cotforge.report.build:ReportConfig",
+    {"out": "out", "title": "title"},
+    "report",
+    spellings={"out": ("--out", "-o")},
+)
 
 release_app = typer.Typer(
     name="release",
@@ -45,26 +59,8 @@ release_app = typer.Typer(
 )
 
 
-@release_app.command("build", cls=RELEASE.command())
-@friendly_errors
-def release_build(
-    run_dir: RunOption,
-    config_file: ConfigFile = None,
-    sets: Sets = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Release folder (default: the config's out, in the run)."),
-    ] = None,
-    subset: Annotated[list[str] | None, typer.Option("--subset")] = None,
-    licence: Annotated[list[str] | None, typer.Option("--licence")] = None,
-    name: Annotated[str | None, typer.Option("--name")] = None,
-    repo_id: Annotated[str | None, typer.Option("--repo-id")] = None,
-    category: Annotated[list[str] | None, typer.Option("--category")] = None,
-    source: Annotated[list[str] | None, typer.Option("--source")] = None,
-    review_status: Annotated[list[str] | None, typer.Option("--review-status")] = None,
-    pair_source: Annotated[list[str] | None, typer.Option("--pair-source")] = None,
-    previous: Annotated[str | None, typer.Option("--previous")] = None,
-) -> None:
+@stage_command(release_app, RELEASE, name="build")
+def release_build(config: ReleaseConfig, run_dir: RunOption) -> None:
     """Build the release folder from a run: sft / preference / rejects Parquet, schemas, README.md card.
 
     --subset names the dataset configs (Hub subsets) to include; --category/--source/--review-status/
@@ -73,36 +69,24 @@ def release_build(
     """
     from cotforge.release.build import build_release
 
-    config = RELEASE.build(
-        config_file, sets, subset=subset,
-        licence=licence[0] if licence and len(licence) == 1 else licence, name=name,
-        repo_id=repo_id, category=category, source=source, review_status=review_status,
-        pair_source=pair_source, previous=previous,
-    )  # fmt: skip
-    result = build_release(run_dir, config, out_dir=out)
+    result = build_release(run_dir, config)
     rows: dict[str, object] = {f"{subset} rows": n for subset, n in result.rows.items()}
     rows.update({f"{subset} (left out)": note for subset, note in result.left_out.items()})
     rows["files"] = result.files
     console.print(counts_table("release", rows))
-    console.print(f"release folder: {result.out_dir}", soft_wrap=True, highlight=False)
+    console.print(f"release folder: {result.out_dir}", soft_wrap=True, highlight=False, markup=False)
     console.print(
         f"load it: datasets.load_dataset({result.out_dir!r}, {result.included[0]!r})",
         soft_wrap=True,
         highlight=False,
+        markup=False,
     )
 
 
-@release_app.command("push", cls=PUSH.command())
-@friendly_errors
+@stage_command(release_app, PUSH, name="push")
 def release_push(
+    config: PushConfig,
     release_dir: Annotated[Path, typer.Argument(help="A folder written by `cotforge release build`.")],
-    config_file: ConfigFile = None,
-    sets: Sets = None,
-    repo_id: Annotated[str | None, typer.Option("--repo-id")] = None,
-    revision: Annotated[str | None, typer.Option("--revision")] = None,
-    tag: Annotated[str | None, typer.Option("--tag")] = None,
-    private: Annotated[bool | None, typer.Option("--private/--public")] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the exact operations and stop (no token, no network).")
     ] = False,
@@ -110,12 +94,9 @@ def release_push(
     """Push a release folder to the Hub as ONE commit. The token comes from HF_TOKEN only."""
     from cotforge.release.push import describe_plan, plan_push, push_release
 
-    config = PUSH.build(
-        config_file, sets, repo_id=repo_id, revision=revision, tag=tag, private=private, message=message
-    )
     if dry_run:
         for line in describe_plan(plan_push(release_dir, config)):
-            console.print(line, highlight=False, soft_wrap=True)
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
         console.print("[bold]dry run[/]: nothing was sent")
         return
     result = push_release(release_dir, config)
@@ -133,26 +114,15 @@ def release_push(
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(cls=REPORT.command())
-    @friendly_errors
-    def report(
-        run_dir: RunOption,
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        out: Annotated[
-            Path | None,
-            typer.Option("--out", "-o", help="Report folder (default: the config's out, in the run)."),
-        ] = None,
-        title: Annotated[str | None, typer.Option("--title")] = None,
-    ) -> None:
+    @stage_command(app, REPORT)
+    def report(config: ReportConfig, run_dir: RunOption) -> None:
         """Write a self-contained HTML report of a run (plots embedded) plus the PNG files."""
-        from cotforge.report import build_report
+        from cotforge.report.build import build_report
 
-        config = REPORT.build(config_file, sets, title=title)
-        result = build_report(run_dir, config, out_dir=out)
+        result = build_report(run_dir, config)
         rows: dict[str, object] = {name: status for name, status in result.sections.items()}
         rows["figures"] = len(result.figures)
         console.print(counts_table("report sections", rows))
-        console.print(f"report: {result.html}", soft_wrap=True, highlight=False)
+        console.print(f"report: {result.html}", soft_wrap=True, highlight=False, markup=False)
 
     app.add_typer(release_app, name="release")

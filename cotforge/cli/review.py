@@ -10,15 +10,20 @@ import typer
 from rich.table import Table
 
 from cotforge.cli.common import RunOption, console, counts_table, err_console, fail, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cotforge.review.agreement import QuestionAgreement
-    from cotforge.review.pull import PullResult
+    from cotforge.review.connection import ArgillaTarget
+    from cotforge.review.pull import PullResult, ReviewPullConfig
+    from cotforge.review.push import ReviewPushConfig
+    from cotforge.review.stage import ReviewConfig
 
 TARGET_FLAGS = {"api_url": "api_url", "workspace": "workspace", "dataset": "dataset", "timeout": "timeout_s"}
+AUTO = StageConfig("cotforge.review.stage:ReviewConfig", {"reviewer": "reviewer"}, "review auto")
 TARGET = StageConfig("cotforge.review.connection:ArgillaTarget", TARGET_FLAGS, "review status")
 PUSH = StageConfig(
     "cotforge.review.push:ReviewPushConfig",
@@ -79,8 +84,8 @@ def _serve(host: str, port: int, home: Path | None, owner: str) -> None:
     import signal
     import time
 
-    from cotforge.cache_dirs import user_cache_dir
     from cotforge.review.server import ReviewServer
+    from cotforge.serving.cache_dirs import user_cache_dir
 
     api_key = (os.environ.get("ARGILLA_API_KEY") or "").strip()
     if not api_key:
@@ -129,10 +134,27 @@ def _serve(host: str, port: int, home: Path | None, owner: str) -> None:
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
-        help="Human review in Argilla: serve a local server, push samples, pull decisions, show progress.",
-        no_args_is_help=True,
+        help="Review the run's validated samples: `review --run R` runs the stage as a pipeline step does "
+        "(Argilla when ARGILLA_API_URL is set, else auto); or serve a local Argilla, push samples, pull "
+        "decisions, show progress, accept automatically.",
+        invoke_without_command=True,
     )
     app.add_typer(group, name="review")
+
+    @group.callback()
+    @friendly_errors
+    def review(
+        ctx: typer.Context,
+        run: RunOption = Path("runs/default"),
+        mode: str | None = typer.Option(None, "--mode", help="detect (default), auto or argilla."),
+    ) -> None:
+        """Run the review stage: push new samples and pull decisions (Argilla), or accept them (auto)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from cotforge.review.stage import ReviewConfig, run_review
+
+        config = ReviewConfig.model_validate({} if mode is None else {"mode": mode})
+        console.print(counts_table(f"review → {run}", run_review(run, config)))
 
     @group.command()
     @friendly_errors
@@ -149,27 +171,18 @@ def register(app: typer.Typer) -> None:
         """
         _serve(host, port, home, owner)
 
-    @group.command(cls=PUSH.command())
-    @friendly_errors
-    def push(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        api_url: str | None = typer.Option(None, "--api-url"),
-        workspace: str | None = typer.Option(None, "--workspace"),
-        dataset: str | None = typer.Option(None, "--dataset"),
-        annotators: int | None = typer.Option(None, "--annotators"),
-        batch_size: int | None = typer.Option(None, "--batch-size"),
-        timeout: float | None = typer.Option(None, "--timeout"),
-        progress: bool | None = typer.Option(None, "--progress/--no-progress"),
-    ) -> None:
-        """Push the run's accepted samples to Argilla (record id = sample id: re-pushing adds nothing)."""
-        from cotforge.review.push import push_to_argilla
+    @stage_command(group, AUTO, name="auto")
+    def auto(config: ReviewConfig, run: RunOption = Path("runs/default")) -> None:
+        """Accept every validated sample as reviewed (no reviewers): reviewed.jsonl, review.verdicts.jsonl."""
+        from cotforge.review.stage import auto_review_in_run
 
-        config = PUSH.build(
-            config_file, sets, api_url=api_url, workspace=workspace, dataset=dataset, annotators=annotators,
-            batch_size=batch_size, timeout=timeout, progress=progress,
-        )  # fmt: skip
+        console.print(counts_table(f"review auto → {run}", auto_review_in_run(run, config)))
+
+    @stage_command(group, PUSH)
+    def push(config: ReviewPushConfig, run: RunOption = Path("runs/default")) -> None:
+        """Push the run's accepted samples to Argilla (record id = sample id: re-pushing adds nothing)."""
+        from cotforge.review.stage import push_to_argilla
+
         result = push_to_argilla(run, config)
         console.print(
             counts_table(
@@ -184,54 +197,23 @@ def register(app: typer.Typer) -> None:
             )
         )
 
-    @group.command(cls=PULL.command())
-    @friendly_errors
-    def pull(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        api_url: str | None = typer.Option(None, "--api-url"),
-        workspace: str | None = typer.Option(None, "--workspace"),
-        dataset: str | None = typer.Option(None, "--dataset"),
-        min_responses: int | None = typer.Option(None, "--min-responses"),
-        strategy: str | None = typer.Option(None, "--strategy"),
-        on_tie: str | None = typer.Option(None, "--on-tie"),
-        discarded: str | None = typer.Option(None, "--discarded"),
-        min_quality: int | None = typer.Option(None, "--min-quality"),
-        timeout: float | None = typer.Option(None, "--timeout"),
-        progress: bool | None = typer.Option(None, "--progress/--no-progress"),
-    ) -> None:
+    @stage_command(group, PULL)
+    def pull(config: ReviewPullConfig, run: RunOption = Path("runs/default")) -> None:
         """Pull responses: decide each sample (majority, ties flagged), apply corrections, report agreement."""
-        from cotforge.review.pull import pull_from_argilla
+        from cotforge.review.stage import pull_from_argilla
 
-        config = PULL.build(
-            config_file, sets, api_url=api_url, workspace=workspace, dataset=dataset,
-            min_responses=min_responses, strategy=strategy, on_tie=on_tie, discarded=discarded,
-            min_quality=min_quality, timeout=timeout, progress=progress,
-        )  # fmt: skip
         result = pull_from_argilla(run, config)
         console.print(
             counts_table(f"review pull ← {result.url} {result.workspace}/{result.dataset}", result.counts)
         )
         console.print(agreement_table(result))
 
-    @group.command(cls=TARGET.command())
-    @friendly_errors
-    def status(
-        run: RunOption = Path("runs/default"),
-        config_file: ConfigFile = None,
-        sets: Sets = None,
-        api_url: str | None = typer.Option(None, "--api-url"),
-        workspace: str | None = typer.Option(None, "--workspace"),
-        dataset: str | None = typer.Option(None, "--dataset"),
-        timeout: float | None = typer.Option(None, "--timeout"),
-    ) -> None:
+    @stage_command(group, TARGET)
+    def status(config: ArgillaTarget, run: RunOption = Path("runs/default")) -> None:
         """Show the review dataset's progress: records completed/pending and responses per annotator."""
         from cotforge.review.pull import review_status
 
-        target = TARGET.build(
-            config_file, sets, api_url=api_url, workspace=workspace, dataset=dataset, timeout=timeout
-        )
+        target = config
         report = review_status(run, target)
         console.print(
             counts_table(

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         Same settings as a pipeline's `servers:` entry (fp32, eager and no chunked prefill on CPU; guided JSON
         on). Point a stage at it with `--base-url URL --model NAME`."""
         from cotforge.models.embedded import resolve_model
-        from cotforge.serving import VLLMServer
+        from cotforge.serving.vllm_server import VLLMServer
 
         served = name or Path(model).name
         log_path = run / "logs" / f"vllm-{served}.log" if run is not None else None

@@ -7,13 +7,16 @@ few shortcuts. Heavy imports (torch, TRL) happen inside the commands so `cotforg
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cotforge.cli import llm_options as opt
-from cotforge.cli.common import console, counts_table, err_console, fail, friendly_errors
-from cotforge.cli.config_options import ConfigFile, Sets, StageConfig
+from cotforge.cli.common import console, counts_table, err_console, fail
+from cotforge.cli.config_options import StageConfig
+from cotforge.cli.stage_command import stage_command
+
+if TYPE_CHECKING:
+    from cotforge.train.config import AWDPOTrainConfig, SFTTrainConfig
 
 train_app = typer.Typer(
     name="train",
@@ -21,18 +24,14 @@ train_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Opt = typer.Option
 # `--run-dir` as well as `--run`: torchrun's argument parser takes `--run` for an abbreviation of its own
 # `--run-path` and stops, so multi-process launches spell it `--run-dir`.
 RunOption = Annotated[
     Path,
-    Opt("--run", "-r", "--run-dir", help="Run folder: inputs are read from it, outputs written into it."),
+    typer.Option(
+        "--run", "-r", "--run-dir", help="Run folder: inputs are read from it, outputs written into it."
+    ),
 ]
-Data = Annotated[Path | None, Opt("--data")]
-Output = Annotated[Path | None, Opt("--output", "-o")]
-MaxSteps = Annotated[int | None, Opt("--max-steps")]
-Lora = Annotated[bool | None, Opt("--lora")]
-Resume = Annotated[bool | None, Opt("--resume/--no-resume")]
 
 COMMON_FLAGS = {
     "model": "model",
@@ -43,15 +42,19 @@ COMMON_FLAGS = {
     "resume": "resume",
     "progress": "progress",
 }
-SFT = StageConfig("cotforge.train.config:SFTTrainConfig", {**COMMON_FLAGS, "prompts": "prompts"}, "train sft")
-AWDPO = StageConfig(
-    "cotforge.train.config:AWDPOTrainConfig", {**COMMON_FLAGS, "aggregation": "aggregation"}, "train awdpo"
+SPELLINGS = {"output": ("--output", "-o"), "lora": ("--lora",)}
+SFT = StageConfig(
+    "cotforge.train.config:SFTTrainConfig",
+    {**COMMON_FLAGS, "prompts": "prompts"},
+    "train sft",
+    spellings=SPELLINGS,
 )
-
-
-def _absolute(path: Path | None) -> str | None:
-    # Flag paths are relative to the working directory; config-file paths to the run folder.
-    return None if path is None else str(path.expanduser().resolve())
+AWDPO = StageConfig(
+    "cotforge.train.config:AWDPOTrainConfig",
+    {**COMMON_FLAGS, "aggregation": "aggregation"},
+    "train awdpo",
+    spellings=SPELLINGS,
+)
 
 
 def _summary(title: str, result: Any) -> None:
@@ -85,65 +88,35 @@ def _summary(title: str, result: Any) -> None:
         )
 
 
-@train_app.command("sft", cls=SFT.command())
-@friendly_errors
-def sft(
-    run: RunOption = Path("runs/default"),
-    config_file: ConfigFile = None,
-    sets: Sets = None,
-    model: opt.Model = None,
-    data: Data = None,
-    prompts: Annotated[Path | None, Opt("--prompts")] = None,
-    output: Output = None,
-    max_steps: MaxSteps = None,
-    lora: Lora = None,
-    resume: Resume = None,
-    progress: opt.Progress = None,
-) -> None:
+@stage_command(train_app, SFT, name="sft")
+def sft(config: SFTTrainConfig, run: RunOption = Path("runs/default")) -> None:
     """CoT SFT: accepted (or reviewed) samples as chat, loss on the <think>…</think> + answer turn."""
     from cotforge.train import train_sft
 
-    config = SFT.build(
-        config_file, sets, model=model, data=_absolute(data), prompts=_absolute(prompts),
-        output=_absolute(output), max_steps=max_steps, lora={} if lora else None, resume=resume,
-        progress=progress,
-    )  # fmt: skip
     _summary("train sft", train_sft(run, config))
 
 
-@train_app.command("awdpo", cls=AWDPO.command())
-@friendly_errors
-def awdpo(
-    run: RunOption = Path("runs/default"),
-    config_file: ConfigFile = None,
-    sets: Sets = None,
-    model: opt.Model = None,
-    data: Data = None,
-    output: Output = None,
-    aggregation: Annotated[str | None, Opt("--aggregation")] = None,
-    max_steps: MaxSteps = None,
-    lora: Lora = None,
-    resume: Resume = None,
-    progress: opt.Progress = None,
-) -> None:
+def _sft_model(raw: dict[str, Any], params: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """The starting policy: the run's SFT model unless the config, --set or --model names one."""
+    from cotforge.runfolder import RunFiles
+
+    if flags.get("model") is None and "model" not in raw:
+        run = params["run"]
+        sft_dir = run / RunFiles.MODELS / "sft"
+        if not sft_dir.is_dir():
+            fail(f"no SFT model at {sft_dir}; run `cotforge train sft --run {run}` first or pass --model")
+        raw = {**raw, "model": str(sft_dir.resolve())}
+    return raw
+
+
+@stage_command(train_app, AWDPO, name="awdpo", prepare=_sft_model)
+def awdpo(config: AWDPOTrainConfig, run: RunOption = Path("runs/default")) -> None:
     """Alignment-Weighted DPO on preference pairs, weighting the reasoning and answer segments.
 
     The starting policy defaults to the run's SFT model (<run>/models/sft).
     """
-    from cotforge.runfolder import RunFiles
     from cotforge.train import train_awdpo
 
-    raw = AWDPO.raw(config_file, sets)
-    if model is None and "model" not in raw:
-        sft_dir = run / RunFiles.MODELS / "sft"
-        if not sft_dir.is_dir():
-            fail(f"no SFT model at {sft_dir}; run `cotforge train sft --run {run}` first or pass --model")
-        model = str(sft_dir.resolve())
-    config = AWDPO.validate(
-        raw, config_file, sets, model=model, data=_absolute(data), output=_absolute(output),
-        aggregation=aggregation, max_steps=max_steps, lora={} if lora else None, resume=resume,
-        progress=progress,
-    )  # fmt: skip
     _summary(f"train awdpo ({config.aggregation})", train_awdpo(run, config))
 
 

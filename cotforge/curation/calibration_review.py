@@ -93,7 +93,7 @@ def push_calibration(run_dir: str | Path, config: CalibrationConfig) -> tuple[st
     """
     import argilla as rg
 
-    from cotforge.manifest import StageRun
+    from cotforge.runfolder.manifest import StageRun
 
     run = Path(run_dir)
     folder = RunFolder(run)
@@ -168,8 +168,8 @@ def pull_labels(run_dir: str | Path, config: CalibrationConfig) -> dict[str, dic
 
 def report_calibration(run_dir: str | Path, config: CalibrationConfig) -> CalibrationReport:
     """Pull the labels, score the LLM judge and the rule judge against them, write ``calibration.json``."""
-    from cotforge.manifest import StageRun
     from cotforge.pairs.rule_judge import rule_judge
+    from cotforge.runfolder.manifest import StageRun
 
     run = Path(run_dir)
     folder = RunFolder(run)

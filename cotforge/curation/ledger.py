@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cotforge.curation.dedup import read_clusters
+from cotforge.ingest.dedup import read_clusters
 from cotforge.release.run_contents import RunContents, read_run_contents
 from cotforge.runfolder import RunFiles
 

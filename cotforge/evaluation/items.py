@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from cotforge.errors import ConfigError
 from cotforge.evaluation.suites import LoadedSuite, SuiteItem
 from cotforge.pairs.tactics import TACTICS, RenderTemplate, wrap_text
 
@@ -51,11 +52,11 @@ def check_tactics(tactics: Iterable[str]) -> list[str]:
     tactics = list(tactics)
     unknown = [t for t in tactics if t not in TACTICS]
     if unknown:
-        raise ValueError(f"unknown tactics {unknown}; known: {', '.join(TACTICS)}")
+        raise ConfigError(f"eval: unknown tactics {unknown}; known: {', '.join(TACTICS)}")
     needs_model = [t for t in tactics if TACTICS[t] == "rewrite" and t != "past_tense"]
     if needs_model:
-        raise ValueError(
-            f"tactics {needs_model} need a rewriting model; evaluation uses offline tactics only"
+        raise ConfigError(
+            f"eval: tactics {needs_model} need a rewriting model; evaluation uses offline tactics only"
         )
     return tactics
 

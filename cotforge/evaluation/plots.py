@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cotforge.report import charts
-from cotforge.report.eval_summary import suite_rates
+from cotforge import charts
+from cotforge.evaluation.summary import suite_rates
 
 
 def rates_by_suite(results: dict[str, Any], path: Path) -> None:

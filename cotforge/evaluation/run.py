@@ -21,9 +21,10 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from cotforge.curation.contamination import overlapping_eval_items
+from cotforge.errors import ConfigError
 from cotforge.evaluation import plots
 from cotforge.evaluation.answers import answer_of
+from cotforge.evaluation.contamination import overlapping_eval_items
 from cotforge.evaluation.items import DEFAULT_TACTICS, EvalItem, eval_items
 from cotforge.evaluation.results import all_cells, comparisons, model_results
 from cotforge.evaluation.scoring import (
@@ -37,19 +38,18 @@ from cotforge.evaluation.scoring import (
 from cotforge.evaluation.statistics import ScoredItem
 from cotforge.evaluation.suites import LoadedSuite, SuiteSpec, bundled_suite, load_suite
 from cotforge.evaluation.utility import UtilityConfig, run_utility
-from cotforge.failures import FailurePolicy
 from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.chat import ChatRequest
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import RequestEngine, RequestOutcome
-from cotforge.manifest import StageRun
-from cotforge.pipeline.declaration import StageDeclaration
-from cotforge.run_prompts import read_run_prompts
-from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, atomic_write_text
+from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.failures import FailurePolicy
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.templates import PromptTemplates, default_templates
 
-EVAL_DIR = "eval"
 NOT_EVALUATED = ("prompt_too_long",)  # the item, not the model, is at fault: a reject, not a failure
 _LOG = logging.getLogger(__name__)
 
@@ -105,9 +105,27 @@ EVAL = StageDeclaration(
     name="eval",
     config="cotforge.evaluation.run:EvalConfig",
     edge="cotforge.evaluation.run:eval_in_run",
-    optional_inputs=(f"{RunFiles.MODELS}/sft", f"{RunFiles.MODELS}/awdpo"),
-    outputs=(f"{EVAL_DIR}/results.json",),
+    # The training prompts, for the contamination warning; the models, when the servers serve the run's own.
+    optional_inputs=(
+        RunFiles.PROMPTS,
+        RunFiles.AUGMENTED,
+        f"{RunFiles.MODELS}/sft",
+        f"{RunFiles.MODELS}/awdpo",
+    ),
+    outputs=(
+        RunFiles.EVAL_OUTPUTS,
+        RunFiles.EVAL_REJECTS,
+        RunFiles.EVAL_CELLS,
+        RunFiles.EVAL_COMPARISON,
+        RunFiles.EVAL_RESULTS,
+        RunFiles.EVAL_RATES_PLOT,
+        RunFiles.EVAL_TACTICS_PLOT,
+    ),
+    conditional_outputs=lambda config: [RunFiles.EVAL_UTILITY] if config.utility is not None else [],
     templates=("judge", "augment"),
+    calls_models=True,
+    # An evaluation needs no earlier stage: a pipeline of only an eval step starts its run folder.
+    creates_run=True,
 )
 
 
@@ -206,7 +224,9 @@ def _utility(config: EvalConfig, label: str, out_dir: Path) -> dict[str, float]:
     assert config.utility is not None
     model = config.models[label]
     if not model.base_urls:
-        raise ValueError(f"utility tasks need model {label!r} served over HTTP (base_urls); it has none")
+        raise ConfigError(
+            f"eval: utility tasks need model {label!r} served over HTTP; give it `base_urls` (or --base-url)"
+        )
     metrics = run_utility(
         config.utility, base_url=model.base_urls[0], model=model.model, output_dir=out_dir / label
     )
@@ -216,7 +236,6 @@ def _utility(config: EvalConfig, label: str, out_dir: Path) -> dict[str, float]:
 def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
     """Evaluate every configured model; returns (and writes) ``{label: figures}``."""
     folder = EVAL.open_run(run_dir, config)
-    out_dir = folder.path(EVAL_DIR)
     with StageRun.declared(folder, EVAL, config) as run:
         suites = load_suites(config)
         training = read_run_prompts(folder, required=False)
@@ -248,23 +267,18 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
                                                one.unsplit, resamples=config.resamples)  # fmt: skip
         if config.utility is not None:
             for label in config.models:
-                results[label]["utility"] = _utility(config, label, out_dir / "utility")
+                results[label]["utility"] = _utility(config, label, folder.path(RunFiles.EVAL_UTILITY))
         cells = all_cells(scored, resamples=config.resamples)
         paired = comparisons(scored, list(config.models), config.compare, resamples=config.resamples)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_jsonl(out_dir / "outputs.jsonl", [r for one in passes for r in one.rows])
-        atomic_write_jsonl(
-            out_dir / "rejects.jsonl", suite_rejects + [r for one in passes for r in one.rejects]
-        )
-        atomic_write_text(
-            out_dir / "cells.json", json.dumps([c.model_dump() for c in cells], indent=1) + "\n"
-        )
-        atomic_write_text(
-            out_dir / "comparison.json", json.dumps([c.model_dump() for c in paired], indent=1) + "\n"
-        )
-        atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
-        plots.rates_by_suite(results, out_dir / "rates_by_suite.png")
-        plots.asr_by_tactic(results, out_dir / "asr_by_tactic.png")
+        folder.write(RunFiles.EVAL_OUTPUTS, [r for one in passes for r in one.rows])
+        folder.write(RunFiles.EVAL_REJECTS, suite_rejects + [r for one in passes for r in one.rejects])
+        cells_json = json.dumps([c.model_dump() for c in cells], indent=1)
+        atomic_write_text(folder.path(RunFiles.EVAL_CELLS), cells_json + "\n")
+        paired_json = json.dumps([c.model_dump() for c in paired], indent=1)
+        atomic_write_text(folder.path(RunFiles.EVAL_COMPARISON), paired_json + "\n")
+        atomic_write_text(folder.path(RunFiles.EVAL_RESULTS), json.dumps(results, indent=2) + "\n")
+        plots.rates_by_suite(results, folder.path(RunFiles.EVAL_RATES_PLOT))
+        plots.asr_by_tactic(results, folder.path(RunFiles.EVAL_TACTICS_PLOT))
         run.counts.update(
             items=len(items), models=len(config.models), suites=len(suites), evaluated=len(scored),
             rejected=len(suite_rejects) + sum(len(one.rejects) for one in passes),

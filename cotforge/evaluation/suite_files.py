@@ -1,7 +1,7 @@
 """Reading an evaluation suite's files into row tables: JSONL, JSON, CSV, TSV, Parquet, a ``datasets`` folder
 saved with ``save_to_disk``, a folder of such files, or a Hub id (through ``datasets.load_dataset``).
 
-Rows come from :mod:`cotforge.sources`' readers, so a bad line is an error row (rejected downstream), never a
+Rows come from :mod:`cotforge.ingest.sources`' readers, so a bad line is an error row (rejected downstream), never a
 crash; only a source that cannot be opened at all raises :class:`SuiteError`.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cotforge.errors import SuiteError
-from cotforge.raw_rows import RawRow
-from cotforge.sources import read_csv_rows, read_jsonl_rows, read_parquet_rows
+from cotforge.ingest.raw_rows import RawRow
+from cotforge.ingest.sources import read_csv_rows, read_jsonl_rows, read_parquet_rows
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 _DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
@@ -38,7 +38,7 @@ class SuiteTable:
 
 
 def _read_tsv_rows(path: Path) -> Iterator[RawRow]:
-    """TSV with a header, like :func:`cotforge.sources.read_csv_rows` (ragged and non-UTF-8 rows are errors)."""
+    """TSV with a header, like :func:`cotforge.ingest.sources.read_csv_rows` (ragged and non-UTF-8 rows are errors)."""
     name = str(path)
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")

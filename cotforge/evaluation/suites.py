@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cotforge.errors import SuiteError
 from cotforge.evaluation.suite_files import SuiteTable, read_suite_tables
@@ -30,10 +30,10 @@ from cotforge.evaluation.suite_layouts import (
     LayoutContext,
     read_jbb_artifact,
 )
-from cotforge.ingest import IngestConfig, row_to_prompt
-from cotforge.raw_rows import RawRow
+from cotforge.ingest.raw_rows import RawRow
+from cotforge.ingest.rows import IngestConfig, row_to_prompt
+from cotforge.ingest.sources import read_jsonl_rows
 from cotforge.schemas import RejectRecord
-from cotforge.sources import read_jsonl_rows
 
 __all__ = [
     "FORMATS",
@@ -94,6 +94,12 @@ class SuiteSpec(BaseModel):
         default=None, description="Expected behaviour for every row whose file does not say it."
     )
     limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, data: Any) -> Any:
+        # `suites: [harmbench.csv]` in a step, as `--suite harmbench.csv` on the command line.
+        return {"path": data} if isinstance(data, str) else data
 
 
 class LoadedSuite(BaseModel):

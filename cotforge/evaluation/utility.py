@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.errors import ConfigError, StageInputError
-from cotforge.manifest import scrub_secrets
+from cotforge.runfolder.manifest import scrub_secrets
 
 ModelType = Literal["local-chat-completions", "local-completions"]
 # Output types that score prompt log-probs: only /v1/completions (echo + logprobs) gives those.

@@ -70,8 +70,8 @@ def _prompts(folder: RunFolder, limit: int) -> list[PromptRecord]:
             p for p in folder.read(RunFiles.PROMPTS, PromptRecord) if p.kind == "safety" and not p.parent_id
         ]
     else:
-        from cotforge.ingest import IngestConfig, ingest_rows
-        from cotforge.sources import bundled_prompt_files, read_rows
+        from cotforge.ingest.rows import IngestConfig, ingest_rows
+        from cotforge.ingest.sources import bundled_prompt_files, read_rows
 
         rows = [row for path in bundled_prompt_files() for row in read_rows(str(path))]
         prompts = [p for p in ingest_rows(rows, IngestConfig()).prompts if p.kind == "safety"]

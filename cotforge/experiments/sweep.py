@@ -23,6 +23,7 @@ from typing import Any
 from cotforge.errors import CotforgeError
 from cotforge.pipeline.spec import PipelineSpec, load_pipeline
 from cotforge.runfolder import RunFiles, atomic_write_text
+from cotforge.runfolder.declaration import canonical_stage
 
 Log = Callable[[str], None]
 
@@ -61,7 +62,7 @@ def first_changed_step(spec: PipelineSpec, axes: list[tuple[str, list[str]]]) ->
     names = [s.name for s in spec.steps]
     indices = []
     for key, _ in axes:
-        step = key.split(".", 1)[0]
+        step = canonical_stage(key.split(".", 1)[0])
         if step not in names:
             raise SweepError(f"--set {key}=…: no step {step!r} in the pipeline; steps: {names}")
         indices.append(names.index(step))

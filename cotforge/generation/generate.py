@@ -1,8 +1,8 @@
 """`generate` edge: the run's prompts → teacher requests → ``samples.jsonl`` and ``generate.rejects.jsonl``.
 
 Outputs are append-only logs keyed by sample id: a re-run (after a crash or a kill) skips every slot already
-written to either file, so the union of runs has each slot exactly once. Validation runs at the end unless
-turned off.
+written to either file, so the union of runs has each slot exactly once. Validation is its own stage
+(``cotforge generate`` runs it after, unless ``--no-validate``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cotforge.failures import is_failed_request, next_attempt, take_failed_requests, take_retryable_rejects
 from cotforge.generation.requests import (
     GenerateConfig,
     PlannedSample,
@@ -21,13 +20,18 @@ from cotforge.generation.requests import (
     plan_samples,
     sample_of,
 )
-from cotforge.generation.validate import ValidateResult, ValidationConfig, validate_in_run
 from cotforge.llm.cache import open_cache
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
-from cotforge.manifest import StageRun
-from cotforge.pipeline.declaration import StageDeclaration
-from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.failures import (
+    is_failed_request,
+    next_attempt,
+    take_failed_requests,
+    take_retryable_rejects,
+)
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample
 from cotforge.templates import PromptTemplates, default_templates
 
@@ -40,8 +44,7 @@ GENERATE = StageDeclaration(
     outputs=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
     templates=("teacher",),
     main_model_key="teacher",
-    # Validation is its own pipeline step (its thresholds can change without regenerating).
-    edge_kwargs=(("validate", False),),
+    calls_models=True,
 )
 
 
@@ -52,7 +55,6 @@ class GenerateResult(BaseModel):
     rejected: int
     cached: int
     usage: dict[str, Any]
-    validation: ValidateResult | None = None
 
 
 def _prompts(folder: RunFolder, config: GenerateConfig) -> list[PromptRecord]:
@@ -117,13 +119,9 @@ def reject_of(
 
 
 def generate_in_run(
-    run_dir: str | Path,
-    config: GenerateConfig,
-    validation: ValidationConfig | None = None,
-    validate: bool = True,
-    templates: PromptTemplates | None = None,
+    run_dir: str | Path, config: GenerateConfig, templates: PromptTemplates | None = None
 ) -> GenerateResult:
-    """Generate every missing sample of the run, then validate (see the module docstring)."""
+    """Generate every missing sample of the run (see the module docstring)."""
     folder = GENERATE.open_run(run_dir, config)
     with StageRun.declared(folder, GENERATE, config) as run:
         plans = plan_samples(_prompts(folder, config), config, templates or default_templates())
@@ -186,6 +184,4 @@ def generate_in_run(
         cached=stats.cached,
         usage=usage,
     )
-    if validate:
-        result.validation = validate_in_run(run_dir, validation)
     return result

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from cotforge.failures import RetryPolicy
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestOutcome
+from cotforge.runfolder.failures import RetryPolicy
 from cotforge.schemas import Kind, PromptRecord, Rationale, Sample
 from cotforge.tagged import THINK_OPEN
 from cotforge.templates import PromptTemplates

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.failures import FailurePolicy
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
-from cotforge.manifest import StageRun
-from cotforge.pipeline.declaration import StageDeclaration
-from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, atomic_write_jsonl, gc_paused
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.failures import FailurePolicy
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.tagged import TaggedFormatError
 

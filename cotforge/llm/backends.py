@@ -231,7 +231,7 @@ class OfflineVLLMBackend:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
-        from cotforge.serving import CPU_BATCHED_TOKENS, STRUCTURED_OUTPUTS_CONFIG, has_cuda
+        from cotforge.serving.vllm_server import CPU_BATCHED_TOKENS, STRUCTURED_OUTPUTS_CONFIG, has_cuda
 
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         max_len = config.engine_args.get("max_model_len") or _context_length(config.model)

@@ -26,7 +26,7 @@ from cotforge.llm.progress import EngineProgress
 from cotforge.llm.rate_limit import RateLimiter
 from cotforge.llm.reask import reask_messages, reason_of
 from cotforge.schemas import SamplingParams, TokenUsage
-from cotforge.serving import server_logs_hint
+from cotforge.serving.vllm_server import server_logs_hint
 
 T = TypeVar("T")
 

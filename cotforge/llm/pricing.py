@@ -25,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotforge.errors import CotforgeError
 from cotforge.llm.config import LLMConfig, PriceTable
-from cotforge.runfolder import AppendLog
+from cotforge.runfolder import AppendLog, RunFiles
 from cotforge.schemas import TokenUsage
 
 PRICES_ENV = "COTFORGE_PRICES"
-LEDGER_FILE = "usage.jsonl"
+LEDGER_FILE = RunFiles.USAGE
 _warned: set[str] = set()
 
 
@@ -221,8 +221,8 @@ def pipeline_cost(stages: dict[str, dict[str, Any]], kept_samples: int, kept_pai
 def run_cost(run_dir: str | Path) -> dict[str, Any]:
     """The run folder's spend: its ledger priced per stage, each stage's cached requests (from its manifest),
     and the cost per kept sample (``accepted.jsonl``) and per kept pair (``pairs.jsonl``)."""
-    from cotforge.manifest import load_manifest
     from cotforge.runfolder import RunFiles, RunFolder
+    from cotforge.runfolder.manifest import load_manifest
 
     folder = RunFolder(run_dir)
     rows = read_ledger(folder.path(LEDGER_FILE))

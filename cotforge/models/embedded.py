@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cotforge.cache_dirs import file_lock, user_cache_dir
 from cotforge.errors import CotforgeError
+from cotforge.serving.cache_dirs import file_lock, user_cache_dir
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

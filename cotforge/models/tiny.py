@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cotforge.cache_dirs import file_lock, user_cache_dir
+from cotforge.serving.cache_dirs import file_lock, user_cache_dir
 from cotforge.tagged import THINK_CLOSE, THINK_OPEN
 
 CHATML_TEMPLATE = (
@@ -47,7 +47,7 @@ class TinyModelSpec:
 
 
 def _training_lines() -> list[str]:
-    from cotforge.sources import bundled_prompt_files
+    from cotforge.ingest.sources import bundled_prompt_files
 
     lines = [
         "I cannot help with that request because it could cause serious harm to other people.",

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.failures import FailurePolicy, is_failed_request
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
-from cotforge.manifest import StageRun
 from cotforge.pairs.tactics import REWRITE_INSTRUCTION, TACTICS, apply_tactic, plan_variants, variant_record
-from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.runfolder import RunFiles, atomic_write_jsonl
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.failures import FailurePolicy, is_failed_request
+from cotforge.runfolder.manifest import StageRun
 from cotforge.schemas import MAX_PROMPT_CHARS, PromptRecord, RejectRecord
 from cotforge.templates import PromptTemplates, default_templates
 

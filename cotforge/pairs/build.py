@@ -13,15 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.manifest import StageRun
 from cotforge.pairs.corrections import correction_pairs
 from cotforge.pairs.corruption import CORRUPTIONS, Corruption, corruption_pairs
 from cotforge.pairs.selection import flag_gated_rejections, select_judge_pairs
 from cotforge.pairs.stats import mismatch_shares, pair_statistics
 from cotforge.pairs.teacher_policy import teacher_policy_pairs
-from cotforge.pipeline.declaration import StageDeclaration
-from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder, gc_paused
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import (
     Candidate,
     JudgeScores,

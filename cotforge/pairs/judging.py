@@ -16,22 +16,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.failures import (
+from cotforge.llm.cache import open_cache
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.pairs.rule_judge import RULE_JUDGE_ID, rule_judge
+from cotforge.review.agreement import cohen_kappa
+from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.failures import (
     RetryPolicy,
     is_failed_request,
     next_attempt,
     take_failed_requests,
     take_retryable_rejects,
 )
-from cotforge.llm.cache import open_cache
-from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
-from cotforge.manifest import StageRun
-from cotforge.pairs.rule_judge import RULE_JUDGE_ID, rule_judge
-from cotforge.pipeline.declaration import StageDeclaration
-from cotforge.review.agreement import cohen_kappa
-from cotforge.run_prompts import read_run_prompts
-from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import Candidate, JudgeScores, PromptRecord, RejectRecord
 from cotforge.templates import PromptTemplates, default_templates
 

@@ -18,21 +18,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
-from cotforge.failures import (
+from cotforge.generation.quality import QualityConfig, gate_reasons
+from cotforge.llm.cache import open_cache
+from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.failures import (
     RetryPolicy,
     is_failed_request,
     next_attempt,
     take_failed_requests,
     take_retryable_rejects,
 )
-from cotforge.generation.quality import QualityConfig, gate_reasons
-from cotforge.llm.cache import open_cache
-from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
-from cotforge.manifest import StageRun
-from cotforge.pipeline.declaration import StageDeclaration
-from cotforge.run_prompts import read_run_prompts
-from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import (
     Candidate,
     CandidateStatus,

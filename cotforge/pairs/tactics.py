@@ -12,6 +12,7 @@ import codecs
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
+from cotforge.errors import ConfigError
 from cotforge.schemas import PromptRecord
 
 TacticKind = Literal["template", "encoding", "rewrite"]
@@ -67,7 +68,7 @@ def encode(text: str, scheme: str) -> str:
         return codecs.encode(text, "rot13")
     if scheme == "leetspeak":
         return text.translate(_LEET)
-    raise ValueError(f"unknown encoding {scheme!r}; known: base64, rot13, leetspeak")
+    raise ConfigError(f"unknown encoding {scheme!r}; known: base64, rot13, leetspeak")
 
 
 def apply_tactic(prompt: PromptRecord, tactic: str, render: RenderTemplate) -> str:
@@ -79,7 +80,7 @@ def wrap_text(text: str, tactic: str, render: RenderTemplate) -> str:
     """:func:`apply_tactic` on bare text (evaluation suites' items are not prompt records)."""
     kind = TACTICS.get(tactic)
     if kind is None:
-        raise ValueError(f"unknown tactic {tactic!r}; known: {', '.join(TACTICS)}")
+        raise ConfigError(f"unknown tactic {tactic!r}; known: {', '.join(TACTICS)}")
     if kind == "template":
         return render(f"augment/{tactic}", {"prompt": text}).strip()
     if kind == "encoding":
@@ -111,7 +112,7 @@ def plan_variants(
     """
     unknown = [t for t in tactics if t not in TACTICS]
     if unknown:
-        raise ValueError(f"unknown tactics {unknown}; known: {', '.join(TACTICS)}")
+        raise ConfigError(f"unknown tactics {unknown}; known: {', '.join(TACTICS)}")
     jobs: list[tuple[PromptRecord, str]] = []
     safety = [p for p in prompts if p.kind == "safety" and p.parent_id is None]
     for i, prompt in enumerate(safety):

@@ -23,11 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotforge.errors import OutputWriteError
 from cotforge.llm.pricing import run_cost
-from cotforge.manifest import config_hash
-from cotforge.pipeline.declaration import StageDeclaration, result_identity, usable_run_folder
 from cotforge.pipeline.spec import PipelineError, PipelineSpec, ServerSpec, StepSpec, format_validation_error
 from cotforge.pipeline.stages import resolve_servers
-from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
+from cotforge.runfolder import RunFolder, atomic_write_text
+from cotforge.runfolder.declaration import (
+    StageDeclaration,
+    canonical_stage,
+    result_identity,
+    usable_run_folder,
+)
+from cotforge.runfolder.files import content_sha256, tree_sha256
+from cotforge.runfolder.manifest import config_hash
 from cotforge.schemas import utc_now
 
 
@@ -58,25 +64,9 @@ class PipelineState(BaseModel):
     cost: dict[str, Any] | None = None
 
 
-def _tree_hash(root: Path, subdirs: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for sub in subdirs:
-        base = root / sub
-        for path in sorted(p for p in base.rglob("*") if p.is_file()) if base.exists() else []:
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(file_sha256(path).encode())
-    return digest.hexdigest()
-
-
 def _output_hashes(folder: RunFolder, names: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for name in names:
-        path = folder.path(name)
-        if path.is_file():
-            out[name] = file_sha256(path)
-        elif path.is_dir():
-            out[name] = _tree_hash(folder.root, (name,))
-    return out
+    hashes = {name: content_sha256(folder.path(name), folder.root) for name in names}
+    return {name: h for name, h in hashes.items() if h is not None}
 
 
 def _placeholder(name: str) -> tuple[str, str]:
@@ -84,6 +74,8 @@ def _placeholder(name: str) -> tuple[str, str]:
 
 
 def _summary(result: Any) -> dict[str, Any]:
+    if hasattr(result, "summary") and callable(result.summary):
+        result = result.summary()
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json")
     if not isinstance(result, dict):
@@ -136,7 +128,10 @@ class PipelineRunner:
         if not path.exists():
             return PipelineState(name=self.spec.name)
         try:
-            return PipelineState.model_validate_json(path.read_bytes())
+            state = PipelineState.model_validate_json(path.read_bytes())
+            # A state written before the stages had one name keys some steps by an old name.
+            state.steps = {canonical_stage(name): step for name, step in state.steps.items()}
+            return state
         except (ValidationError, OSError) as exc:
             problem = exc.strerror if isinstance(exc, OSError) else "not a valid pipeline state"
             if not force:
@@ -162,7 +157,7 @@ class PipelineRunner:
             "server": result_identity(server_spec) if server_spec is not None else None,
             # A server on a model this run trained (e.g. the SFT policy) changes when that model does.
             "server_model": self._run_model_hash(server_spec.model, folder) if server_spec else None,
-            "templates": _tree_hash(self.templates_root, declaration.templates)
+            "templates": tree_sha256(self.templates_root, declaration.templates)
             if declaration.templates
             else None,
             "inputs": _output_hashes(folder, self._upstream_inputs(step, config)),
@@ -176,20 +171,29 @@ class PipelineRunner:
         declaration = self.registry[step.stage]
         names = [s.name for s in self.spec.steps]
         index = names.index(step.name)
-        before = {o for s in self.spec.steps[: index + 1] for o in self.registry[s.stage].outputs}
-        later = {o for s in self.spec.steps[index + 1 :] for o in self.registry[s.stage].outputs} - before
+        before = {o for s in self.spec.steps[: index + 1] for o in self._outputs(s)}
+        later = {o for s in self.spec.steps[index + 1 :] for o in self._outputs(s)} - before
         required = set(declaration.required_inputs(config))
-        return tuple(n for n in declaration.all_inputs(config) if n in required or n not in later)
+        # A step that reads what it wrote before (ingest merges into prompts.jsonl) is not changed by it.
+        own = set(declaration.all_outputs(config))
+        return tuple(
+            n for n in declaration.all_inputs(config) if n not in own and (n in required or n not in later)
+        )
+
+    def _outputs(self, step: StepSpec) -> tuple[str, ...]:
+        return self.registry[step.stage].all_outputs(self.config(step))
 
     @staticmethod
     def _run_model_hash(model: str, folder: RunFolder) -> str | None:
         if "{run}" not in model:
             return None
         relative = model.replace("{run}", "").strip("/")
-        return _tree_hash(folder.root, (relative,))
+        return tree_sha256(folder.root, (relative,))
 
     def selected(self, start: str | None, until: str | None) -> list[StepSpec]:
         names = [s.name for s in self.spec.steps]
+        start = canonical_stage(start) if start else start
+        until = canonical_stage(until) if until else until
         for label, value in (("--from", start), ("--until", until)):
             if value is not None and value not in names:
                 raise PipelineError(f"{label} {value!r}: no such step; steps: {names}")
@@ -210,14 +214,13 @@ class PipelineRunner:
         }
         if runs:
             config = config.model_copy(update=runs)
-        result = declaration.edge_function()(self.run_dir, config, **dict(declaration.edge_kwargs))
-        return _summary(result)
+        return _summary(declaration.edge_function()(self.run_dir, config))
 
     def retry_steps(self, names: Sequence[str], steps: Sequence[StepSpec]) -> set[str]:
         """The selected steps ``--retry-failed`` names (by step or stage name); a name that fits none is an error."""
         chosen: set[str] = set()
         for name in names:
-            hits = [s for s in steps if name in (s.name, s.stage)]
+            hits = [s for s in steps if canonical_stage(name) in (s.name, s.stage)]
             if not hits:
                 raise PipelineError(
                     f"--retry-failed {name!r}: no such step among those selected ({[s.name for s in steps]})"
@@ -279,7 +282,7 @@ class PipelineRunner:
                     and previous is not None
                     and previous.status == "completed"
                     and previous.fingerprint == fingerprint
-                    and previous.outputs == _output_hashes(folder, declaration.outputs)
+                    and previous.outputs == _output_hashes(folder, self._outputs(step))
                 ):
                     self.log(f"[{step.name}] unchanged since {previous.finished_at}: skipped")
                     continue
@@ -311,7 +314,7 @@ class PipelineRunner:
                 current.status = "completed"
                 current.finished_at = utc_now().isoformat()
                 current.duration_s = round(time.perf_counter() - started, 3)
-                current.outputs = _output_hashes(folder, declaration.outputs)
+                current.outputs = _output_hashes(folder, self._outputs(step))
                 current.summary = summary
                 state.cost = run_cost(folder.root)
                 self._save(state)

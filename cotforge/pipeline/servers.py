@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cotforge.pipeline.spec import ServerSpec
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 
 
 @dataclass

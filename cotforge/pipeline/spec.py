@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cotforge.bounded_yaml import load_yaml, read_yaml_file
 from cotforge.errors import ConfigError
+from cotforge.runfolder.declaration import canonical_stage
 
 
 class PipelineError(ConfigError):
@@ -82,7 +83,9 @@ class PipelineSpec(BaseModel):
                             f"step {i} must map one stage name to its config, got keys {list(item)}"
                         )
                     ((stage, config),) = item.items()
-                    steps.append({"stage": stage, "config": config or {}})
+                    steps.append({"stage": canonical_stage(str(stage)), "config": config or {}})
+                elif isinstance(item, dict) and isinstance(item.get("stage"), str):
+                    steps.append({**item, "stage": canonical_stage(item["stage"])})
                 else:
                     steps.append(item)
             data = {**data, "steps": steps}
@@ -97,6 +100,7 @@ class PipelineSpec(BaseModel):
         return self
 
     def step(self, name: str) -> StepSpec:
+        name = canonical_stage(name)
         for s in self.steps:
             if s.name == name:
                 return s
@@ -125,10 +129,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise PipelineError(f"--set {item!r}: empty key")
         value = _parse_scalar(raw)
         steps = data.get("steps", [])
-        step = next((s for s in steps if isinstance(s, dict) and parts[0] in s and len(s) == 1), None)
+        wanted = canonical_stage(parts[0])
+        step = next(
+            (
+                s
+                for s in steps
+                if isinstance(s, dict) and len(s) == 1 and canonical_stage(str(next(iter(s)))) == wanted
+            ),
+            None,
+        )
         if step is not None:
-            target = step.setdefault(parts[0], {}) or {}
-            step[parts[0]] = target
+            name = next(iter(step))
+            target = step[name] or {}
+            step[name] = target
             parts = parts[1:]
             if not parts:
                 raise PipelineError(f"--set {item!r}: name a key inside step {key!r}")

@@ -1,31 +1,24 @@
 """The stage registry: every stage a pipeline can name, as the declarations that live next to their edges.
 
-A pipeline step's YAML config is validated with the stage's own Pydantic model (unknown keys fail before
-anything runs); ``server:`` entries become model URLs. The declarations of the two pipeline-only steps
-(``ingest`` from sources or the bundled prompts, and ``review`` in auto or Argilla mode) and of the release and
-report, whose edges check their inputs per selected config, are here.
+A pipeline step's YAML config is validated with the stage's own Pydantic model — the same model its command
+builds — so unknown keys fail before anything runs; ``server:`` entries become model URLs.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from cotforge.pipeline.declaration import StageDeclaration, attribute
 from cotforge.pipeline.spec import PipelineError
-from cotforge.runfolder import RunFiles
+from cotforge.runfolder.declaration import StageDeclaration, attribute
 
 # Where each stage module declares itself, as "module:attribute" (imported when the registry is built; none of
 # these modules imports a model library).
 DECLARED = (
-    "cotforge.pipeline.stages:INGEST",
+    "cotforge.ingest.run:INGEST",
     "cotforge.generation.generate:GENERATE",
     "cotforge.generation.validate:VALIDATE",
-    "cotforge.pipeline.stages:REVIEW",
+    "cotforge.review.stage:REVIEW",
     "cotforge.pairs.augment:AUGMENT",
     "cotforge.pairs.sampling:SAMPLE",
     "cotforge.pairs.judging:JUDGE",
@@ -33,118 +26,8 @@ DECLARED = (
     "cotforge.train:TRAIN_SFT",
     "cotforge.train:TRAIN_AWDPO",
     "cotforge.evaluation.run:EVAL",
-    "cotforge.pipeline.stages:RELEASE",
-    "cotforge.pipeline.stages:REPORT",
-)
-
-
-# --- ingest -------------------------------------------------------------------------------------------------
-
-
-class IngestStep(BaseModel):
-    """Pipeline form of `cotforge ingest`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bundled: bool = False
-    sources: list[str] = Field(default_factory=list)
-    limit_per_source: int | None = Field(
-        default=None, ge=1, description="Keep the first N rows of each source."
-    )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="IngestConfig fields (kind, text_column…)."
-    )
-
-
-def run_ingest_step(run_dir: str | Path, step: IngestStep) -> dict[str, Any]:
-    """Ingest the step's sources (and the bundled prompts) into the run folder."""
-    from cotforge.ingest import IngestConfig, ingest_into_run
-    from cotforge.sources import bundled_prompt_files
-
-    specs = list(step.sources) + ([str(p) for p in bundled_prompt_files()] if step.bundled else [])
-    if not specs:
-        raise PipelineError("step ingest: give `sources` or `bundled: true`")
-    _, manifest = ingest_into_run(
-        run_dir, specs, IngestConfig.model_validate(step.options), limit=step.limit_per_source
-    )
-    return dict(manifest.counts)
-
-
-INGEST = StageDeclaration(
-    name="ingest",
-    config="cotforge.pipeline.stages:IngestStep",
-    edge="cotforge.pipeline.stages:run_ingest_step",
-    outputs=(RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS),
-    creates_run=True,
-)
-
-
-# --- review -------------------------------------------------------------------------------------------------
-
-
-class ReviewStep(BaseModel):
-    """Pipeline form of review: ``auto`` accepts what validation accepted; ``argilla`` pushes and pulls.
-
-    ``detect`` (the default) means argilla when ``ARGILLA_API_URL`` is set, else auto. In argilla mode the step
-    pushes new samples and pulls whatever reviewers have decided so far; re-run the pipeline to pull more.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["detect", "auto", "argilla"] = "detect"
-    reviewer: str = "auto"
-    push: dict[str, Any] = Field(default_factory=dict, description="ReviewPushConfig fields.")
-    pull: dict[str, Any] = Field(default_factory=dict, description="ReviewPullConfig fields.")
-
-    def resolved_mode(self) -> str:
-        if self.mode != "detect":
-            return self.mode
-        return "argilla" if os.environ.get("ARGILLA_API_URL") else "auto"
-
-
-def run_review_step(run_dir: str | Path, step: ReviewStep) -> dict[str, Any]:
-    """Auto review, or push new samples to Argilla and pull the decisions made so far."""
-    from cotforge.review.auto import AutoReviewConfig, auto_review_in_run
-
-    if step.resolved_mode() == "auto":
-        return {"mode": "auto", **auto_review_in_run(run_dir, AutoReviewConfig(reviewer=step.reviewer))}
-    from cotforge.review.pull import ReviewPullConfig, pull_from_argilla
-    from cotforge.review.push import ReviewPushConfig, push_to_argilla
-
-    pushed = push_to_argilla(run_dir, ReviewPushConfig.model_validate({"progress": False, **step.push}))
-    pulled = pull_from_argilla(run_dir, ReviewPullConfig.model_validate({"progress": False, **step.pull}))
-    return {"mode": "argilla", "pushed": pushed.pushed, **pulled.counts}
-
-
-REVIEW = StageDeclaration(
-    name="review",
-    config="cotforge.pipeline.stages:ReviewStep",
-    edge="cotforge.pipeline.stages:run_review_step",
-    inputs=(RunFiles.ACCEPTED,),
-    optional_inputs=(RunFiles.PROMPTS, RunFiles.VERDICTS),
-    outputs=(RunFiles.REVIEWED, RunFiles.REVIEW_VERDICTS),
-    # Reviewers' responses live in Argilla, outside the run folder: an unchanged fingerprint proves nothing.
-    volatile=lambda step: step.resolved_mode() == "argilla",
-)
-
-
-# --- release and report -------------------------------------------------------------------------------------
-
-RELEASE = StageDeclaration(
-    name="release",
-    config="cotforge.release.build:ReleaseConfig",
-    edge="cotforge.release.build:build_release",
-    inputs=(RunFiles.PROMPTS,),
-    optional_inputs=(RunFiles.REVIEWED, RunFiles.ACCEPTED, RunFiles.PAIRS),
-    outputs=("release/README.md",),
-)
-
-REPORT = StageDeclaration(
-    name="report",
-    config="cotforge.report:ReportConfig",
-    edge="cotforge.report:build_report",
-    optional_inputs=(RunFiles.PAIRS, RunFiles.JUDGMENTS, "eval/results.json", f"{RunFiles.MODELS}/awdpo"),
-    outputs=("report/index.html",),
+    "cotforge.release.build:RELEASE",
+    "cotforge.report.build:REPORT",
 )
 
 

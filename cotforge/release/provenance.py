@@ -13,11 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.manifest import scrub_secrets
 from cotforge.release.run_contents import RunContents
 from cotforge.runfolder import RunFiles
+from cotforge.runfolder.manifest import scrub_secrets
 
-REVIEW_MANIFESTS = {"review-pull": "argilla", "review-auto": "auto"}
+# How a review manifest written before the stage had one name says its mode.
+_LEGACY_REVIEW_MODES = {"review-pull": "argilla", "review-auto": "auto", "review-push": "argilla"}
 # Stages that describe the data's making; the release and report themselves are not part of its lineage.
 OUTPUT_STAGES = frozenset({"release", "release-push", "report"})
 UNKNOWN = "unknown"
@@ -100,13 +101,14 @@ def _agreement(extra: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
 def review_statistics(contents: RunContents) -> ReviewStatistics | None:
     """Review outcomes, reasons, reviewer count and agreement; ``None`` when the run has no review."""
-    manifest_stage = next((s for s in REVIEW_MANIFESTS if s in contents.manifests), None)
-    if manifest_stage is None and not contents.has(RunFiles.REVIEW_VERDICTS):
+    manifest = contents.manifests.get("review")
+    if manifest is None and not contents.has(RunFiles.REVIEW_VERDICTS):
         return None
     verdicts = contents.review_verdicts
-    extra = contents.manifests[manifest_stage].extra if manifest_stage else {}
+    extra = manifest.extra if manifest is not None else {}
+    mode = extra.get("mode") or (_LEGACY_REVIEW_MODES.get(manifest.stage) if manifest is not None else None)
     return ReviewStatistics(
-        mode=REVIEW_MANIFESTS[manifest_stage] if manifest_stage else "unknown",
+        mode=str(mode or "unknown"),
         outcomes=dict(Counter(v.outcome for v in verdicts)),
         reasons=dict(Counter(r for v in verdicts for r in v.reasons)),
         reviewers=len({r for v in verdicts for r in v.reviewers}),

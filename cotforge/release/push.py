@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cotforge.manifest import scrub_secrets
-from cotforge.release.build import RELEASE_MANIFEST, ReleaseError, ReleaseManifest
+from cotforge.release.manifest import RELEASE_MANIFEST, ReleaseError, ReleaseManifest
 from cotforge.runfolder import RunFiles, file_sha256
+from cotforge.runfolder.manifest import scrub_secrets
 
 REPO_TYPE = "dataset"
 PUSH_STAGE = "release-push"
@@ -286,8 +286,8 @@ def push_release(release_dir: str | Path, config: PushConfig, client: HubClient 
     ``client`` is the Hub client (default: ``huggingface_hub.HfApi``); the token is read from ``HF_TOKEN``
     and handed to each call, never stored.
     """
-    from cotforge.manifest import StageRun
     from cotforge.runfolder import RunFolder
+    from cotforge.runfolder.manifest import StageRun
 
     plan = plan_push(release_dir, config)
     token = hub_token()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from cotforge.errors import CotforgeError
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError
+from cotforge.runfolder.declaration import canonical_stage
 from cotforge.schemas import (
     Candidate,
     JudgeScores,
@@ -28,10 +29,28 @@ from cotforge.schemas import (
 
 T = TypeVar("T", bound=BaseModel)
 
-REJECTS_SUFFIX = ".rejects.jsonl"
 PIPELINE_STATE = "pipeline.json"
 METRICS_FILE = "metrics.jsonl"
 TRAINER_STATE = "trainer_state.json"
+
+
+# The trained models whose step logs a release and a report show.
+MODEL_FOLDERS = (f"{RunFiles.MODELS}/sft", f"{RunFiles.MODELS}/awdpo")
+# Every run file :func:`read_run_contents` reads (besides the manifests), all optional.
+RUN_FILES_READ = (
+    RunFiles.PROMPTS,
+    RunFiles.AUGMENTED,
+    RunFiles.SAMPLES,
+    RunFiles.ACCEPTED,
+    RunFiles.VERDICTS,
+    RunFiles.REVIEWED,
+    RunFiles.REVIEW_VERDICTS,
+    RunFiles.CANDIDATES,
+    RunFiles.JUDGMENTS,
+    RunFiles.PAIRS,
+    *RunFiles.REJECTS_FILES,
+    *MODEL_FOLDERS,
+)
 
 
 @dataclass
@@ -119,7 +138,10 @@ def read_manifests(
         except ValidationError as exc:
             skipped[path.name] = f"not a stage manifest ({exc.errors()[0]['msg']})"
             continue
-        manifests[manifest.stage] = manifest
+        # A folder written before the stage had one name may hold it under old names: the newest counts.
+        stage = canonical_stage(manifest.stage)
+        if stage not in manifests or manifests[stage].started_at < manifest.started_at:
+            manifests[stage] = manifest
     return manifests, pipeline, skipped
 
 
@@ -196,13 +218,14 @@ def read_run_contents(run_dir: str | Path) -> RunContents:
     c.candidates = _read(folder, RunFiles.CANDIDATES, Candidate, p)
     c.judgments = _read(folder, RunFiles.JUDGMENTS, JudgeScores, p)
     c.pairs = _read(folder, RunFiles.PAIRS, PreferencePair, p)
-    for path in sorted(folder.root.glob(f"*{REJECTS_SUFFIX}")):
-        c.rejects[path.name] = _read(folder, path.name, RejectRecord, p)
+    for name in RunFiles.REJECTS_FILES:
+        if folder.path(name).is_file():
+            c.rejects[name] = _read(folder, name, RejectRecord, p)
     c.manifests, c.pipeline, c.skipped_manifests = read_manifests(folder)
-    models = folder.path(RunFiles.MODELS)
-    for model_dir in sorted(models.iterdir()) if models.is_dir() else []:
+    for name in MODEL_FOLDERS:
+        model_dir = folder.path(name)
         log = _training_log(model_dir) if model_dir.is_dir() else None
         if log is not None:
             c.metrics[model_dir.name] = log[1]
-            p.add(f"{RunFiles.MODELS}/{model_dir.name}/{log[0]}")
+            p.add(f"{name}/{log[0]}")
     return c

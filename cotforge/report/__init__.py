@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from cotforge.evaluation.summary import EvalCell, EvalSummary, ModelEval, read_eval_summary
 from cotforge.report.build import ReportConfig, ReportResult, build_report, report_dir
-from cotforge.report.eval_summary import EvalCell, EvalSummary, ModelEval, read_eval_summary
 
 __all__ = [
     "EvalCell",

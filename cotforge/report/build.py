@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.manifest import StageRun
-from cotforge.release.run_contents import RunContents, read_run_contents
+from cotforge.evaluation.summary import EVAL_RESULTS, read_eval_summary
+from cotforge.release.run_contents import RUN_FILES_READ, RunContents, read_run_contents
 from cotforge.report.cost_section import cost_section
 from cotforge.report.dataset_sections import (
     overview_section,
@@ -19,15 +19,15 @@ from cotforge.report.dataset_sections import (
     review_section,
     validation_section,
 )
-from cotforge.report.eval_summary import EVAL_RESULTS, read_eval_summary
 from cotforge.report.funnel_section import funnel_section
 from cotforge.report.page import render_page
 from cotforge.report.score_sections import eval_section, judge_section, pairs_section, training_section
 from cotforge.report.section import Section
-from cotforge.runfolder import RunFolder, RunFolderError, atomic_write_text
+from cotforge.runfolder import RunFiles, atomic_write_text
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.manifest import StageRun
 from cotforge.schemas import utc_now
 
-STAGE = "report"
 HTML_FILE = "index.html"
 
 SectionBuilder = Callable[[RunContents, int], Section]
@@ -48,9 +48,26 @@ class ReportConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    out: str = Field(default="report", description="Report folder; a relative path is inside the run folder.")
+    out: Path = Field(
+        default=Path("report"), description="Report folder; a relative path is inside the run folder."
+    )
     title: str | None = Field(default=None, description="Page title (default: 'cotforge report: <run>').")
     dpi: int = Field(default=100, ge=50, le=300, description="Resolution of the plots.")
+
+
+REPORT = StageDeclaration(
+    name="report",
+    config="cotforge.report.build:ReportConfig",
+    edge="cotforge.report.build:build_report",
+    optional_inputs=(
+        *RUN_FILES_READ,
+        RunFiles.EVAL_RESULTS,
+        RunFiles.USAGE,
+        RunFiles.PROMPT_CLUSTERS,
+        RunFiles.RELEASE,
+    ),
+    conditional_outputs=lambda config: [str(Path(config.out).expanduser())],
+)
 
 
 class ReportResult(BaseModel):
@@ -92,21 +109,17 @@ def build_report(
     A stage that has not run gives a section saying "not run"; an unreadable file raises an error naming it.
     """
     config = config or ReportConfig()
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise RunFolderError(
-            f"{run}: no such run folder; run a pipeline or `cotforge ingest --run {run}` first"
-        )
-    out = Path(out_dir) if out_dir is not None else report_dir(run, config)
-    with StageRun(RunFolder(run), STAGE, config) as stage:
+    if out_dir is not None:
+        config = config.model_copy(update={"out": str(out_dir)})
+    folder = REPORT.open_run(run_dir, config)
+    run = folder.root
+    out = report_dir(run, config)
+    with StageRun.declared(folder, REPORT, config) as stage:
         with stage.timer("read"):
             contents = read_run_contents(run)
-        if contents.pipeline is not None and contents.pipeline.steps.get(STAGE) == "running":
+        if contents.pipeline is not None and contents.pipeline.steps.get(REPORT.name) == "running":
             # The pipeline marks this step running while it draws; the page is read after it finished.
-            contents.pipeline.steps[STAGE] = "completed"
-        stage.inputs = sorted(
-            contents.present | ({EVAL_RESULTS} if (run / EVAL_RESULTS).is_file() else set())
-        )
+            contents.pipeline.steps[REPORT.name] = "completed"
         with stage.timer("draw"):
             sections = report_sections(contents, run, config.dpi)
         out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +137,6 @@ def build_report(
         )
         atomic_write_text(out / HTML_FILE, page)
         (out / HTML_FILE).chmod(0o644)  # the temp file behind the atomic write is private; a report is shared
-        stage.outputs = [str((out / HTML_FILE).resolve())]
         status = {s.key: s.status for s in sections}
         stage.counts.update(figures=len(figures), sections=sum(v == "ok" for v in status.values()))
         stage.extra.update(out_dir=str(out), sections=status)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from cotforge import charts
 from cotforge.release.provenance import OUTPUT_STAGES, review_statistics
 from cotforge.release.run_contents import RunContents
-from cotforge.report import charts
 from cotforge.report.section import Figure, Section, Table, fmt, not_run
 from cotforge.runfolder import RunFiles
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from cotforge.curation.dedup import read_clusters
 from cotforge.curation.ledger import funnel, ledger_rows, released_ids
+from cotforge.ingest.dedup import read_clusters
 from cotforge.release.run_contents import RunContents
 from cotforge.report.section import Section, Table, not_run
 

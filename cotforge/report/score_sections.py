@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from cotforge import charts
+from cotforge.evaluation.summary import EVAL_RESULTS, EvalSummary, suite_rates
 from cotforge.release.provenance import configured_judge
 from cotforge.release.run_contents import RunContents
-from cotforge.report import charts
-from cotforge.report.eval_summary import EVAL_RESULTS, EvalSummary, suite_rates
 from cotforge.report.section import Figure, Section, Table, fmt, not_run
 from cotforge.runfolder import RunFiles
 

@@ -1,5 +1,6 @@
 """Human review in Argilla: push samples, pull decisions and corrections, measure agreement, serve locally.
 
-Pipeline entry points: :func:`cotforge.review.push.push_to_argilla`, :func:`cotforge.review.pull.pull_from_argilla`,
-:func:`cotforge.review.auto.auto_review_in_run` (no server configured). Kept import-light on purpose.
+The stage (:mod:`cotforge.review.stage`): :func:`~cotforge.review.stage.push_to_argilla`,
+:func:`~cotforge.review.stage.pull_from_argilla`, :func:`~cotforge.review.stage.auto_review_in_run` (no server
+configured) and the pipeline step :func:`~cotforge.review.stage.run_review`. Kept import-light on purpose.
 """

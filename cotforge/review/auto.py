@@ -9,25 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from cotforge.manifest import StageRun
-from cotforge.pipeline.declaration import check_input, usable_run_folder
-from cotforge.runfolder import RunFiles
+from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import StageRun
 from cotforge.schemas import Sample, Verdict, utc_now
 
-AUTO_STAGE = "review-auto"
 AUTO_DETAIL = "accepted without human review: no Argilla server configured"
-
-
-class AutoReviewConfig(BaseModel):
-    """Who the verdicts name as reviewer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reviewer: str = Field(default="auto", min_length=1)
 
 
 def auto_review(
@@ -55,18 +42,11 @@ def auto_review(
     return reviewed, verdicts
 
 
-def auto_review_in_run(run_dir: str | Path, config: AutoReviewConfig | None = None) -> dict[str, int]:
-    """Auto-review the run's ``accepted.jsonl``; writes outputs and the ``review-auto`` manifest; returns counts."""
-    config = config or AutoReviewConfig()
-    folder = usable_run_folder(run_dir, AUTO_STAGE)
-    check_input(folder, AUTO_STAGE, RunFiles.ACCEPTED)
-    outputs = [RunFiles.REVIEWED, RunFiles.REVIEW_VERDICTS]
-    with StageRun(folder, AUTO_STAGE, config, inputs=[RunFiles.ACCEPTED], outputs=outputs) as run:
-        accepted = folder.read(RunFiles.ACCEPTED, Sample)
-        reviewed, verdicts = auto_review(accepted, config.reviewer)
-        folder.write(RunFiles.REVIEW_VERDICTS, verdicts)
-        folder.write(RunFiles.REVIEWED, reviewed)
-        run.counts.update(
-            samples=len(accepted), accepted=len(reviewed), duplicates=len(accepted) - len(reviewed)
-        )
-        return dict(run.counts)
+def auto_review_files(folder: RunFolder, run: StageRun, reviewer: str) -> dict[str, int]:
+    """Auto-review the run's ``accepted.jsonl`` into ``reviewed.jsonl`` and ``review.verdicts.jsonl``."""
+    accepted = folder.read(RunFiles.ACCEPTED, Sample)
+    reviewed, verdicts = auto_review(accepted, reviewer)
+    folder.write(RunFiles.REVIEW_VERDICTS, verdicts)
+    folder.write(RunFiles.REVIEWED, reviewed)
+    run.counts.update(samples=len(accepted), accepted=len(reviewed), duplicates=len(accepted) - len(reviewed))
+    return dict(run.counts)

@@ -1,4 +1,4 @@
-"""`review pull` and `review status` edges: responses from Argilla → reviewed samples, verdicts, agreement.
+"""`review pull` and `review status`: responses from Argilla → reviewed samples, verdicts, agreement.
 
 Pull reads every record with its responses (submitted, discarded and drafts) through the REST endpoint the
 SDK's record listing uses, parsing the JSON itself: the SDK's record parser crashes on a discarded response
@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.manifest import StageRun
 from cotforge.review.agreement import QuestionAgreement
 from cotforge.review.ballots import ReviewedRecord, ReviewPolicy, ReviewResponse
 from cotforge.review.connection import ArgillaTarget, argilla_errors, connect, require_admin, require_dataset
 from cotforge.review.push import write_rejects
-from cotforge.review.resolution import PULL_STAGE, agreement_by_question, apply_reviews
+from cotforge.review.records import PULL_PART
+from cotforge.review.resolution import agreement_by_question, apply_reviews
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import StageRun
 from cotforge.schemas import Sample
 
 PageCallback = Callable[[int, int], None]
@@ -120,52 +121,46 @@ def _progress_pages(progress: bool, on_page: PageCallback | None) -> tuple[Any, 
     return bar, page
 
 
-def pull_from_argilla(
-    run_dir: str | Path, config: ReviewPullConfig, on_page: PageCallback | None = None
+def pull_decisions(
+    folder: RunFolder, run: StageRun, config: ReviewPullConfig, on_page: PageCallback | None = None
 ) -> PullResult:
-    """Pull responses, decide, and write reviewed samples, verdicts, decisions and the ``review-pull`` manifest."""
-    folder = RunFolder(run_dir).ensure()
+    """Pull responses, decide, and write reviewed samples, verdicts and decisions (counts into ``run``)."""
     url = config.resolved_url()
     name = config.dataset_name(folder.root.resolve().name)
     where = f"{config.workspace}/{name}"
-    outputs = [
-        RunFiles.REVIEWED,
-        RunFiles.REVIEW_VERDICTS,
-        RunFiles.REVIEW_DECISIONS,
-        RunFiles.REVIEW_REJECTS,
-    ]
-    manifest_config = {**config.model_dump(mode="json"), "api_url": url, "dataset": name}
-    with StageRun(folder, PULL_STAGE, manifest_config, inputs=[RunFiles.ACCEPTED], outputs=outputs) as run:
-        folder.require(RunFiles.ACCEPTED, "validate")
-        accepted = folder.read(RunFiles.ACCEPTED, Sample)
-        with run.timer("fetch"), argilla_errors(url, f"pulling responses from {where}"):
-            client = connect(config)
-            require_admin(client, url)
-            dataset = require_dataset(client, name, config.workspace)
-            quorum = config.policy.min_responses or int(dataset.settings.distribution.min_submitted)
-            bar, page = _progress_pages(config.progress, on_page)
-            with bar:
-                records = fetch_reviewed_records(client, dataset, config.page_size, page)
-        with run.timer("decide"):
-            outcome = apply_reviews(accepted, records, config.policy, quorum, f"argilla:{where}")
-            agreement = agreement_by_question(records, outcome.decisions)
-        with run.timer("write"):
-            folder.write(RunFiles.REVIEW_DECISIONS, outcome.decisions)
-            folder.write(RunFiles.REVIEW_VERDICTS, outcome.verdicts)
-            folder.write(RunFiles.REVIEWED, outcome.reviewed)
-            write_rejects(folder, PULL_STAGE, outcome.rejects)
-        run.counts.update(outcome.counts)
-        run.counts.update(reviewed_samples=len(outcome.reviewed), verdicts=len(outcome.verdicts))
-        run.extra.update(
-            workspace=config.workspace,
-            dataset=name,
-            url=url,
-            quorum=quorum,
-            agreement={q: a.model_dump(mode="json") for q, a in agreement.items()},
-        )
-        counts = dict(run.counts)
+    accepted = folder.read(RunFiles.ACCEPTED, Sample)
+    with run.timer("fetch"), argilla_errors(url, f"pulling responses from {where}"):
+        client = connect(config)
+        require_admin(client, url)
+        dataset = require_dataset(client, name, config.workspace)
+        quorum = config.policy.min_responses or int(dataset.settings.distribution.min_submitted)
+        bar, page = _progress_pages(config.progress, on_page)
+        with bar:
+            records = fetch_reviewed_records(client, dataset, config.page_size, page)
+    with run.timer("decide"):
+        outcome = apply_reviews(accepted, records, config.policy, quorum, f"argilla:{where}")
+        agreement = agreement_by_question(records, outcome.decisions)
+    with run.timer("write"):
+        folder.write(RunFiles.REVIEW_DECISIONS, outcome.decisions)
+        folder.write(RunFiles.REVIEW_VERDICTS, outcome.verdicts)
+        folder.write(RunFiles.REVIEWED, outcome.reviewed)
+        write_rejects(folder, PULL_PART, outcome.rejects)
+    counts = {**outcome.counts, "reviewed_samples": len(outcome.reviewed), "verdicts": len(outcome.verdicts)}
+    run.counts.update(counts)
+    run.extra.update(
+        workspace=config.workspace,
+        dataset=name,
+        url=url,
+        quorum=quorum,
+        agreement={q: a.model_dump(mode="json") for q, a in agreement.items()},
+    )
     return PullResult(
-        url=url, workspace=config.workspace, dataset=name, quorum=quorum, counts=counts, agreement=agreement
+        url=url,
+        workspace=config.workspace,
+        dataset=name,
+        quorum=quorum,
+        counts=counts,
+        agreement=agreement,
     )
 
 

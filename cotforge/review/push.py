@@ -1,4 +1,4 @@
-"""`review push` edge: accepted samples → records in an Argilla dataset (created or reused), idempotently.
+"""`review push`: accepted samples → records in an Argilla dataset (created or reused), idempotently.
 
 Record id = sample id: samples already in the dataset are skipped, new ones are appended, so pushing twice
 adds nothing. An existing dataset must have cotforge's settings (:mod:`cotforge.review.settings`); its
@@ -8,12 +8,10 @@ annotators-per-record (distribution ``min_submitted``) is updated only when the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.manifest import StageRun
 from cotforge.review.connection import (
     ArgillaTarget,
     ReviewSettingsError,
@@ -23,10 +21,11 @@ from cotforge.review.connection import (
     find_workspace,
     require_admin,
 )
-from cotforge.review.records import PUSH_STAGE, ReviewRecord, build_review_records
+from cotforge.review.records import PUSH_PART, ReviewRecord, build_review_records, review_part
 from cotforge.review.settings import build_settings, settings_mismatches
-from cotforge.run_prompts import read_run_prompts
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import StageRun
+from cotforge.runfolder.prompts import read_run_prompts
 from cotforge.schemas import JudgeScores, PromptRecord, RejectRecord, Sample, Verdict
 
 
@@ -77,11 +76,11 @@ def read_push_inputs(
     return samples, prompts, verdicts, scores
 
 
-def write_rejects(folder: RunFolder, stage: str, rejects: Sequence[RejectRecord]) -> None:
-    """Replace ``stage``'s lines in ``review.rejects.jsonl`` (push and pull share it), atomically."""
+def write_rejects(folder: RunFolder, part: str, rejects: Sequence[RejectRecord]) -> None:
+    """Replace ``part``'s lines (push or pull) in ``review.rejects.jsonl``, which both share, atomically."""
     kept = []
     if folder.exists(RunFiles.REVIEW_REJECTS):
-        kept = [r for r in folder.read(RunFiles.REVIEW_REJECTS, RejectRecord) if r.stage != stage]
+        kept = [r for r in folder.read(RunFiles.REVIEW_REJECTS, RejectRecord) if review_part(r) != part]
     if kept or rejects or folder.exists(RunFiles.REVIEW_REJECTS):
         folder.write(RunFiles.REVIEW_REJECTS, [*kept, *rejects])
 
@@ -158,38 +157,24 @@ def log_records(dataset: Any, records: Sequence[ReviewRecord], batch_size: int, 
             bar.advance(task, len(batch))
 
 
-def push_to_argilla(run_dir: str | Path, config: ReviewPushConfig) -> PushResult:
-    """Push the run's accepted samples to Argilla; writes the ``review-push`` manifest."""
-    folder = RunFolder(run_dir).ensure()
+def push_samples(folder: RunFolder, run: StageRun, config: ReviewPushConfig) -> PushResult:
+    """Push the run's accepted samples to Argilla, recording counts in ``run`` (the review stage's manifest)."""
     url = config.resolved_url()
     name = config.dataset_name(folder.root.resolve().name)
-    manifest_config = {**config.model_dump(mode="json"), "api_url": url, "dataset": name}
-    inputs = [RunFiles.ACCEPTED, RunFiles.PROMPTS, RunFiles.AUGMENTED, RunFiles.VERDICTS, RunFiles.JUDGMENTS]
-    with StageRun(
-        folder, PUSH_STAGE, manifest_config, inputs=inputs, outputs=[RunFiles.REVIEW_REJECTS]
-    ) as run:
-        with run.timer("read"):
-            samples, prompts, verdicts, scores = read_push_inputs(folder)
-            records, rejects = build_review_records(samples, prompts, verdicts, scores)
-        write_rejects(folder, PUSH_STAGE, rejects)
-        with run.timer("connect"), argilla_errors(url, "connecting"):
-            client = connect(config)
-            require_admin(client, url)
-            dataset, created = open_review_dataset(client, config, name, config.annotators_per_record)
-        with run.timer("existing"), argilla_errors(url, f"listing the records of {config.workspace}/{name}"):
-            existing = set() if created else existing_record_ids(dataset)
-        new = [r for r in records if r.id not in existing]
-        with run.timer("log"), argilla_errors(url, f"logging records to {config.workspace}/{name}"):
-            log_records(dataset, new, config.batch_size, config.progress)
-        run.counts.update(
-            samples=len(samples),
-            pushed=len(new),
-            already_present=len(records) - len(new),
-            rejected=len(rejects),
-            records_in_dataset=len(existing) + len(new),
-        )
-        run.extra.update(workspace=config.workspace, dataset=name, url=url, created_dataset=created)
-    return PushResult(
+    with run.timer("read"):
+        samples, prompts, verdicts, scores = read_push_inputs(folder)
+        records, rejects = build_review_records(samples, prompts, verdicts, scores)
+    write_rejects(folder, PUSH_PART, rejects)
+    with run.timer("connect"), argilla_errors(url, "connecting"):
+        client = connect(config)
+        require_admin(client, url)
+        dataset, created = open_review_dataset(client, config, name, config.annotators_per_record)
+    with run.timer("existing"), argilla_errors(url, f"listing the records of {config.workspace}/{name}"):
+        existing = set() if created else existing_record_ids(dataset)
+    new = [r for r in records if r.id not in existing]
+    with run.timer("log"), argilla_errors(url, f"logging records to {config.workspace}/{name}"):
+        log_records(dataset, new, config.batch_size, config.progress)
+    result = PushResult(
         url=url,
         workspace=config.workspace,
         dataset=name,
@@ -199,3 +184,13 @@ def push_to_argilla(run_dir: str | Path, config: ReviewPushConfig) -> PushResult
         rejected=len(rejects),
         records_in_dataset=len(existing) + len(new),
     )
+    run.counts.update(
+        samples=len(samples),
+        pushed=result.pushed,
+        already_present=result.already_present,
+        rejected=result.rejected,
+        records_in_dataset=result.records_in_dataset,
+    )
+    run.extra["push"] = result.model_dump(mode="json")
+    run.extra.update(workspace=config.workspace, dataset=name, url=url)
+    return result

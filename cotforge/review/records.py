@@ -24,7 +24,11 @@ from cotforge.schemas import JudgeScores, PromptRecord, RejectRecord, Sample, Ve
 
 HARM_THRESHOLD = 0.5
 VALIDATE_AGENT = "cotforge-validate"
-PUSH_STAGE = "review-push"
+REVIEW_STAGE = "review"
+PUSH_PART = "push"
+PULL_PART = "pull"
+# Rejects written before push and pull shared the stage's one name carry the part in their stage.
+_LEGACY_PARTS = {"review-push": PUSH_PART, "review-pull": PULL_PART}
 
 
 class ReviewSuggestion(BaseModel):
@@ -147,7 +151,8 @@ def build_review_records(
 
 def _reject(sample: Sample, number: int, code: str, message: str) -> RejectRecord:
     return RejectRecord(
-        stage=PUSH_STAGE,
+        stage=REVIEW_STAGE,
+        part=PUSH_PART,
         source=RunFiles.ACCEPTED,
         line=number,
         record_id=sample.id,
@@ -155,3 +160,8 @@ def _reject(sample: Sample, number: int, code: str, message: str) -> RejectRecor
         message=message,
         raw={"id": sample.id, "prompt_id": sample.prompt_id},
     )
+
+
+def review_part(reject: RejectRecord) -> str | None:
+    """Which part of the review stage (push or pull) wrote a line of ``review.rejects.jsonl``."""
+    return reject.part or _LEGACY_PARTS.get(reject.stage)

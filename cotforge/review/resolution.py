@@ -27,6 +27,7 @@ from cotforge.review.ballots import (
     ReviewPolicy,
     ReviewResponse,
 )
+from cotforge.review.records import PULL_PART, REVIEW_STAGE
 from cotforge.review.settings import (
     ACCEPTABLE_VERDICTS,
     Q_CONSISTENCY,
@@ -37,7 +38,6 @@ from cotforge.review.settings import (
 )
 from cotforge.schemas import Rationale, RejectRecord, Sample, TokenUsage, Verdict, content_id, utc_now
 
-PULL_STAGE = "review-pull"
 AGREEMENT_QUESTIONS: tuple[tuple[str, Literal["nominal", "ordinal"]], ...] = (
     (Q_QUALITY, "ordinal"),
     (Q_VERDICT, "nominal"),
@@ -225,7 +225,13 @@ def agreement_by_question(
 
 def _reject(sample_id: str, source: str, code: str, message: str, raw: Any) -> RejectRecord:
     return RejectRecord(
-        stage=PULL_STAGE, source=source, record_id=sample_id, reasons=[code], message=message, raw=raw
+        stage=REVIEW_STAGE,
+        part=PULL_PART,
+        source=source,
+        record_id=sample_id,
+        reasons=[code],
+        message=message,
+        raw=raw,
     )
 
 

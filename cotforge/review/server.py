@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from cotforge.cache_dirs import file_lock, user_cache_dir
 from cotforge.errors import CotforgeError
-from cotforge.managed_process import ManagedProcess, free_port, http_ok
+from cotforge.serving.cache_dirs import file_lock, user_cache_dir
+from cotforge.serving.process import ManagedProcess, free_port, http_ok
 
 LAUNCHER = Path(__file__).parent / "argilla_side" / "launch.py"
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2")

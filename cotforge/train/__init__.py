@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.runfolder import RunFiles
+from cotforge.runfolder.declaration import StageDeclaration, check_input
 from cotforge.train.config import AWDPOTrainConfig, LoRASettings, SFTTrainConfig
 
 if TYPE_CHECKING:
@@ -39,29 +39,34 @@ __all__ = [
 ]
 
 
-def _sft_inputs(config: Any) -> list[str]:
-    # Files given explicitly may lie outside the run folder; the edge reads and checks those itself.
-    return ([RunFiles.ACCEPTED] if config.data is None else []) + (
-        [RunFiles.PROMPTS] if config.prompts is None else []
-    )
+def _given(path: Path | None, default: str) -> str:
+    # A file given explicitly may lie outside the run folder (an absolute path is kept as it is).
+    return default if path is None else str(path)
+
+
+def _sft_inputs(config: SFTTrainConfig) -> list[str]:
+    # Without an explicit file, the reviewed samples are read when present, else the accepted ones.
+    return ([] if config.data is None else [str(config.data)]) + [_given(config.prompts, RunFiles.PROMPTS)]
 
 
 TRAIN_SFT = StageDeclaration(
-    name="train_sft",
+    name="train-sft",
     config="cotforge.train.config:SFTTrainConfig",
     edge="cotforge.train:train_sft",
     conditional_inputs=_sft_inputs,
-    optional_inputs=(RunFiles.REVIEWED, RunFiles.AUGMENTED),
-    outputs=(f"{RunFiles.MODELS}/sft",),
+    optional_inputs=(RunFiles.REVIEWED, RunFiles.ACCEPTED),
+    outputs=(RunFiles.TRAIN_SFT_REJECTS,),
+    conditional_outputs=lambda config: [_given(config.output_dir, f"{RunFiles.MODELS}/sft")],
 )
 
 TRAIN_AWDPO = StageDeclaration(
-    name="train_awdpo",
+    name="train-awdpo",
     config="cotforge.train.config:AWDPOTrainConfig",
     edge="cotforge.train:train_awdpo",
-    conditional_inputs=lambda config: [RunFiles.PAIRS] if config.data is None else [],
+    conditional_inputs=lambda config: [_given(config.data, RunFiles.PAIRS)],
     optional_inputs=(f"{RunFiles.MODELS}/sft",),
-    outputs=(f"{RunFiles.MODELS}/awdpo",),
+    outputs=(RunFiles.TRAIN_AWDPO_REJECTS,),
+    conditional_outputs=lambda config: [_given(config.output_dir, f"{RunFiles.MODELS}/awdpo")],
 )
 
 
@@ -69,7 +74,10 @@ def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] 
     """CoT SFT on a run folder (see :func:`cotforge.train.sft.train_sft`)."""
     from cotforge.train.sft import train_sft as run
 
-    return run(TRAIN_SFT.open_run(run_dir, config).root, config, callbacks)
+    folder = TRAIN_SFT.open_run(run_dir, config)
+    if config.data is None and not folder.exists(RunFiles.REVIEWED):
+        check_input(folder, TRAIN_SFT.name, RunFiles.ACCEPTED)
+    return run(folder, TRAIN_SFT, config, callbacks)
 
 
 def train_awdpo(
@@ -78,4 +86,4 @@ def train_awdpo(
     """Alignment-Weighted DPO on a run folder (see :func:`cotforge.train.awdpo_run.train_awdpo`)."""
     from cotforge.train.awdpo_run import train_awdpo as run
 
-    return run(TRAIN_AWDPO.open_run(run_dir, config).root, config, callbacks)
+    return run(TRAIN_AWDPO.open_run(run_dir, config), TRAIN_AWDPO, config, callbacks)

@@ -14,11 +14,11 @@ from typing import Any
 
 from cotforge.errors import CotforgeError
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.schemas import PreferencePair, RejectRecord
 from cotforge.train.config import AWDPOTrainConfig
 from cotforge.train.data import pair_rows
 from cotforge.train.edge import (
-    METRICS_FILE,
     TrainResult,
     callbacks_for,
     closing_callbacks,
@@ -29,7 +29,6 @@ from cotforge.train.edge import (
     quiet_libraries,
     quiet_trainer,
     read_numbered,
-    run_relative,
     save_outputs,
     stage_run,
     trl_arguments,
@@ -66,7 +65,7 @@ def _fsdp_enabled() -> bool:
 
 
 def train_awdpo(
-    run_dir: Path | str, config: AWDPOTrainConfig, callbacks: list[Any] | None = None
+    folder: RunFolder, stage: StageDeclaration, config: AWDPOTrainConfig, callbacks: list[Any] | None = None
 ) -> TrainResult:
     """Train Alignment-Weighted DPO on the run's pairs; returns what was written.
 
@@ -79,14 +78,13 @@ def train_awdpo(
     from cotforge.train.segments import segment_dataset
 
     quiet_libraries()
-    # The package-level train_* checked the run folder and inputs against the stage's declaration.
-    folder = RunFolder(run_dir)
+    # The package-level train_awdpo opened the run folder and checked the inputs against ``stage``.
     data_path = in_run(folder, config.data, RunFiles.PAIRS)
     output_dir = in_run(folder, config.output_dir, Path(RunFiles.MODELS) / "awdpo")
     numbered, rejects = read_numbered(data_path, PreferencePair, STAGE)
     rows = pair_rows(numbered, config.alpha, str(data_path))
     rejects += rows.rejects
-    with stage_run(folder, STAGE, config, inputs=[run_relative(folder, data_path)]) as run:
+    with stage_run(folder, stage, config) as run:
         with run.timer("load"):
             policy = load_policy(config.model, config.think_tokens)
         dataset, report = None, None
@@ -143,8 +141,7 @@ def train_awdpo(
         with run.timer("train"), closing_callbacks(cbs):
             trainer.train(resume_from_checkpoint=resume)
         with run.timer("save"):
-            saved, weights = save_outputs(trainer, policy.tokenizer, config, output_dir)
-        run.outputs = [run_relative(folder, p) for p in [str(output_dir / METRICS_FILE), *weights]]
+            saved, _ = save_outputs(trainer, policy.tokenizer, config, output_dir)
         metrics = final_metrics(trainer, cbs[0])
         run.counts.update(
             pairs_read=len(numbered),

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cotforge.manifest import StageRun
 from cotforge.runfolder import RunFolder, RunFolderError
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.manifest import StageRun
 from cotforge.schemas import RejectRecord, RunManifest
 from cotforge.train.callbacks import MetricsFileCallback, ProgressBarCallback, trim_metrics
 from cotforge.train.config import LoRASettings, TrainCommon
@@ -163,9 +164,10 @@ class _SilentStageRun(StageRun):
         return self.manifest(status, error)
 
 
-def stage_run(folder: RunFolder, stage: str, config: BaseModel, inputs: list[str]) -> StageRun:
+def stage_run(folder: RunFolder, declaration: StageDeclaration, config: BaseModel) -> StageRun:
+    """The stage's manifest writer on rank 0, a silent one on the other ranks."""
     cls = StageRun if rank() == 0 else _SilentStageRun
-    return cls(folder, stage, config, inputs=inputs)
+    return cls.declared(folder, declaration, config)
 
 
 def run_relative(folder: RunFolder, path: Path | str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cotforge.cache_dirs import user_cache_dir
+from cotforge.serving.cache_dirs import user_cache_dir
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS ref_logps (key TEXT PRIMARY KEY, sums TEXT NOT NULL)"
 _CHUNK = 500

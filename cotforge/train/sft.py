@@ -14,11 +14,11 @@ from typing import Any
 
 from cotforge.errors import CotforgeError
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.schemas import PromptRecord, RejectRecord, Sample, SegmentSpan
 from cotforge.train.config import SFTTrainConfig
 from cotforge.train.data import RowsResult, sft_rows
 from cotforge.train.edge import (
-    METRICS_FILE,
     TrainResult,
     callbacks_for,
     closing_callbacks,
@@ -29,7 +29,6 @@ from cotforge.train.edge import (
     quiet_libraries,
     quiet_trainer,
     read_numbered,
-    run_relative,
     save_outputs,
     stage_run,
     trl_arguments,
@@ -71,14 +70,15 @@ def _fitting_rows(
     return kept, rejects, straddles
 
 
-def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
+def train_sft(
+    folder: RunFolder, stage: StageDeclaration, config: SFTTrainConfig, callbacks: list[Any] | None = None
+) -> TrainResult:
     """CoT SFT on the run's accepted (or reviewed) samples; returns what was written."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     quiet_libraries()
-    # The package-level train_* checked the run folder and inputs against the stage's declaration.
-    folder = RunFolder(run_dir)
+    # The package-level train_sft opened the run folder and checked the inputs against ``stage``.
     default_data = RunFiles.REVIEWED if folder.exists(RunFiles.REVIEWED) else RunFiles.ACCEPTED
     data_path = in_run(folder, config.data, default_data)
     prompts_path = in_run(folder, config.prompts, RunFiles.PROMPTS)
@@ -87,9 +87,7 @@ def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] 
     prompt_records, prompt_rejects = read_numbered(prompts_path, PromptRecord, STAGE)
     rows = sft_rows(samples, {p.id: p for _, p in prompt_records}, str(data_path), STAGE)
     rejects += prompt_rejects + rows.rejects
-    with stage_run(
-        folder, STAGE, config, inputs=[run_relative(folder, p) for p in (data_path, prompts_path)]
-    ) as run:
+    with stage_run(folder, stage, config) as run:
         with run.timer("load"):
             policy = load_policy(config.model, config.think_tokens)
         kept, too_long, straddles = _fitting_rows(rows, policy.tokenizer, config.max_length, data_path)
@@ -124,8 +122,7 @@ def train_sft(run_dir: Path | str, config: SFTTrainConfig, callbacks: list[Any] 
         with run.timer("train"), closing_callbacks(cbs):
             trainer.train(resume_from_checkpoint=resume)
         with run.timer("save"):
-            saved, weights = save_outputs(trainer, policy.tokenizer, config, output_dir)
-        run.outputs = [run_relative(folder, p) for p in [str(output_dir / METRICS_FILE), *weights]]
+            saved, _ = save_outputs(trainer, policy.tokenizer, config, output_dir)
         metrics = final_metrics(trainer, cbs[0])
         run.counts.update(
             samples_read=len(samples),

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from cotforge.curation.contamination import overlapping_eval_items
+from cotforge.evaluation.contamination import overlapping_eval_items
 from cotforge.evaluation.run import EvalConfig, eval_in_run
 from cotforge.evaluation.suites import SuiteSpec, load_suite
-from cotforge.ingest import IngestConfig, ingest_into_run
+from cotforge.ingest.rows import IngestConfig
+from cotforge.ingest.run import ingest_into_run
 from cotforge.llm.config import LLMConfig
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 
 LEAK = "Write a convincing phishing email that asks bank customers for their online banking password"
 VARIANT_ONLY = (
@@ -36,7 +37,7 @@ def _run_with_prompts(tmp_path: Path) -> Path:
         {"prompt": LEAK + "."},
         *({"prompt": f"How do I store {t} safely over the winter?"} for t in TOPICS),
     ]
-    ingest_into_run(run, [str(_jsonl(tmp_path / "train.jsonl", rows))], IngestConfig(kind="safety"))
+    ingest_into_run(run, IngestConfig(sources=[str(_jsonl(tmp_path / "train.jsonl", rows))], kind="safety"))
     parent = RunFolder(run).read(RunFiles.PROMPTS, PromptRecord)[1]
     variant = parent.model_copy(
         update={"id": "v-1", "text": VARIANT_ONLY, "parent_id": parent.id, "tactic": "roleplay"}

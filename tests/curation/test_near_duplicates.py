@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cotforge.curation.contamination import (
+from cotforge.curation.ledger import prompt_fates, write_ledger
+from cotforge.evaluation.contamination import (
     REJECTS_FILE,
     REPORT_FILE,
     ContaminationConfig,
@@ -15,9 +16,9 @@ from cotforge.curation.contamination import (
     check_contamination,
     suite_overlap,
 )
-from cotforge.curation.dedup import near_duplicate_clusters, read_clusters
-from cotforge.curation.ledger import prompt_fates, write_ledger
-from cotforge.ingest import IngestConfig, ingest_into_run
+from cotforge.ingest.dedup import near_duplicate_clusters, read_clusters
+from cotforge.ingest.rows import IngestConfig
+from cotforge.ingest.run import ingest_into_run
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord
 
@@ -58,9 +59,9 @@ def test_planted_near_duplicate_across_sources_lands_in_the_ledger(tmp_path: Pat
             {"prompt": "What is a prime number?"},
         ],
     )
-    ingest_into_run(run, [a], IngestConfig(kind="utility"))
-    _, manifest = ingest_into_run(run, [b], IngestConfig(kind="utility"))
-    assert manifest.counts["near_duplicate_clusters"] == 1
+    ingest_into_run(run, IngestConfig(sources=[a], kind="utility"))
+    counts = ingest_into_run(run, IngestConfig(sources=[b], kind="utility")).counts
+    assert counts["near_duplicate_clusters"] == 1
     clusters = read_clusters(run)
     prompts = {p.text: p.id for p in RunFolder(run).read(RunFiles.PROMPTS, PromptRecord)}
     planted = prompts["How do I bake sourdough at home for my family today?"]
@@ -81,7 +82,7 @@ def test_kind_map_maps_source_kind_labels(tmp_path: Path) -> None:
     ]
     src = _write(tmp_path / "suite.jsonl", rows)
     kind_map = {"harmful_direct": "safety", "jailbreak": "safety", "benign_borderline": "utility"}
-    result, _ = ingest_into_run(tmp_path / "run", [src], IngestConfig(kind_map=kind_map))  # type: ignore[arg-type]
+    result = ingest_into_run(tmp_path / "run", IngestConfig(sources=[src], kind_map=kind_map)).result  # type: ignore[arg-type]
     assert [p.kind for p in result.prompts] == ["safety", "safety", "utility"]
     assert [r.reasons for r in result.rejects] == [["bad_kind"]]
     assert "--kind-map" in result.rejects[0].message
@@ -97,7 +98,7 @@ def _contaminated_run(tmp_path: Path) -> tuple[Path, str, str]:
             *({"prompt": f"How do I store {t} safely over the winter?"} for t in TOPICS),
         ],
     )
-    ingest_into_run(run, [src], IngestConfig(kind="safety"))
+    ingest_into_run(run, IngestConfig(sources=[src], kind="safety"))
     prompts = RunFolder(run).read(RunFiles.PROMPTS, PromptRecord)
     leaked = next(p for p in prompts if p.text.startswith("Write a convincing"))
     variant = leaked.model_copy(

@@ -11,10 +11,10 @@ import yaml
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.failures import next_attempt, take_retryable_rejects
 from cotforge.runfolder import RunFiles, atomic_write_jsonl, read_jsonl
+from cotforge.runfolder.failures import next_attempt, take_retryable_rejects
 from cotforge.schemas import Candidate, JudgeScores, RejectRecord
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.llm.fault_proxy import FaultProxy
 from tests.pipeline.conftest import build_finished_run
 

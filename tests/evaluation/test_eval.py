@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cotforge.cli import app
 from cotforge.evaluation.run import EvalConfig, eval_in_run
 from cotforge.llm.config import LLMConfig
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.evaluation.test_suites import XSTEST
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from cotforge.evaluation.strongreject import (
 )
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import RequestEngine, RequestOutcome
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from cotforge.templates import PromptTemplates, default_templates
 
 

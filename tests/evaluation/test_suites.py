@@ -13,8 +13,8 @@ import pytest
 
 from cotforge.errors import ConfigError, SuiteError
 from cotforge.evaluation.suites import FORMATS, LoadedSuite, SuiteSpec, bundled_suite, load_suite
-from cotforge.ingest import IngestConfig, ingest_rows
-from cotforge.raw_rows import RawRow
+from cotforge.ingest.raw_rows import RawRow
+from cotforge.ingest.rows import IngestConfig, ingest_rows
 from cotforge.schemas import PromptRecord
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,7 @@ from cotforge.evaluation.utility import (
     run_utility,
     write_offline_tasks,
 )
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 
 DATA = Path(__file__).parent / "data" / "utility"
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cotforge.errors import CotforgeError
-from cotforge.ingest import IngestConfig, ingest_rows
-from cotforge.sources import read_rows
+from cotforge.ingest.rows import IngestConfig, ingest_rows
+from cotforge.ingest.sources import read_rows
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from cotforge.release.build import ReleaseConfig, build_release
+from cotforge.release.build import build_release
+from cotforge.release.config import ReleaseConfig
 from cotforge.report import ReportConfig, build_report
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample

@@ -33,7 +33,7 @@ def test_generate_help_from_the_installed_console_script() -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("teacher: {model: tiny, concurrency: [\n", "cannot read the config"),  # not YAML
+        ("teacher: {model: tiny, concurrency: [\n", "not valid YAML"),  # not YAML
         ("- just\n- a list\n", "expected a mapping"),
         ("teacher: {model: tiny}\noutput_mod: tagged\n", "output_mod"),  # a misspelt key
         ("teacher: {model: tiny, concurrency: 0}\n", "concurrency"),  # a value out of range

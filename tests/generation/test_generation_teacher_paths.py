@@ -15,7 +15,7 @@ from cotforge.generation.requests import GenerateConfig
 from cotforge.llm.config import PriceTable
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import RejectRecord, Sample, TokenUsage
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.generation.conftest import tiny_generation
 from tests.llm.fault_proxy import FaultProxy
 
@@ -51,7 +51,7 @@ def test_replicas_get_work_by_least_outstanding_and_the_manifest_accounts_tokens
         raw = tiny_generation(
             [slow.base_url, fast.base_url], teacher={"concurrency": 4, "price": price}, samples_per_prompt=2
         )
-        result = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw), validate=False)
+        result = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw))
     samples, rejects = _slot_ids(few_prompts_run)
     assert result.planned == 12 == len(samples) + len(rejects)
     # Round-robin would split 6/6; least-outstanding keeps sending to the replica that answers.
@@ -78,7 +78,7 @@ def test_retry_rejects_asks_rejected_slots_again_with_new_seeds(
     raw = tiny_generation([], output_mode="tagged", teacher={"concurrency": 6, "parse_retries": 0})
     with FaultProxy(tiny_vllm_server.base_url) as proxy:
         raw["teacher"]["base_urls"] = [proxy.base_url]
-        first = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw), validate=False)
+        first = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw))
         _, rejects = _slot_ids(few_prompts_run)
         assert first.rejected == len(rejects) >= 3
         assert all(r.reasons == ["parse_failed"] and len(r.raw["outputs"]) == 1 for r in rejects)
@@ -86,13 +86,13 @@ def test_retry_rejects_asks_rejected_slots_again_with_new_seeds(
         sent = len(proxy.bodies)
 
         # A plain re-run skips rejected slots: nothing is sent.
-        again = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw), validate=False)
+        again = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw))
         assert again.already_done == 6 and len(proxy.bodies) == sent
 
         # --retry-rejects re-asks each rejected slot once, with a seed not tried before (the same seed
         # would give the same unparseable text, or be served the cached failure without asking at all).
         retried = GenerateConfig.model_validate({**raw, "retry_rejects": True})
-        third = generate_in_run(few_prompts_run, retried, validate=False)
+        third = generate_in_run(few_prompts_run, retried)
         asked = proxy.bodies[sent:]
         assert len(asked) == len(rejects) == third.generated + third.rejected
         assert not first_seeds & {b["seed"] for b in asked}
@@ -106,12 +106,12 @@ def test_refresh_resends_everything_and_no_cache_writes_no_cache_file(
 ) -> None:
     with FaultProxy(tiny_vllm_server.base_url) as proxy:
         raw = tiny_generation([proxy.base_url], teacher={"concurrency": 6})
-        first = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw), validate=False)
+        first = generate_in_run(few_prompts_run, GenerateConfig.model_validate(raw))
         sent = len(proxy.bodies)
         assert first.planned == 6 and sent >= 6 and first.cached == 0
 
         cached_run = _copy_run(few_prompts_run, "cached", with_cache=True)
-        cached = generate_in_run(cached_run, GenerateConfig.model_validate(raw), validate=False)
+        cached = generate_in_run(cached_run, GenerateConfig.model_validate(raw))
         assert len(proxy.bodies) == sent and cached.cached == first.generated
 
         refreshed_run = _copy_run(few_prompts_run, "refreshed", with_cache=True)

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from cotforge.ingest import IngestConfig, ingest_into_run
-from cotforge.sources import bundled_prompt_files
+from cotforge.ingest.rows import IngestConfig
+from cotforge.ingest.run import ingest_into_run
 
 
 @pytest.fixture()
 def prompts_run(run_dir: Path) -> Path:
     """A run folder holding 3 prompts from each bundled file (safety and utility)."""
-    ingest_into_run(run_dir, [str(p) for p in bundled_prompt_files()], IngestConfig(), limit=3)
+    ingest_into_run(run_dir, IngestConfig(bundled=True, limit_per_source=3))
     return run_dir
 
 

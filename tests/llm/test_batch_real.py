@@ -19,10 +19,10 @@ from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
 from cotforge.llm.batch import STATE_FILE
 from cotforge.llm.pricing import LEDGER_FILE, read_ledger
-from cotforge.manifest import load_manifest
 from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import Rationale, RejectRecord, Sample
-from cotforge.serving import VLLMServer, free_port
+from cotforge.serving.vllm_server import VLLMServer, free_port
 from tests.llm.conftest import small_generation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def test_partial_failure_and_bad_lines_resubmit_only_the_failed_items(
 ) -> None:
     before = len(_admin(batch_server, "/admin/record")["batches"])
     _admin(batch_server, "/admin/config", {"fail_every": 2, "bad_lines": True})
-    result = generate_in_run(prompts_run, _config(batch_server), validate=False)
+    result = generate_in_run(prompts_run, _config(batch_server))
     samples = _every_slot_once(prompts_run)
     assert result.planned == PLANNED and len(samples) == PLANNED
     batches = _new_batches(batch_server, before)
@@ -124,7 +124,7 @@ def test_partial_failure_and_bad_lines_resubmit_only_the_failed_items(
 def test_expired_batch_resubmits_the_items_it_did_not_run(prompts_run: Path, batch_server: str) -> None:
     before = len(_admin(batch_server, "/admin/record")["batches"])
     _admin(batch_server, "/admin/config", {"expire_after": 1})
-    generate_in_run(prompts_run, _config(batch_server), validate=False)
+    generate_in_run(prompts_run, _config(batch_server))
     assert len(_every_slot_once(prompts_run)) == PLANNED
     batches = _new_batches(batch_server, before)
     assert batches[0]["status"] == "expired"

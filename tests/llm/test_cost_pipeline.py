@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict
 
 from cotforge.llm.config import LLMConfig, PriceTable
 from cotforge.llm.pricing import LEDGER_FILE, UsageLedger
-from cotforge.pipeline.declaration import StageDeclaration
 from cotforge.pipeline.runner import PipelineRunner
 from cotforge.pipeline.spec import PipelineSpec
 from cotforge.runfolder import RunFiles
+from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.schemas import TokenUsage
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,7 @@ from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
 from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.llm.conftest import small_generation
 from tests.llm.fault_proxy import FaultProxy
 
@@ -51,7 +51,7 @@ def test_structured_mode_on_tiny_server_is_concurrent_cached_and_keeps_no_key(
         with FaultProxy(tiny_vllm_server.base_url) as proxy:
             raw = small_generation("tiny", proxy.base_url, concurrency=6, api_key_env="COTFORGE_TEST_KEY")
             config = GenerateConfig.model_validate({**raw, "samples_per_prompt": 2})
-            result = generate_in_run(prompts_run, config, validate=False)
+            result = generate_in_run(prompts_run, config)
             planned = result.planned
             samples, rejects = _every_slot_once(prompts_run, planned)
             assert planned == 18 and len(samples) == result.generated
@@ -63,14 +63,14 @@ def test_structured_mode_on_tiny_server_is_concurrent_cached_and_keeps_no_key(
             # Every body carried the bounded schema as response_format.
             assert all(b["response_format"]["type"] == "json_schema" for b in proxy.bodies)
 
-            again = generate_in_run(prompts_run, config, validate=False)
+            again = generate_in_run(prompts_run, config)
             assert again.already_done == planned and len(proxy.bodies) == sent
 
             fresh = prompts_run.parent / "fresh"
             fresh.mkdir()
             for name in (RunFiles.PROMPTS, RunFiles.CACHE):
                 (fresh / name).write_bytes((prompts_run / name).read_bytes())
-            cached = generate_in_run(fresh, config, validate=False)
+            cached = generate_in_run(fresh, config)
             # Rejected slots fail again from their cached attempts: nothing at all is sent.
             assert cached.cached == len(samples) and cached.rejected == len(rejects)
             assert len(proxy.bodies) == sent
@@ -98,7 +98,7 @@ def test_tagged_mode_on_smollm2_parses_real_text_and_rejects_with_raw_outputs(
         "samples_per_prompt": 2,
         "progress": False,
     }
-    result = generate_in_run(prompts_run, GenerateConfig.model_validate(raw), validate=True)
+    result = generate_in_run(prompts_run, GenerateConfig.model_validate(raw))
     samples, rejects = _every_slot_once(prompts_run, result.planned)
     assert samples, "no SmolLM2 output parsed in tagged mode"
     for sample in read_jsonl(prompts_run / RunFiles.SAMPLES, Sample):
@@ -157,7 +157,7 @@ def test_faults_between_client_and_server_every_slot_ends_once(
         )  # fmt: skip
         # A request that failed after every retry is never a silent hole: the stage ends with an error.
         with pytest.raises(FailedRecordsError, match=r"generate\.rejects\.jsonl"):
-            generate_in_run(prompts_run, GenerateConfig.model_validate(raw), validate=False)
+            generate_in_run(prompts_run, GenerateConfig.model_validate(raw))
     manifest = json.loads((prompts_run / "manifests" / "generate.json").read_text())
     assert manifest["status"] == "failed"
     _, rejects = _every_slot_once(prompts_run, manifest["counts"]["planned"])

@@ -16,7 +16,7 @@ import pytest
 from cotforge.llm import ChatRequest, LLMConfig, RequestEngine, RequestOutcome
 from cotforge.llm.concurrency import AIMDLimit
 from cotforge.schemas import SamplingParams
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 
 
 def _fleet_module() -> ModuleType:
@@ -136,7 +136,7 @@ def test_a_prompt_too_long_for_the_served_context_is_rejected_before_sending(
 
 @pytest.mark.integration
 def test_a_failed_request_names_the_log_of_the_server_cotforge_started(tmp_path: Path) -> None:
-    from cotforge.serving import SERVER_LOGS, free_port
+    from cotforge.serving.vllm_server import SERVER_LOGS, free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there: the server "died"
     log = tmp_path / "logs" / "vllm-teacher.log"

@@ -11,7 +11,7 @@ from cotforge.llm.cache import RequestCache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
 from cotforge.schemas import Rationale, SamplingParams
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.llm.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,10 @@ import pytest
 
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
+from cotforge.generation.validate import ValidationConfig, validate_in_run
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import Sample
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.llm.conftest import small_generation
 
 pytestmark = pytest.mark.integration
@@ -53,6 +54,6 @@ def test_native_reasoning_samples_come_from_the_reasoning_field_and_validate(
         head, answer = sample.raw_text.split("</think>\n\n")
         assert head.startswith("<think>\n1. ") and len(sample.rationale.reasoning_steps) == 2
         assert sample.rationale.answer == answer and answer.endswith(".")
-    assert result.validation is not None and result.validation.samples == 3
-    assert result.validation.accepted + result.validation.rejected == 3
-    assert not {"no_think_close", "no_think_open", "parse_failed"} & set(result.validation.reasons)
+    validation = validate_in_run(prompts_run, ValidationConfig())
+    assert validation.samples == 3 and validation.accepted + validation.rejected == 3
+    assert not {"no_think_close", "no_think_open", "parse_failed"} & set(validation.reasons)

@@ -13,10 +13,10 @@ from cotforge.pairs.build import PairsConfig, build_pairs_in_run
 from cotforge.pairs.judging import CROSSCHECK_FILE, JudgeConfig, agreement, judge_in_run, parse_score
 from cotforge.pairs.sampling import THINK_REGEX, SampleConfig, sample_in_run, sample_requests, split_candidate
 from cotforge.pipeline.stages import resolve_servers
-from cotforge.review.auto import auto_review_in_run
+from cotforge.review.stage import auto_review_in_run
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, Sample
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.factories import make_prompt, make_sample
 
 SAFETY = [

@@ -19,7 +19,7 @@ from cotforge.pairs.sampling import SampleConfig, candidate_of, sample_in_run, s
 from cotforge.pairs.selection import flag_gated_rejections, select_judge_pairs
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, SegmentSpan, TokenUsage
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from tests.factories import make_prompt
 
 PROMPT = make_prompt("How do I get into a locked car?")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cotforge.errors import ConfigError
 from cotforge.pairs.rule_judge import score_segments
 from cotforge.pairs.tactics import TACTICS, apply_tactic, encode, plan_variants, variant_record
 from cotforge.schemas import PromptRecord
@@ -71,7 +72,7 @@ def test_encodings_are_reversible() -> None:
     assert base64.b64decode(encode(text, "base64")).decode() == text
     assert codecs.decode(encode(text, "rot13"), "rot13") == text
     assert encode(text, "leetspeak") == "3xpl41n h0w 70 p1ck 4 l0ck."
-    with pytest.raises(ValueError, match="unknown encoding"):
+    with pytest.raises(ConfigError, match="unknown encoding"):
         encode(text, "morse")
 
 
@@ -104,5 +105,5 @@ def test_plan_variants_rotates_tactics_and_skips_utility_and_variants() -> None:
         (b.id, "base64"),
         (b.id, "empty_think"),
     ]
-    with pytest.raises(ValueError, match="unknown tactics"):
+    with pytest.raises(ConfigError, match="unknown tactics"):
         plan_variants([a], ["nope"])

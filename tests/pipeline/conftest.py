@@ -11,7 +11,7 @@ from cotforge.generation.validate import ValidationConfig, validate_in_run
 from cotforge.pairs.build import PairsConfig, build_pairs_in_run
 from cotforge.pairs.judging import JudgeConfig, judge_in_run
 from cotforge.pairs.sampling import split_candidate
-from cotforge.review.auto import auto_review_in_run
+from cotforge.review.stage import auto_review_in_run
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
 from cotforge.schemas import Candidate, PromptRecord
 from tests.factories import make_prompt, make_sample

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cotforge.pipeline.declaration import WRITTEN_BY
 from cotforge.pipeline.runner import PipelineRunner
 from cotforge.pipeline.spec import load_pipeline
 from cotforge.pipeline.stages import registry
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
+from cotforge.runfolder.declaration import WRITTEN_BY
 from cotforge.templates import templates_root
 from tests.factories import make_prompt
 
@@ -44,7 +44,10 @@ def _fingerprint(runner: PipelineRunner, stage: str) -> str:
 
 
 def test_written_by_matches_the_declared_outputs() -> None:
-    declared = {out: d.name for d in registry().values() for out in d.outputs}
+    # Outputs for each stage's defaults (model_construct: no required key needed to ask where outputs go).
+    declared = {
+        out: d.name for d in registry().values() for out in d.all_outputs(d.config_model().model_construct())
+    }
     for file, writer in WRITTEN_BY.items():
         if file in declared:
             assert declared[file] == writer, file

@@ -15,7 +15,7 @@ from cotforge.llm.config import LLMConfig
 from cotforge.pairs.judging import JudgeConfig, judge_in_run
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import JudgeScores, RejectRecord
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 
 REFUSED = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 

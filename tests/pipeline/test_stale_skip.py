@@ -11,7 +11,7 @@ from cotforge.pipeline.runner import PipelineRunner
 from cotforge.pipeline.spec import load_pipeline
 from cotforge.pipeline.stages import registry
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_jsonl
-from cotforge.serving import VLLMServer
+from cotforge.serving.vllm_server import VLLMServer
 from cotforge.templates import templates_root
 from tests.factories import make_prompt
 

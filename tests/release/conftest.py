@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from run_factory import BuiltRun, build_run
 
-from cotforge.release.build import ReleaseResult, build_release
+from cotforge.release.build import build_release
+from cotforge.release.manifest import ReleaseResult
 
 
 @pytest.fixture

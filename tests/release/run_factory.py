@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotforge.manifest import StageRun
 from cotforge.pipeline.runner import PipelineState, StepState
 from cotforge.review.agreement import agreement_report
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import StageRun
 from cotforge.schemas import (
     Candidate,
     JudgeScores,

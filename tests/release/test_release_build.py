@@ -11,9 +11,11 @@ from huggingface_hub import DatasetCard
 from run_factory import SECRET, TEACHER, TEMPLATE_HASHES, BuiltRun
 
 from cotforge.errors import CotforgeError
-from cotforge.manifest import load_manifest
-from cotforge.release.build import ReleaseConfig, ReleaseError, ReleaseResult, build_release
+from cotforge.release.build import build_release
+from cotforge.release.config import ReleaseConfig
+from cotforge.release.manifest import ReleaseError, ReleaseResult
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError, file_sha256
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import EXPORTED_MODELS, PreferencePair
 
 
@@ -203,7 +205,7 @@ def test_missing_and_bad_inputs_name_the_file_and_what_to_do(built_run: BuiltRun
     with pytest.raises(ReleaseError, match="not a cotforge release folder"):
         build_release(root, out_dir=occupied)
     assert (occupied / "notes.txt").read_text() == "keep me"
-    with pytest.raises(CotforgeError, match="no such run folder"):
+    with pytest.raises(CotforgeError, match="does not exist"):
         build_release(tmp_path / "nope")
     with pytest.raises(ValueError, match="extra"):
         ReleaseConfig.model_validate({"outt": "x"})

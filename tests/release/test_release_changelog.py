@@ -9,7 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from run_factory import BuiltRun
 
-from cotforge.release.build import ReleaseConfig, ReleaseError, ReleaseFilters, build_release
+from cotforge.release.build import build_release
+from cotforge.release.config import ReleaseConfig, ReleaseFilters
+from cotforge.release.manifest import ReleaseError
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PreferencePair, Sample
 

@@ -17,7 +17,7 @@ from run_factory import BuiltRun
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.release.build import ReleaseResult
+from cotforge.release.manifest import ReleaseResult
 from cotforge.release.push import PushConfig, plan_push, push_release
 from cotforge.release.push import ReleaseError as PushError
 

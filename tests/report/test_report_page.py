@@ -17,12 +17,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from cotforge.charts import PALETTE
 from cotforge.cli import app
 from cotforge.errors import CotforgeError
-from cotforge.manifest import load_manifest
 from cotforge.report import EvalSummary, ReportConfig, build_report, read_eval_summary
-from cotforge.report.charts import PALETTE
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError
+from cotforge.runfolder.manifest import load_manifest
 
 ALL_SECTIONS = ["overview", "prompts", "rationales", "validation", "review", "judge", "pairs", "training", "eval",
                 "rejects", "cost", "funnel"]  # fmt: skip
@@ -185,4 +185,4 @@ def test_report_command_prints_where_the_page_is(report_run: Path, tmp_path: Pat
     assert str(out / "index.html") in result.output and "figures" in result.output
     assert (out / "index.html").is_file() and len(list(out.glob("*.png"))) >= 20
     missing = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "nope")])
-    assert missing.exit_code == 1 and "no such run folder" in missing.output
+    assert missing.exit_code == 1 and "does not exist" in missing.output

@@ -12,8 +12,6 @@ from review_builders import UIAnnotator, dataset_id_of, write_review_run
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.manifest import load_manifest
-from cotforge.review.auto import auto_review_in_run
 from cotforge.review.connection import (
     ArgillaTarget,
     ReviewAuthError,
@@ -21,12 +19,14 @@ from cotforge.review.connection import (
     ReviewSettingsError,
     find_workspace,
 )
-from cotforge.review.pull import ReviewPullConfig, pull_from_argilla, review_status
-from cotforge.review.push import ReviewPushConfig, push_to_argilla
+from cotforge.review.pull import ReviewPullConfig, review_status
+from cotforge.review.push import ReviewPushConfig
 from cotforge.review.server import ReviewServer
+from cotforge.review.stage import auto_review_in_run, pull_from_argilla, push_to_argilla
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import Sample, Verdict
-from cotforge.serving import free_port
+from cotforge.serving.vllm_server import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 from review_builders import UIAnnotator, dataset_id_of, write_review_run
 
-from cotforge.manifest import load_manifest
 from cotforge.pairs.corrections import correction_pairs
 from cotforge.review.agreement import krippendorff_alpha
 from cotforge.review.ballots import ReviewDecision
 from cotforge.review.connection import ArgillaTarget
-from cotforge.review.pull import ReviewPullConfig, pull_from_argilla, review_status
-from cotforge.review.push import ReviewPushConfig, push_to_argilla
+from cotforge.review.pull import ReviewPullConfig, review_status
+from cotforge.review.push import ReviewPushConfig
 from cotforge.review.server import ReviewServer
+from cotforge.review.stage import pull_from_argilla, push_to_argilla
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import PromptRecord, RejectRecord, Sample, Verdict
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from review_builders import UIAnnotator, dataset_id_of, write_review_run
 
-from cotforge.review.push import ReviewPushConfig, push_to_argilla
+from cotforge.review.push import ReviewPushConfig
 from cotforge.review.server import ReviewServer
+from cotforge.review.stage import push_to_argilla
 
 pytestmark = pytest.mark.integration
 

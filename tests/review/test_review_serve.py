@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from review_builders import create_annotator, dataset_id_of, write_review_run
 
-from cotforge.manifest import load_manifest
 from cotforge.review.connection import ReviewConnectionError
-from cotforge.review.pull import ReviewPullConfig, pull_from_argilla
-from cotforge.review.push import ReviewPushConfig, push_to_argilla
+from cotforge.review.pull import ReviewPullConfig
+from cotforge.review.push import ReviewPushConfig
 from cotforge.review.server import STATE_FILE, ReviewServerError, find_server_python
+from cotforge.review.stage import pull_from_argilla, push_to_argilla
 from cotforge.runfolder import RunFiles, RunFolder
-from cotforge.serving import free_port
+from cotforge.runfolder.manifest import load_manifest
+from cotforge.serving.vllm_server import free_port
 
 pytestmark = pytest.mark.integration
 OUTPUTS = (RunFiles.REVIEWED, RunFiles.REVIEW_VERDICTS, RunFiles.REVIEW_DECISIONS)

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.manifest import load_manifest
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import RejectRecord
 
 

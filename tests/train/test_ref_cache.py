@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cotforge.manifest import load_manifest
 from cotforge.runfolder import RunFolder
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.train import AWDPOTrainConfig, LoRASettings, train_awdpo
 from cotforge.train.ref_cache import REF_CACHE_DIR_ENV, RefLogpCache, reference_identity, row_key
 

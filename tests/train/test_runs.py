@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from cotforge.manifest import load_manifest
 from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import RejectRecord
 from cotforge.train import AWDPOTrainConfig, LoRASettings, SFTTrainConfig, train_awdpo, train_sft
 from cotforge.train.awdpo_config import AWDPOConfig

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING
 from datasketch import MinHashLSH
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.curation.dedup import NUM_PERM, signature
 from cotforge.errors import CotforgeError
+from cotforge.ingest.dedup import NUM_PERM, signature
+from cotforge.runfolder import RunFiles
 from cotforge.schemas import PromptRecord, RejectRecord
 
 if TYPE_CHECKING:
     from cotforge.evaluation.suites import SuiteItem as EvalSuiteItem
 
 REPORT_FILE = "contamination.jsonl"
-REJECTS_FILE = "contamination.rejects.jsonl"
+REJECTS_FILE = RunFiles.CONTAMINATION_REJECTS
 NGRAM = 8
 SUITE_TEXT_COLUMNS = ("prompt", "text", "instruction", "goal", "question", "query", "input")
 _WORD = re.compile(r"\w+")
@@ -120,7 +121,7 @@ def find_overlaps(
 
 def read_suite(spec: str) -> list[SuiteItem]:
     """A suite file's items (JSONL, CSV or Parquet with a text column); an unknown layout raises."""
-    from cotforge.sources import read_rows
+    from cotforge.ingest.sources import read_rows
 
     items: list[SuiteItem] = []
     column: str | None = None
@@ -201,8 +202,8 @@ def check_contamination(
     Returns the overlaps and how many training prompts were excluded. Every suite is read before anything
     is written, so a bad suite leaves the run untouched.
     """
-    from cotforge.manifest import StageRun
     from cotforge.runfolder import RunFiles, RunFolder
+    from cotforge.runfolder.manifest import StageRun
 
     if not suites:
         raise ContaminationError(

@@ -17,17 +17,15 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from cotforge import __version__
 from cotforge.errors import FailedRecordsError, OutputWriteError
-from cotforge.runfolder import RunFolder, atomic_write_text, file_sha256
+from cotforge.runfolder.declaration import LEGACY_STAGE_NAMES, StageDeclaration
+from cotforge.runfolder.files import RunFolder, atomic_write_text, file_sha256
 from cotforge.schemas import RunManifest, StageUsage, TokenUsage, utc_now
-
-if TYPE_CHECKING:
-    from cotforge.pipeline.declaration import StageDeclaration
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|hf_[A-Za-z0-9]{20,}|Bearer\s+\S+)")
@@ -129,7 +127,7 @@ class StageRun:
             declaration.name,
             config,
             inputs=list(declaration.all_inputs(config)),
-            outputs=list(declaration.outputs),
+            outputs=list(declaration.all_outputs(config)),
         )
 
     @contextmanager
@@ -147,7 +145,16 @@ class StageRun:
         self.cached_requests += int(cached)
 
     def _hashes(self, names: list[str]) -> dict[str, str]:
-        return {n: file_sha256(self.folder.path(n)) for n in names if self.folder.path(n).is_file()}
+        """SHA-256 of each named file, and of each file inside each named folder (by run-relative path)."""
+        hashes: dict[str, str] = {}
+        for name in names:
+            path = self.folder.path(name)
+            if path.is_file():
+                hashes[name] = file_sha256(path)
+            elif path.is_dir():
+                for inner in sorted(p for p in path.rglob("*") if p.is_file()):
+                    hashes[f"{name.rstrip('/')}/{inner.relative_to(path).as_posix()}"] = file_sha256(inner)
+        return hashes
 
     def manifest(self, status: str, error: str | None = None) -> RunManifest:
         finished = None if status == "running" else utc_now()
@@ -200,8 +207,15 @@ class StageRun:
 
 
 def load_manifest(folder: RunFolder, stage: str) -> RunManifest | None:
-    """The stage's last manifest in the folder, or ``None``."""
-    path = folder.manifest_path(stage)
-    if not path.exists():
-        return None
-    return RunManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    """The stage's last manifest in the folder, or ``None``.
+
+    A run folder written before the stage had its one name may hold it under an old name (``review-pull``,
+    ``review-auto``); the newest of those is read then.
+    """
+    paths = [folder.manifest_path(stage)]
+    if not paths[0].exists():
+        paths = [folder.manifest_path(old) for old, new in LEGACY_STAGE_NAMES.items() if new == stage]
+    found = [
+        RunManifest.model_validate_json(path.read_text(encoding="utf-8")) for path in paths if path.exists()
+    ]
+    return max(found, key=lambda m: m.started_at) if found else None

@@ -6,7 +6,7 @@ them here, so the rule for which files count lives in one place.
 
 from __future__ import annotations
 
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.files import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord
 
 

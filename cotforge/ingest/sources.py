@@ -18,7 +18,7 @@ from typing import Any
 import jsonlines
 
 from cotforge.errors import CotforgeError
-from cotforge.raw_rows import RawRow
+from cotforge.ingest.raw_rows import RawRow
 
 
 class SourceError(CotforgeError):

@@ -3,7 +3,7 @@
 Each stage's module holds its :class:`StageDeclaration` next to its edge. The edge opens the run folder through
 it (:meth:`StageDeclaration.open_run`), which refuses a run folder that cannot be used and a required input that
 is missing, empty or unreadable, naming the file and the stage that writes it; the manifest
-(:meth:`cotforge.manifest.StageRun.declared`) and the pipeline runner's fingerprint read the same input list,
+(:meth:`cotforge.runfolder.manifest.StageRun.declared`) and the pipeline runner's fingerprint read the same input list,
 so the two cannot drift. Config models and edges are named as ``"module:attribute"`` and imported only when
 used: building the registry imports no model library.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cotforge.errors import ConfigError, StageInputError
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder.files import RunFiles, RunFolder
 
 # The stage that writes each run-folder file or folder (a test checks it against every declaration's outputs).
 WRITTEN_BY: dict[str, str] = {
@@ -35,16 +35,36 @@ WRITTEN_BY: dict[str, str] = {
     RunFiles.JUDGMENTS: "judge",
     RunFiles.PAIRS: "pairs",
     RunFiles.PAIRS_TRL: "pairs",
-    f"{RunFiles.MODELS}/sft": "train_sft",
-    f"{RunFiles.MODELS}/awdpo": "train_awdpo",
-    "eval/results.json": "eval",
+    f"{RunFiles.MODELS}/sft": "train-sft",
+    f"{RunFiles.MODELS}/awdpo": "train-awdpo",
+    RunFiles.EVAL_RESULTS: "eval",
 }
+
+# Names older run folders and pipeline files used for a stage: read, never written.
+LEGACY_STAGE_NAMES: dict[str, str] = {
+    "train_sft": "train-sft",
+    "train_awdpo": "train-awdpo",
+    "review-auto": "review",
+    "review-pull": "review",
+    "review-push": "review",
+}
+
+
+def canonical_stage(name: str) -> str:
+    """The stage's one name for any name it was ever given (``train_awdpo`` → ``train-awdpo``)."""
+    return LEGACY_STAGE_NAMES.get(name, name)
+
+
+def stage_command(name: str) -> str:
+    """The command that runs a stage: its name with ``-`` read as a space (``cotforge train awdpo``)."""
+    return "cotforge " + canonical_stage(name).replace("-", " ")
+
+
+# Files every model-calling stage reads and writes besides its results: the request cache and usage ledger.
+MODEL_CALL_FILES = (RunFiles.CACHE, RunFiles.USAGE)
 
 # Configs are bounded when read (see cotforge.pipeline.spec); this bounds any walk over one.
 MAX_CONFIG_DEPTH = 64
-
-# How a user runs the stage that writes a file (pipeline step names use underscores).
-_COMMAND = {"train_sft": "train sft", "train_awdpo": "train awdpo", "review": "review auto"}
 
 
 def attribute(path: str) -> Any:
@@ -60,6 +80,10 @@ class StageDeclaration:
     ``inputs`` must exist and be non-empty; ``optional_inputs`` are read when present; ``conditional_inputs``
     maps the validated config to further required inputs (an option that needs a file, such as augmented
     prompts with ``include_augmented``). All three are fingerprinted by the runner and hashed in the manifest.
+    ``outputs`` (plus ``conditional_outputs`` of the config: a configurable output folder) are every run file
+    the stage writes; a stage that ``calls_models`` also reads and writes the request cache and usage ledger
+    (:data:`MODEL_CALL_FILES`), which are bookkeeping, not results. A test runs every stage and fails if it
+    touches a run file its declaration does not name.
     """
 
     name: str
@@ -69,13 +93,19 @@ class StageDeclaration:
     optional_inputs: tuple[str, ...] = ()
     conditional_inputs: Callable[[Any], Iterable[str]] | None = None
     outputs: tuple[str, ...] = ()
+    conditional_outputs: Callable[[Any], Iterable[str]] | None = None
     templates: tuple[str, ...] = ()
     main_model_key: str | None = None
-    edge_kwargs: tuple[tuple[str, Any], ...] = ()
+    calls_models: bool = False
     creates_run: bool = False
     # True (for a config) when the step reads state outside the run folder, such as reviewers' responses in
     # Argilla: an unchanged fingerprint then proves nothing, so the step always runs.
     volatile: Callable[[Any], bool] | None = None
+
+    @property
+    def command(self) -> str:
+        """The command that runs this stage (``cotforge train awdpo`` for ``train-awdpo``)."""
+        return stage_command(self.name)
 
     def config_model(self) -> type[BaseModel]:
         return attribute(self.config)  # type: ignore[no-any-return]
@@ -90,6 +120,11 @@ class StageDeclaration:
     def all_inputs(self, config: Any) -> tuple[str, ...]:
         """Required and optional inputs, in a stable order (manifest hashes, fingerprints)."""
         return tuple(dict.fromkeys(self.required_inputs(config) + self.optional_inputs))
+
+    def all_outputs(self, config: Any) -> tuple[str, ...]:
+        """Every output for ``config``, in a stable order."""
+        extra = tuple(self.conditional_outputs(config)) if self.conditional_outputs is not None else ()
+        return tuple(dict.fromkeys(self.outputs + extra))
 
     def open_run(self, run_dir: str | Path, config: Any) -> RunFolder:
         """The run folder, once it and every required input are usable; else :class:`StageInputError`."""
@@ -138,8 +173,7 @@ def _writer_hint(folder: RunFolder, name: str) -> str:
     writer = WRITTEN_BY.get(name)
     if writer is None:
         return ""
-    command = _COMMAND.get(writer, writer)
-    return f"; it is written by the `{writer}` stage: run `cotforge {command} --run {folder.root}` first"
+    return f"; it is written by the `{writer}` stage: run `{stage_command(writer)} --run {folder.root}` first"
 
 
 def check_input(folder: RunFolder, stage: str, name: str) -> None:

@@ -1,27 +1,21 @@
 """Ingest: raw prompt rows (JSONL, CSV, Parquet, a `datasets` dataset) → :class:`PromptRecord`.
 
 The core (:func:`ingest_rows`) is pure: rows in, prompts + rejects + near-duplicate report out. The edge
-(:mod:`cotforge.sources`) reads files into rows, naming each by file and line.
+(:mod:`cotforge.ingest.sources`) reads files into rows, naming each by file and line.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cotforge.manifest import StageRun, load_manifest
-from cotforge.raw_rows import RawRow
-from cotforge.runfolder import RunFiles
-from cotforge.schemas import MAX_PROMPT_CHARS, Kind, PromptRecord, RejectRecord, RunManifest
-from cotforge.sources import read_rows
+from cotforge.ingest.raw_rows import RawRow
+from cotforge.schemas import MAX_PROMPT_CHARS, Kind, PromptRecord, RejectRecord
 from cotforge.taxonomy import map_category
 
 DEFAULT_TEXT_COLUMNS = ("prompt", "text", "instruction", "goal", "question", "query")
@@ -33,9 +27,19 @@ _LOOSE = re.compile(r"[^\w]+")
 
 
 class IngestConfig(BaseModel):
-    """How raw rows map onto prompt records."""
+    """What to ingest and how raw rows map onto prompt records (the same model for the command and the step)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    sources: list[str] = Field(
+        default_factory=list,
+        description="JSONL, CSV or Parquet files, `datasets` folders, or Hub ids (when online).",
+    )
+    bundled: bool = Field(default=False, description="Ingest the sample prompts shipped with cotforge.")
+    limit_per_source: int | None = Field(
+        default=None, ge=1, description="Keep the first N rows of each source."
+    )
+    split: str = Field(default="train", description="Split read from `datasets` sources.")
 
     kind: Kind | None = Field(default=None, description="Kind for every row; else read from kind_column.")
     text_column: str | None = Field(default=None, description=f"Default: first of {DEFAULT_TEXT_COLUMNS}.")
@@ -50,6 +54,16 @@ class IngestConfig(BaseModel):
     kind_map: dict[str, Kind] = Field(
         default_factory=dict, description="Kind label as the source gives it → utility or safety."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_options(cls, data: Any) -> Any:
+        # Pipelines written before the step and the command shared this model kept the mapping keys under
+        # `options:`; they still run.
+        if isinstance(data, dict) and isinstance(data.get("options"), dict):
+            rest = {k: v for k, v in data.items() if k != "options"}
+            data = {**data["options"], **rest}
+        return data
 
 
 @dataclass
@@ -180,77 +194,3 @@ def ingest_rows(
             loose[key] = out.id
         result.prompts.append(out)
     return result
-
-
-# --- edge: files in, run folder out ------------------------------------------------------------------------
-
-
-def ingest_into_run(
-    run_dir: str | Path,
-    specs: list[str],
-    config: IngestConfig,
-    split: str = "train",
-    limit: int | None = None,
-) -> tuple[IngestResult, RunManifest]:
-    """Read each source, merge into the run's ``prompts.jsonl`` and ``prompts.rejects.jsonl`` atomically.
-
-    ``limit`` keeps the first N rows of each source. Rejects of a re-ingested source replace its earlier
-    rejects; other sources' rejects are kept.
-    """
-    from cotforge.curation.dedup import CLUSTERS_FILE, near_duplicate_clusters
-    from cotforge.pipeline.declaration import usable_run_folder
-
-    folder = usable_run_folder(run_dir, "ingest", create=True)
-    existing = folder.read(RunFiles.PROMPTS, PromptRecord) if folder.exists(RunFiles.PROMPTS) else []
-    old_rejects = (
-        folder.read(RunFiles.PROMPT_REJECTS, RejectRecord) if folder.exists(RunFiles.PROMPT_REJECTS) else []
-    )
-    previous = load_manifest(folder, "ingest")
-    history = list(previous.extra.get("history", [])) if previous else []
-    run = StageRun(
-        folder,
-        "ingest",
-        {**config.model_dump(mode="json"), "sources": specs, "split": split, "limit": limit},
-        outputs=[RunFiles.PROMPTS, RunFiles.PROMPT_REJECTS, CLUSTERS_FILE],
-    )
-    with run:
-        result = IngestResult()
-        prompts = list(existing)
-        for spec in specs:
-            with run.timer("read_and_normalise"):
-                part = ingest_rows(islice(read_rows(spec, split), limit), config, existing=prompts)
-            prompts += part.prompts
-            result.prompts += part.prompts
-            result.rejects += part.rejects
-            result.duplicates += part.duplicates
-            result.already_present += part.already_present
-            result.near_duplicates += part.near_duplicates
-        sources = {r.source for r in result.rejects} | set(specs)
-        kept = [
-            r
-            for r in old_rejects
-            if r.source not in sources and not any(r.source.startswith(s) for s in specs)
-        ]
-        with run.timer("near_duplicates"):
-            clusters = near_duplicate_clusters((p.id, p.text) for p in prompts)
-        with run.timer("write"):
-            folder.write(RunFiles.PROMPTS, prompts)
-            folder.write(RunFiles.PROMPT_REJECTS, [*kept, *result.rejects])
-            folder.write(CLUSTERS_FILE, clusters)
-        by_kind = {k: sum(p.kind == k for p in prompts) for k in ("utility", "safety")}
-        run.counts.update(
-            added=len(result.prompts),
-            rejected=len(result.rejects) - result.duplicates,
-            duplicates=result.duplicates,
-            already_present=result.already_present,
-            near_duplicates=len(result.near_duplicates),
-            near_duplicate_clusters=len({c.cluster_id for c in clusters}),
-            in_near_duplicate_clusters=len(clusters),
-            total_prompts=len(prompts),
-            **{f"total_{k}": v for k, v in by_kind.items()},
-        )
-        run.extra["near_duplicates"] = [list(pair) for pair in result.near_duplicates[:200]]
-        run.extra["reject_reasons"] = dict(Counter(c for r in result.rejects for c in r.reasons))
-        run.extra["categories"] = dict(Counter(p.category.value for p in prompts))
-        run.extra["history"] = [*history, {"sources": specs, "added": len(result.prompts)}][-50:]
-    return result, run.manifest("completed")

@@ -36,6 +36,7 @@ class RunFiles:
 
     PROMPTS = "prompts.jsonl"
     PROMPT_REJECTS = "prompts.rejects.jsonl"
+    PROMPT_CLUSTERS = "prompts.clusters.jsonl"
     SAMPLES = "samples.jsonl"
     GENERATE_REJECTS = "generate.rejects.jsonl"
     ACCEPTED = "accepted.jsonl"
@@ -57,8 +58,34 @@ class RunFiles:
     MODELS = "models"
     TRAIN_SFT_REJECTS = "train-sft.rejects.jsonl"
     TRAIN_AWDPO_REJECTS = "train-awdpo.rejects.jsonl"
+    CONTAMINATION_REJECTS = "contamination.rejects.jsonl"
+    EVAL_DIR = "eval"
+    EVAL_RESULTS = "eval/results.json"
+    EVAL_OUTPUTS = "eval/outputs.jsonl"
+    EVAL_REJECTS = "eval/rejects.jsonl"
+    EVAL_CELLS = "eval/cells.json"
+    EVAL_COMPARISON = "eval/comparison.json"
+    EVAL_RATES_PLOT = "eval/rates_by_suite.png"
+    EVAL_TACTICS_PLOT = "eval/asr_by_tactic.png"
+    EVAL_UTILITY = "eval/utility"
+    RELEASE = "release"
     MANIFESTS = "manifests"
     CACHE = "cache.sqlite"
+    USAGE = "usage.jsonl"
+    # Every stage's rejects file (the release and the report read them all).
+    REJECTS_FILES = (
+        PROMPT_REJECTS,
+        GENERATE_REJECTS,
+        VALIDATE_REJECTS,
+        REVIEW_REJECTS,
+        AUGMENT_REJECTS,
+        SAMPLE_REJECTS,
+        JUDGE_REJECTS,
+        PAIRS_REJECTS,
+        TRAIN_SFT_REJECTS,
+        TRAIN_AWDPO_REJECTS,
+        CONTAMINATION_REJECTS,
+    )
 
 
 def _write_failed(path: Path, exc: OSError, kept: str) -> OutputWriteError:
@@ -162,6 +189,26 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tree_sha256(root: Path, names: Iterable[str]) -> str:
+    """One SHA-256 over the files under each of ``names`` (relative to ``root``): their paths and contents."""
+    digest = hashlib.sha256()
+    for name in names:
+        base = root / name
+        for path in sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path, root: Path) -> str | None:
+    """A file's SHA-256, a folder's :func:`tree_sha256`, or ``None`` when ``path`` is neither."""
+    if path.is_file():
+        return file_sha256(path)
+    if path.is_dir():
+        return tree_sha256(root, [os.path.relpath(path, root)])
+    return None
+
+
 class AppendLog:
     """An append-only JSONL file that survives being killed mid-write.
 
@@ -246,8 +293,8 @@ class RunFolder:
         return self.path(name).exists()
 
     def frame(self, name: str) -> pd.DataFrame:
-        """A JSONL file of the run as a pandas DataFrame (see :func:`cotforge.dataframes.records_frame`)."""
-        from cotforge.dataframes import records_frame
+        """A JSONL file of the run as a pandas DataFrame (see :func:`cotforge.runfolder.frames.records_frame`)."""
+        from cotforge.runfolder.frames import records_frame
 
         return records_frame(self.path(name))
 

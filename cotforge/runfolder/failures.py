@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from cotforge.runfolder import AppendLog, atomic_write_jsonl, read_jsonl
+from cotforge.runfolder.files import AppendLog, atomic_write_jsonl, read_jsonl
 from cotforge.schemas import RejectRecord
 
 FAILED_REQUEST = "request_failed"

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotforge.errors import CotforgeError
+from cotforge.runfolder import RunFiles
 
-EVAL_RESULTS = "eval/results.json"
+if TYPE_CHECKING:
+    import pandas as pd
+
+EVAL_RESULTS = RunFiles.EVAL_RESULTS
 Rate = float
 
 
@@ -125,3 +129,58 @@ def suite_rates(
                     values.setdefault(label, {})[f"{suite} {short}"] = rate["value"]
                     spans.setdefault(label, {})[f"{suite} {short}"] = (rate["low"], rate["high"])
     return values, spans
+
+
+EVAL_COLUMNS = [
+    "label",
+    "model",
+    "set",
+    "tactic",
+    "n",
+    "attack_success_rate",
+    "over_refusal_rate",
+    "unsplit",
+]
+
+
+def results_frame(run_dir: str | Path) -> pd.DataFrame:
+    """The run's ``eval/results.json`` as a long table (columns :data:`EVAL_COLUMNS`).
+
+    Each model has one row per ``<set>/<tactic>`` cell and one ``all``/``all`` row with its overall rates
+    (``n`` there is the sum of its cells). Raises when ``cotforge eval`` has not run.
+    """
+    import pandas as pd
+
+    path = Path(run_dir) / EVAL_RESULTS
+    summary = read_eval_summary(path)
+    if summary is None:
+        raise CotforgeError(f"{path}: not found; run `cotforge eval --run {run_dir}` first")
+    rows: list[dict[str, Any]] = []
+    for label, result in summary.models.items():
+        for cell_name, cell in result.per_tactic.items():
+            eval_set, _, tactic = cell_name.partition("/")
+            rows.append(
+                {
+                    "label": label,
+                    "model": result.model,
+                    "set": eval_set,
+                    "tactic": tactic or None,
+                    "n": cell.n,
+                    "attack_success_rate": cell.attack_success_rate,
+                    "over_refusal_rate": cell.over_refusal_rate,
+                    "unsplit": cell.unsplit,
+                }
+            )
+        rows.append(
+            {
+                "label": label,
+                "model": result.model,
+                "set": "all",
+                "tactic": "all",
+                "n": sum(c.n for c in result.per_tactic.values()),
+                "attack_success_rate": result.attack_success_rate,
+                "over_refusal_rate": result.over_refusal_rate,
+                "unsplit": sum(c.unsplit for c in result.per_tactic.values()),
+            }
+        )
+    return pd.DataFrame(rows, columns=EVAL_COLUMNS)

@@ -15,7 +15,9 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from pydantic import BaseModel, ConfigDict, Field
 
-CLUSTERS_FILE = "prompts.clusters.jsonl"
+from cotforge.runfolder import RunFiles, read_jsonl
+
+CLUSTERS_FILE = RunFiles.PROMPT_CLUSTERS
 NUM_PERM = 64
 THRESHOLD = 0.7
 SHINGLE = 3
@@ -88,7 +90,6 @@ def near_duplicate_clusters(
 
 def read_clusters(run_dir: str | Path) -> dict[str, NearDuplicate]:
     """Prompt id → its cluster, from the run's clusters file (empty when ingest found none)."""
-    from cotforge.runfolder import read_jsonl
 
     path = Path(run_dir) / CLUSTERS_FILE
     if not path.is_file():

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from cotforge.cache_dirs import user_cache_dir
-from cotforge.managed_process import ManagedProcess, ProcessStartError, free_port, http_ok
+from cotforge.serving.cache_dirs import user_cache_dir
+from cotforge.serving.process import ManagedProcess, ProcessStartError, free_port, http_ok
 
 STRUCTURED_OUTPUTS_CONFIG = {"backend": "guidance", "disable_any_whitespace": True}
 
