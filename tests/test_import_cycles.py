@@ -1,6 +1,8 @@
-"""No import circle between cotforge's modules, counting imports inside functions and under TYPE_CHECKING.
+"""No import circle between cotforge's modules, nor between its packages, counting every kind of import.
 
-A circle means two modules each need the other: the shared piece belongs in a leaf module both import.
+A circle means two modules each need the other: the shared piece belongs in a leaf module both import. Between
+packages (``cotforge.runfolder``, ``cotforge.pairs``, … and each top-level module) layers must point one way:
+the runner and the CLI above the stages, the run folder and the record types below them.
 A ``"package.module:attribute"`` string (how the pipeline names a stage's edge and config, loaded later by
 name) counts as an import too: loading by name hides a dependency, it does not remove it. Importing a submodule
 also runs its package's ``__init__``; that implicit edge is not counted (every package that re-exports its
@@ -125,6 +127,54 @@ def test_cotforge_has_no_import_cycles() -> None:
         "import circles (move the shared piece into a leaf module both sides import):\n"
         + "\n".join(" -> ".join(c) for c in cycles)
     )
+
+
+def package_of(module: str) -> str:
+    """``cotforge.pairs.build`` → ``cotforge.pairs``; a top-level module is its own package."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> tuple[dict[str, set[str]], dict[tuple[str, str], str]]:
+    """Packages and which import other packages, with one module-level import behind each package edge."""
+    packages: dict[str, set[str]] = {package_of(m): set() for m in graph}
+    witness: dict[tuple[str, str], str] = {}
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            a, b = package_of(module), package_of(target)
+            if a != b:
+                packages[a].add(b)
+                witness.setdefault((a, b), f"{module} imports {target}")
+    return packages, witness
+
+
+def test_cotforge_packages_have_no_import_cycles() -> None:
+    graph = import_graph(Path(cotforge.__file__).parent)
+    packages, witness = package_graph(graph)
+    packages.pop("cotforge", None)  # the root's __init__/__main__ sit above everything
+    for targets in packages.values():
+        targets.discard("cotforge")
+    cycles = find_cycles(packages)
+    described = [
+        " -> ".join(c) + "\n    " + "\n    ".join(witness[(a, b)] for a, b in zip(c, c[1:], strict=False))
+        for c in cycles
+    ]
+    assert not cycles, "package circles (each edge with one import that makes it):\n" + "\n".join(described)
+
+
+def test_the_package_check_names_the_edge_that_closes_a_circle(tmp_path: Path) -> None:
+    pkg = tmp_path / "demo"
+    for sub in ("low", "high"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "high" / "runner.py").write_text("from demo.low import stage\n")
+    (pkg / "low" / "stage.py").write_text("def f():\n    from demo.high.runner import x\n")
+    (pkg / "low" / "leaf.py").write_text("X = 1\n")
+    packages, witness = package_graph(import_graph(pkg))
+    assert find_cycles({k: v for k, v in packages.items() if k != "demo"}) == [
+        ["demo.high", "demo.low", "demo.high"]
+    ]
+    assert witness[("demo.low", "demo.high")] == "demo.low.stage imports demo.high.runner"
 
 
 def test_walker_finds_function_level_and_type_checking_circles(tmp_path: Path) -> None:

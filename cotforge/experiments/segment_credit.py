@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cotforge import tagged
+from cotforge.pairs.pairing import pair_id
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID, score_segments
-from cotforge.pairs.selection import pair_id
 from cotforge.pairs.weights import gaps, segment_weights
 from cotforge.schemas import JudgeScores, PreferencePair, PromptRecord, SegmentSpan
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cotforge.pairs.selection import pair_id
-from cotforge.pairs.weights import segment_weights
-from cotforge.schemas import PreferencePair, PromptRecord, Sample, SegmentSpan, Verdict
+from cotforge.pairs.pairing import PairSide, preference_pair
+from cotforge.schemas import PreferencePair, PromptRecord, Sample, Verdict
 
 
 def correction_pairs(
@@ -57,22 +56,15 @@ def correction_pairs(
         if d_rs == d_rp == 0.0:
             unpaired["correction_identical"] = unpaired.get("correction_identical", 0) + 1
             continue
-        chosen, rejected = fix.rationale.render(), original.rationale.render()
         pairs.append(
-            PreferencePair(
-                id=pair_id("review_correction", fix.id, original.id),
-                prompt_id=prompt.id,
-                prompt=prompt.text,
-                chosen=chosen,
-                rejected=rejected,
-                chosen_spans=SegmentSpan.of(chosen),
-                rejected_spans=SegmentSpan.of(rejected),
-                weights=segment_weights(d_rs, d_rp, alpha),
-                source="review_correction",
-                tactic=prompt.tactic,
-                chosen_id=fix.id,
-                rejected_id=original.id,
-                lineage={
+            preference_pair(
+                "review_correction",
+                prompt,
+                PairSide(fix.id, fix.rationale.render()),
+                PairSide(original.id, original.rationale.render()),
+                (d_rs, d_rp),
+                alpha,
+                {
                     "reviewers": ",".join(verdict.reviewers),
                     "review_outcome": verdict.outcome,
                     "teacher_model": original.teacher_model,

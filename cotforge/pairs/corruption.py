@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from cotforge import tagged
-from cotforge.pairs.selection import pair_id
-from cotforge.pairs.weights import CORRUPTION_GAPS, segment_weights
-from cotforge.schemas import PreferencePair, PromptRecord, Sample, SegmentSpan, content_id
+from cotforge.pairs.pairing import PairSide, preference_pair
+from cotforge.pairs.weights import CORRUPTION_GAPS
+from cotforge.schemas import PreferencePair, PromptRecord, Sample, content_id
 
 Corruption = Literal["unsafe_answer", "unsafe_reasoning", "no_reasoning"]
 CORRUPTIONS: tuple[Corruption, ...] = ("unsafe_answer", "unsafe_reasoning", "no_reasoning")
@@ -59,31 +59,17 @@ def corruption_pairs(
         prompt = prompts.get(sample.prompt_id)
         if prompt is None or prompt.kind != "safety":
             continue
-        chosen = sample.rationale.render()
-        chosen_spans = SegmentSpan.of(chosen)
+        chosen = PairSide(sample.id, sample.rationale.render())
         for kind in kinds:
-            rejected = corrupt(sample, prompt, kind, render)
-            rejected_id = f"{sample.id}#{kind}"
+            rejected = PairSide(f"{sample.id}#{kind}", corrupt(sample, prompt, kind, render))
+            lineage = {
+                "corruption": kind,
+                "prompt_source": prompt.source,
+                "teacher_model": sample.teacher_model,
+                "template_hash": sample.template_hash,
+            }
+            gaps = CORRUPTION_GAPS[kind]
             pairs.append(
-                PreferencePair(
-                    id=pair_id("synthetic_corruption", sample.id, rejected_id),
-                    prompt_id=prompt.id,
-                    prompt=prompt.text,
-                    chosen=chosen,
-                    rejected=rejected,
-                    chosen_spans=chosen_spans,
-                    rejected_spans=SegmentSpan.of(rejected),
-                    weights=segment_weights(*CORRUPTION_GAPS[kind], alpha),
-                    source="synthetic_corruption",
-                    tactic=prompt.tactic,
-                    chosen_id=sample.id,
-                    rejected_id=rejected_id,
-                    lineage={
-                        "corruption": kind,
-                        "prompt_source": prompt.source,
-                        "teacher_model": sample.teacher_model,
-                        "template_hash": sample.template_hash,
-                    },
-                )
+                preference_pair("synthetic_corruption", prompt, chosen, rejected, gaps, alpha, lineage)
             )
     return pairs

@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cotforge.pairs.weights import segment_weights
-from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, content_id
+from cotforge.pairs.pairing import PairSide, preference_pair
+from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord
 
 
 @dataclass
@@ -16,11 +16,6 @@ class SelectionReport:
 
     kept: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
-def pair_id(source: str, chosen_id: str, rejected_id: str) -> str:
-    """Stable pair id: the same two completions from the same source always give the same id."""
-    return content_id("pair", source, chosen_id, rejected_id)
 
 
 def make_pair(
@@ -33,25 +28,14 @@ def make_pair(
 ) -> PreferencePair:
     """A judge-sourced pair with α-smoothed segment weights from the score gaps."""
     assert chosen.spans is not None and rejected.spans is not None
-    weights = segment_weights(
-        rejected_scores.h_rs - chosen_scores.h_rs, rejected_scores.h_rp - chosen_scores.h_rp, alpha
-    )
-    return PreferencePair(
-        id=pair_id("judge", chosen.id, rejected.id),
-        prompt_id=prompt.id,
-        prompt=prompt.text,
-        chosen=chosen.text,
-        rejected=rejected.text,
-        chosen_spans=chosen.spans,
-        rejected_spans=rejected.spans,
-        weights=weights,
-        source="judge",
-        tactic=prompt.tactic,
-        chosen_id=chosen.id,
-        rejected_id=rejected.id,
-        chosen_scores=chosen_scores,
-        rejected_scores=rejected_scores,
-        lineage={
+    return preference_pair(
+        "judge",
+        prompt,
+        PairSide(chosen.id, chosen.text, chosen.spans, chosen_scores),
+        PairSide(rejected.id, rejected.text, rejected.spans, rejected_scores),
+        (rejected_scores.h_rs - chosen_scores.h_rs, rejected_scores.h_rp - chosen_scores.h_rp),
+        alpha,
+        {
             "prompt_source": prompt.source,
             "policy_model": chosen.policy_model,
             "judge_id": chosen_scores.judge_id,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cotforge.pairs.selection import pair_id
-from cotforge.pairs.weights import segment_weights
-from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, Sample, SegmentSpan
+from cotforge.pairs.pairing import PairSide, preference_pair
+from cotforge.schemas import Candidate, JudgeScores, PreferencePair, PromptRecord, Sample
 
 
 def teacher_policy_pairs(
@@ -51,24 +50,15 @@ def teacher_policy_pairs(
             continue
         t_scores = teacher_scores.get(teacher.id)
         t_rs, t_rp = (t_scores.h_rs, t_scores.h_rp) if t_scores else (0.0, 0.0)
-        chosen = teacher.rationale.render()
         pairs.append(
-            PreferencePair(
-                id=pair_id("teacher_vs_policy", teacher.id, cand.id),
-                prompt_id=prompt.id,
-                prompt=prompt.text,
-                chosen=chosen,
-                rejected=cand.text,
-                chosen_spans=SegmentSpan.of(chosen),
-                rejected_spans=cand.spans,
-                weights=segment_weights(judged.h_rs - t_rs, judged.h_rp - t_rp, alpha),
-                source="teacher_vs_policy",
-                tactic=prompt.tactic,
-                chosen_id=teacher.id,
-                rejected_id=cand.id,
-                chosen_scores=t_scores,
-                rejected_scores=judged,
-                lineage={
+            preference_pair(
+                "teacher_vs_policy",
+                prompt,
+                PairSide(teacher.id, teacher.rationale.render(), scores=t_scores),
+                PairSide(cand.id, cand.text, cand.spans, judged),
+                (judged.h_rs - t_rs, judged.h_rp - t_rp),
+                alpha,
+                {
                     "teacher_model": teacher.teacher_model,
                     "template_hash": teacher.template_hash,
                     "policy_model": cand.policy_model,

@@ -45,8 +45,13 @@ SECRETS = {
 }
 
 
-def _cotforge(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _cotforge(*args: str, timeout: float, watch: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **SECRETS}
+    if watch is not None:
+        # tests/pipeline/watch_site/sitecustomize.py records every run file each step touches.
+        site = [str(Path(__file__).parent / "watch_site"), str(REPO)]
+        env["PYTHONPATH"] = os.pathsep.join([*site, env.get("PYTHONPATH", "")])
+        env.update(COTFORGE_FILE_WATCH=str(watch), COTFORGE_FILE_WATCH_RUN=args[args.index("--run") + 1])
     return subprocess.run(
         [sys.executable, "-m", "cotforge", *args],
         cwd=REPO,
@@ -75,13 +80,41 @@ def test_pipeline_typo_is_named(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """A finished shrunk quickstart run (the module's tests read it, never change it)."""
+    """A finished shrunk quickstart run (the module's tests read it, never change it), its file accesses
+    watched (``<run>.files.tsv``)."""
     run = tmp_path_factory.mktemp("quickstart") / "run"
     first = _cotforge(
-        "run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *SHRINK_ARGS, timeout=2400
-    )
+        "run", str(PIPELINES / "quickstart.yaml"), "--run", str(run), *SHRINK_ARGS, timeout=2400,
+        watch=run.with_suffix(".files.tsv"),
+    )  # fmt: skip
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     return run, first
+
+
+def test_every_stage_touches_only_the_run_files_it_declares(
+    quickstart: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    from cotforge.pipeline.runner import PipelineRunner
+    from cotforge.pipeline.spec import load_pipeline
+    from cotforge.pipeline.stages import registry
+    from cotforge.templates import templates_root
+    from tests.pipeline.file_watch import allowed_names, undeclared
+
+    run, _ = quickstart
+    touched: dict[str, set[str]] = {}
+    for line in run.with_suffix(".files.tsv").read_text().splitlines():
+        stage, path = line.split("\t", 1)
+        touched.setdefault(stage, set()).add(path)
+    spec = load_pipeline(PIPELINES / "quickstart.yaml", [*SHRINK, f"run={run}"])
+    runner = PipelineRunner(spec, registry(), None, templates_root())
+    assert set(touched) == {s.stage for s in spec.steps}, sorted(touched)  # every step was watched
+    found = {
+        step.stage: undeclared(
+            touched[step.stage], allowed_names(runner.registry[step.stage], runner.config(step))
+        )
+        for step in spec.steps
+    }
+    assert not any(found.values()), {k: v for k, v in found.items() if v}
 
 
 def test_quickstart_end_to_end_then_everything_skips(
