@@ -12,6 +12,7 @@ submodules would otherwise be a circle), only the imports written in the code.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def test_cotforge_packages_have_no_import_cycles() -> None:
         targets.discard("cotforge")
     cycles = find_cycles(packages)
     described = [
-        " -> ".join(c) + "\n    " + "\n    ".join(witness[(a, b)] for a, b in zip(c, c[1:], strict=False))
+        " -> ".join(c) + "\n    " + "\n    ".join(witness[(a, b)] for a, b in itertools.pairwise(c))
         for c in cycles
     ]
     assert not cycles, "package circles (each edge with one import that makes it):\n" + "\n".join(described)
