@@ -46,8 +46,8 @@ IGNORED = (
     "usage.jsonl",
 )
 KEEP_PORT = 18731  # the proxy's port when the work folder is kept (see Campaign.start)
-STEPS = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "train_sft",
-         "train_awdpo", "eval", "release")  # fmt: skip
+STEPS = ("ingest", "generate", "validate", "review", "augment", "sample", "judge", "pairs", "train-sft",
+         "train-awdpo", "eval", "release")  # fmt: skip
 
 
 def pipeline(base_url: str) -> dict[str, Any]:
@@ -75,8 +75,8 @@ def pipeline(base_url: str) -> dict[str, Any]:
                         "policy": {**llm, "sampling": {"temperature": 1.0, "max_tokens": 192}}}},
             {"judge": {"judge": llm}},
             {"pairs": {"gamma": 0.5, "alpha": 0.2}},
-            {"train_sft": {"model": str(build_tiny_model()), "learning_rate": 2e-4, "max_steps": 8, "batch_size": 2, **train}},
-            {"train_awdpo": {"model": "{run}/models/sft", "learning_rate": 5e-5, "max_steps": 8, "batch_size": 2,
+            {"train-sft": {"model": str(build_tiny_model()), "learning_rate": 2e-4, "max_steps": 8, "batch_size": 2, **train}},
+            {"train-awdpo": {"model": "{run}/models/sft", "learning_rate": 5e-5, "max_steps": 8, "batch_size": 2,
                              **train}},
             {"eval": {"limit": 3, "tactics": ["roleplay"],
                       "models": {"base": {**llm, "sampling": {"temperature": 0.0, "max_tokens": 96}}},
@@ -351,7 +351,7 @@ def _kill(step: str) -> Cell:
 KILL_CELLS: list[Cell] = [
     *(
         _kill(s)
-        for s in ("generate", "augment", "sample", "judge", "train_sft", "train_awdpo", "eval", "release")
+        for s in ("generate", "augment", "sample", "judge", "train-sft", "train-awdpo", "eval", "release")
     ),
     Cell("run", lambda c, seed: kill_then_resume(c, "generate", "judge", seed, kills=3), name="kill-run"),
 ]

@@ -13,9 +13,10 @@ import typer.main
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.cli.config_options import ConfigError, StageConfig, nested
+from cotforge.cli.config_options import StageConfig, nested
 from cotforge.cli.generation import GENERATE
 from cotforge.cli.train import AWDPO, SFT
+from cotforge.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 

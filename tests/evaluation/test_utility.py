@@ -13,13 +13,8 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from cotforge.errors import ConfigError, StageInputError
-from cotforge.evaluation.utility import (
-    UtilityConfig,
-    find_split_files,
-    flatten_results,
-    run_utility,
-    write_offline_tasks,
-)
+from cotforge.evaluation.utility import UtilityConfig, flatten_results, run_utility
+from cotforge.evaluation.utility_tasks import find_split_files, write_offline_tasks
 from cotforge.serving.vllm_server import VLLMServer
 
 DATA = Path(__file__).parent / "data" / "utility"

@@ -28,8 +28,8 @@ SHRINK = [
     "generate.samples_per_prompt=2",
     "augment.per_prompt=1",
     "sample.limit=10",
-    "train_sft.max_steps=2",
-    "train_awdpo.max_steps=2",
+    "train-sft.max_steps=2",
+    "train-awdpo.max_steps=2",
     "eval.limit=2",
     "eval.tactics=[roleplay]",
 ]
