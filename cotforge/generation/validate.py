@@ -147,6 +147,8 @@ VALIDATE = StageDeclaration(
     inputs=(RunFiles.SAMPLES, RunFiles.PROMPTS),
     optional_inputs=(RunFiles.AUGMENTED,),
     outputs=(RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS),
+    # The optional LLM refusal check asks a model.
+    calls_models=True,
 )
 
 

@@ -49,6 +49,7 @@ AUGMENT = StageDeclaration(
     outputs=(RunFiles.AUGMENTED, RunFiles.AUGMENT_REJECTS),
     templates=("augment",),
     main_model_key="rewriter",
+    calls_models=True,
 )
 
 

@@ -123,6 +123,7 @@ JUDGE = StageDeclaration(
     outputs=(RunFiles.JUDGMENTS, CROSSCHECK_FILE, RunFiles.JUDGE_REJECTS),
     templates=("judge",),
     main_model_key="judge",
+    calls_models=True,
 )
 
 
