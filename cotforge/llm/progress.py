@@ -26,7 +26,7 @@ class EngineProgress:
         self._task: TaskID | None = None
         if enabled and total:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.description}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("cached {task.fields[cached]} · failed {task.fields[failed]}"),
