@@ -29,12 +29,13 @@ def _escaped(char: str) -> str:
 
 
 def _hidden(char: str) -> bool:
-    return char in _INVISIBLE or unicodedata.category(char) == "Cc"
+    # Cc: control characters; Cs: lone surrogates (an undecodable byte of a file name), unprintable as UTF-8.
+    return char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cs")
 
 
 def visible(text: object) -> str:
-    """``text`` on one line: every control character (newlines and tabs too) and every bidi or separator
-    character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``); everything else as it was."""
+    """``text`` on one line: every control character (newlines and tabs too), lone surrogate, and bidi or
+    separator character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``); everything else as it was."""
     value = str(text)
     if not any(_hidden(c) for c in value):
         return value

@@ -22,21 +22,22 @@ from typer.core import TyperGroup
 
 from cotforge.cli.error_lines import MAX_MESSAGE_CHARS, describe
 from cotforge.errors import CotforgeError
-from cotforge.safe_text import elided, visible, visible_lines
+from cotforge.safe_text import elided, visible
 
 DEBUG_ENV = "COTFORGE_DEBUG"
 
 
 class PlainConsole(Console):
-    """A rich console that renders every string as plain, visible text.
+    """A rich console that renders every string as plain, visible text on one line.
 
     Tables, titles and ``print`` arguments all pass through :meth:`render_str`, so this one override covers
-    them; markup a caller asks for is ignored on purpose.
+    them; markup a caller asks for is ignored on purpose, and a line break inside a value is shown as ``\\n``
+    (so no value can print a second, forged line): print two lines with two calls.
     """
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         kwargs.update(markup=False, emoji=False, highlight=False)
-        return super().render_str(visible_lines(text), **kwargs)
+        return super().render_str(visible(text), **kwargs)
 
 
 def plain_or_terminal_console(stderr: bool = False) -> PlainConsole:

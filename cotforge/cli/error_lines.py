@@ -50,10 +50,11 @@ def _where_in_cotforge(exc: BaseException) -> str:
 
 
 def _bug_line(exc: BaseException, command: str) -> str:
-    detail = visible(str(exc)) or "(no message)"
+    detail = visible(str(exc))
+    said = f" ({elided(detail, 300)})" if detail else ""
     again = " ".join(["cotforge --debug", *command.split(" ")[1:], "…"])
     return (
-        f"unexpected {type(exc).__name__} ({elided(detail, 300)}) at {_where_in_cotforge(exc)}: this is a bug "
+        f"unexpected {type(exc).__name__}{said} at {_where_in_cotforge(exc)}: this is a bug "
         f"in cotforge, not in your input; run `{again}` to see the traceback, and report it"
     )
 

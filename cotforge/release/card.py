@@ -23,6 +23,10 @@ from cotforge import __version__
 from cotforge.release.licences import OTHER, UNKNOWN, checked_licence, hub_licence
 from cotforge.release.markdown import Markdown, card_environment, code, codes
 from cotforge.release.provenance import Provenance
+from cotforge.safe_text import clipped, visible
+
+# The longest name a card header takes (the same bound as a configured `pretty_name`).
+MAX_NAME_CHARS = 200
 
 CARD_TEMPLATE = "dataset_card.md.j2"
 SPLIT = "train"
@@ -149,7 +153,7 @@ def build_card(
     filters: dict[str, list[str]] | None = None,
 ) -> DatasetCard:
     """Render the dataset card for a release (pure: no file is read but the template)."""
-    name = pretty_name or f"cotforge {provenance.run_name}"
+    name = pretty_name or clipped(f"cotforge {visible(provenance.run_name)}", MAX_NAME_CHARS)
     data = card_data(configs, provenance, licence, name, tags if tags is not None else list(DEFAULT_TAGS))
     context: dict[str, Any] = {
         **data.to_dict(),

@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cotforge.release.card import MAX_NAME_CHARS
 from cotforge.release.licences import checked_licence
 from cotforge.release.tables import CONFIG_NAMES, ConfigName
 from cotforge.safe_text import visible
 
-MAX_NAME_CHARS = 200
 MAX_TAG_CHARS = 100
 
 

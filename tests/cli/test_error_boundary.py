@@ -4,6 +4,7 @@ printed as it is, never read as markup and never as terminal control."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cotforge.cli import app
+from cotforge.cli.common import PlainConsole, counts_table
 from cotforge.errors import EXIT_BUG, EXIT_FAILED_RECORDS, CotforgeError, FailedRecordsError
 from cotforge.safe_text import visible
 
@@ -153,3 +155,15 @@ def test_prompt_fields_print_as_plain_text_in_the_summary(tmp_path: Path) -> Non
 def test_an_unknown_set_key_names_its_item(args: list[str], tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--run", str(tmp_path / "run")])
     assert result.exit_code == 1 and f"--set {args[-1]}: " in _one_clean_line(result)
+
+
+def test_the_consoles_print_every_value_as_one_plain_line() -> None:
+    out = io.StringIO()
+    console = PlainConsole(file=out, width=400, soft_wrap=True)
+    for value in HOSTILE:
+        console.print(f"release folder: {value}", markup=True)  # markup asked for: still plain
+    console.print(counts_table(HOSTILE[1], {value: value for value in HOSTILE}))
+    printed = out.getvalue()
+    assert not any(c in printed for c in RAW_CONTROLS) and printed.count("release folder: ") == len(HOSTILE)
+    assert all(line.startswith("release folder: ") for line in printed.splitlines()[: len(HOSTILE)])
+    assert all(visible(value) in printed for value in HOSTILE)

@@ -76,7 +76,7 @@ def test_hostile_values_stay_text_in_the_report(monkeypatch: pytest.MonkeyPatch,
     run = _hostile_run(monkeypatch, tmp_path / "run")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a mathtext or glyph problem would warn first
-        result = build_report(run, ReportConfig(title=f"</title><script>{EVIL}</script>"))
+        result = build_report(run, ReportConfig(title=f"</title><script>{EVIL}</script>\x1b[2J"))
     page = Path(result.html).read_text(encoding="utf-8")
     parsed = _Tags()
     parsed.feed(page)
@@ -88,6 +88,7 @@ def test_hostile_values_stay_text_in_the_report(monkeypatch: pytest.MonkeyPatch,
         if tag == "a":
             assert (attrs["href"] or "").startswith("#")
     assert f"<script>{EVIL}" in parsed.text  # the title, shown as the text it is
+    assert "\x1b" not in page and "\\x1b[2J" in parsed.text  # control characters are shown as escapes
     assert EVIL in parsed.text and len(result.figures) > 5
 
 
