@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from cotforge.cli import app
 from cotforge.cli.common import PlainConsole, counts_table
+from cotforge.llm.progress import EngineProgress
 from cotforge.errors import EXIT_BUG, EXIT_FAILED_RECORDS, CotforgeError, FailedRecordsError
 from cotforge.safe_text import visible
 
@@ -167,3 +168,10 @@ def test_the_consoles_print_every_value_as_one_plain_line() -> None:
     assert not any(c in printed for c in RAW_CONTROLS) and printed.count("release folder: ") == len(HOSTILE)
     assert all(line.startswith("release folder: ") for line in printed.splitlines()[: len(HOSTILE)])
     assert all(visible(value) in printed for value in HOSTILE)
+
+
+def test_a_progress_bar_label_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with EngineProgress(f"eval {HOSTILE[1]}{HOSTILE[3]}", 2) as bar:  # an eval label is a user's model label
+        bar.advance(cached=False, failed=False)
+    shown = capsys.readouterr().err
+    assert "[bold red]x[/]" in shown and "\\x1b[2J" in shown and "\x1b[2J" not in shown
