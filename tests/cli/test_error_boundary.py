@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 
 from cotforge.cli import app
 from cotforge.cli.common import PlainConsole, counts_table
-from cotforge.llm.progress import EngineProgress
 from cotforge.errors import EXIT_BUG, EXIT_FAILED_RECORDS, CotforgeError, FailedRecordsError
+from cotforge.llm.progress import EngineProgress
 from cotforge.safe_text import visible
 
 pytestmark = pytest.mark.unit
