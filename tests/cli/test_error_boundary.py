@@ -127,6 +127,7 @@ def test_a_very_long_value_keeps_the_error_on_one_readable_line(tmp_path: Path) 
 def test_prompt_fields_print_as_plain_text_in_the_summary(tmp_path: Path) -> None:
     source = tmp_path / "prompts.jsonl"
     rows = [{"text": f"How do I boil an egg? {v}", "kind": v, "category": v} for v in HOSTILE]
+    rows.append({"text": "How do I pick a lock? [/]", "kind": "safety"})
     source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     run = tmp_path / "[bold]run[/]"
     result = CliRunner().invoke(app, ["ingest", str(source), "--run", str(run), "--source", "[/]:smile:"])
@@ -135,6 +136,8 @@ def test_prompt_fields_print_as_plain_text_in_the_summary(tmp_path: Path) -> Non
     assert f"ingest → {run}" in result.output  # the run folder's name, brackets and all
     for value in HOSTILE[:3]:  # each rejected row's kind, as given: markup and emoji codes stay text
         assert f"kind '{value}'" in result.output
+    (prompt,) = [json.loads(line) for line in (run / "prompts.jsonl").read_text().splitlines()]
+    assert prompt["source"] == "[/]:smile:" and prompt["text"].endswith("[/]")
 
 
 @pytest.mark.parametrize(
