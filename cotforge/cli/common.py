@@ -21,7 +21,6 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from cotforge.cli.error_lines import MAX_MESSAGE_CHARS, describe
-from cotforge.errors import CotforgeError
 from cotforge.safe_text import elided, visible
 
 DEBUG_ENV = "COTFORGE_DEBUG"
@@ -77,10 +76,6 @@ RunOption = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 # Exits and usage errors are the command line's own answers, printed by typer; they pass the boundary.
 _PASSED_ON = (typer.Exit, typer.Abort, typer.TyperException)
-
-
-class CLIError(CotforgeError):
-    """A usage error found by the CLI itself."""
 
 
 def fail(message: str, code: int = 1, command: str | None = None) -> NoReturn:
