@@ -2,7 +2,8 @@
 
 Every error a user can cause (a bad input file, a missing stage output, a bad config) subclasses
 :class:`CotforgeError`; the CLI prints its message as one line and exits non-zero. Anything else that escapes
-(a bare ``ValueError``, a ``KeyError``) is a bug and shows its traceback. The structured fields say where the
+(a bare ``ValueError``, a ``KeyError``) is a bug: the CLI says so in one line (exit 70) and shows the
+traceback under ``cotforge --debug``. The structured fields say where the
 problem is, so callers and tests need not parse the message.
 """
 
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Exit statuses of the CLI: a user error, and a stage that finished but left failed records behind.
+# Exit statuses of the CLI: a user error, a stage that finished but left failed records behind, and a bug
+# (an exception that is not a user's error; sysexits' EX_SOFTWARE).
 EXIT_USER_ERROR = 1
 EXIT_FAILED_RECORDS = 3
+EXIT_BUG = 70
 
 
 class CotforgeError(RuntimeError):

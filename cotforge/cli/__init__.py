@@ -19,6 +19,7 @@ from cotforge.cli import (
     serve,
     train,
 )
+from cotforge.cli.common import DEBUG_ENV, ErrorBoundaryGroup
 
 app = typer.Typer(
     name="cotforge",
@@ -28,6 +29,7 @@ app = typer.Typer(
         "Every stage takes --run DIR and reads/writes plain JSONL files and a manifest in that folder."
     ),
     no_args_is_help=True,
+    cls=ErrorBoundaryGroup,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
@@ -43,6 +45,11 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help=f"On an error, show the Python traceback instead of one line (or set {DEBUG_ENV}=1).",
     ),
 ) -> None:
     """cotforge: chain-of-thought safety datasets and Alignment-Weighted DPO."""

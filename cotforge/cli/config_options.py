@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from cotforge.bounded_yaml import read_yaml_file
 from cotforge.errors import ConfigError
+from cotforge.safe_text import elided, visible
 
 ConfigFile = Annotated[
     Path | None,
@@ -227,11 +228,11 @@ class StageConfig:
         given: dict[str, Any],
         prefix: str = "",
     ) -> str:
-        """One line per problem: where it came from (file, --set item, flag), the key, what is wrong."""
+        """One line: each problem's source (file, --set item, flag), key and what is wrong, ``; ``-separated."""
         flag_of = {key: "--" + name.replace("_", "-") for name, key in self.flags.items()}
         set_items = {item.split("=", 1)[0].strip(): item for item in sets or []}
         file_keys = set(_keys(read_config_file(config_file))) if config_file else set()
-        lines = [f"invalid `{self.what}` config:"]
+        problems = []
         for err in exc.errors():
             key = prefix + ".".join(str(p) for p in err["loc"])
             msg = err["msg"]
@@ -239,10 +240,12 @@ class StageConfig:
                 msg = f"unknown key; `cotforge {self.what} --help` lists the keys"
             elif err["type"] == "missing":
                 msg = self._how_to_give(key[len(prefix) :], prefix, flag_of)
-            lines.append(
-                f"  {self._source(key, flag_of, given, set_items, file_keys, config_file)}{key}: {msg}"
+            elif isinstance(err.get("input"), str | int | float):
+                msg = f"{msg} (got '{elided(visible(err['input']), 200)}')"
+            problems.append(
+                f"{self._source(key, flag_of, given, set_items, file_keys, config_file)}{key}: {msg}"
             )
-        return "\n".join(lines)
+        return f"invalid `{self.what}` config: {'; '.join(problems)}"
 
     def _how_to_give(self, key: str, prefix: str, flag_of: dict[str, str]) -> str:
         """What to pass for a missing key (a missing section: its required keys)."""
@@ -280,6 +283,10 @@ class StageConfig:
         for k in chain:
             if k in set_items:
                 return f"--set {set_items[k]}: "
+        # `--set a.b=1` where `a` is not a section: the error is about `a`, the item named `a.b`.
+        for set_key, item in set_items.items():
+            if set_key.startswith(f"{key}."):
+                return f"--set {item}: "
         for k in chain:
             if k in file_keys:
                 return f"{config_file}: "

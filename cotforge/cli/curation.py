@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cotforge.cli.common import console, err_console, fail, friendly_errors
+from cotforge.cli.common import console, err_console, fail, friendly_errors, plain
 from cotforge.cli.config_options import StageConfig
 from cotforge.cli.stage_command import stage_command
 
@@ -39,7 +39,7 @@ def _trace_table(rows: list[dict[str, Any]]) -> Table:
         if r["detail"]:
             why = f"{why} — {r['detail']}" if why else r["detail"]
         colour = {"rejected": "red", "released": "green"}.get(r["verdict"], "")
-        verdict = f"[{colour}]{r['verdict']}[/]" if colour else r["verdict"]
+        verdict = plain(r["verdict"], style=colour)
         table.add_row(r["stage"], variant, r["record_id"], verdict, why, scores, r["reviewers"] or "")
     return table
 

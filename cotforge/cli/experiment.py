@@ -89,7 +89,8 @@ def sweep(
             arm.label, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in arm.figures.values())
         )
     console.print(table)
-    console.print(f"table: {summary.table_path}\nplot: {summary.plot_path}", highlight=False)
+    console.print(f"table: {summary.table_path}", highlight=False)
+    console.print(f"plot: {summary.plot_path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

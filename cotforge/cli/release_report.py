@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cotforge.cli.common import RunOption, console, counts_table
+from cotforge.cli.common import RunOption, console, counts_table, styled
 from cotforge.cli.config_options import StageConfig
 from cotforge.cli.stage_command import stage_command
 
@@ -97,7 +97,7 @@ def release_push(
     if dry_run:
         for line in describe_plan(plan_push(release_dir, config)):
             console.print(line, highlight=False, soft_wrap=True, markup=False)
-        console.print("[bold]dry run[/]: nothing was sent")
+        console.print(styled(("dry run", "bold"), ": nothing was sent"))
         return
     result = push_release(release_dir, config)
     console.print(

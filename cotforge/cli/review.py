@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from cotforge.cli.common import RunOption, console, counts_table, err_console, fail, friendly_errors
+from cotforge.cli.common import (
+    RunOption,
+    console,
+    counts_table,
+    err_console,
+    fail,
+    friendly_errors,
+    plain,
+)
 from cotforge.cli.config_options import StageConfig
 from cotforge.cli.stage_command import stage_command
 
@@ -49,8 +57,8 @@ PULL = StageConfig(
     "review pull",
 )
 NO_KEY_HELP = (
-    "ARGILLA_API_KEY is not set: the server's owner gets that key. Pick one and export it, e.g.\n"
-    "  export ARGILLA_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+    "ARGILLA_API_KEY is not set: the server's owner gets that key. Pick one and export it, e.g. "
+    "`export ARGILLA_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')`"
 )
 
 
@@ -104,7 +112,7 @@ def _serve(host: str, port: int, home: Path | None, owner: str) -> None:
         port=port,
         owner=owner,
         owner_password=os.environ.get("COTFORGE_REVIEW_OWNER_PASSWORD") or None,
-        log=lambda message: err_console.print(f"[dim]{message}[/]"),
+        log=lambda message: err_console.print(plain(message, style="dim")),
     )
     err_console.print("starting Redis and argilla-server (in-memory search engine)…")
     with server:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cotforge.cli.common import console, friendly_errors
+from cotforge.cli.common import console, friendly_errors, styled
 
 
 def register(app: typer.Typer) -> None:
@@ -67,9 +67,8 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         state = runner.run(start=start, until=until, force=force, retry_failed=retry_failed)
         _print_products(Path(spec.run))
-        console.print(
-            f"[bold green]done[/]: {spec.run} ({sum(s.status == 'completed' for s in state.steps.values())} steps completed)"
-        )
+        completed = sum(s.status == "completed" for s in state.steps.values())
+        console.print(styled(("done", "bold green"), f": {spec.run} ({completed} steps completed)"))
 
 
 PRODUCTS = (

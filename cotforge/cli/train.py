@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cotforge.cli.common import console, counts_table, err_console, fail
+from cotforge.cli.common import console, counts_table, err_console, fail, plain
 from cotforge.cli.config_options import StageConfig
 from cotforge.cli.stage_command import stage_command
 
@@ -84,7 +84,7 @@ def _summary(title: str, result: Any) -> None:
     console.print(counts_table(title, rows))
     if result.rejects:
         err_console.print(
-            f"[yellow]{result.rejects} record(s) not trained on; reasons in the rejects file[/]"
+            plain(f"{result.rejects} record(s) not trained on; reasons in the rejects file", style="yellow")
         )
 
 

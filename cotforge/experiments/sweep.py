@@ -199,19 +199,22 @@ def _write_summary(sweep_dir: Path, first: str, arms: list[ArmResult]) -> SweepS
     import matplotlib.pyplot as plt
     import pandas as pd
 
+    from cotforge.charts import label, literal_text
+
     frame = pd.DataFrame([{"arm": a.label, "run": str(a.run), **a.figures} for a in arms])
     table_path, plot_path = sweep_dir / "sweep.csv", sweep_dir / "sweep.png"
     atomic_write_text(table_path, frame.to_csv(index=False))
     atomic_write_text(sweep_dir / "sweep.json", frame.to_json(orient="records", indent=2) + "\n")
     numeric = [c for c in frame.columns if c not in ("arm", "run") and frame[c].dtype.kind == "f"]
-    fig, axes = plt.subplots(
-        1, max(1, len(numeric)), figsize=(3.2 * max(1, len(numeric)), 3.2), squeeze=False
-    )
-    for ax, column in zip(axes[0], numeric, strict=False):
-        ax.bar(range(len(frame)), frame[column].fillna(0.0), color="#4C78A8")
-        ax.set_title(column, fontsize=8)
-        ax.set_xticks(range(len(frame)), [f"arm {i}" for i in range(len(frame))], fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plot_path, dpi=100)
-    plt.close(fig)
+    with literal_text():  # metric names are drawn as written, never as mathtext
+        fig, axes = plt.subplots(
+            1, max(1, len(numeric)), figsize=(3.2 * max(1, len(numeric)), 3.2), squeeze=False
+        )
+        for ax, column in zip(axes[0], numeric, strict=False):
+            ax.bar(range(len(frame)), frame[column].fillna(0.0), color="#4C78A8")
+            ax.set_title(label(column), fontsize=8)
+            ax.set_xticks(range(len(frame)), [f"arm {i}" for i in range(len(frame))], fontsize=7)
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=100)
+        plt.close(fig)
     return SweepSummary(first_changed=first, arms=arms, table_path=table_path, plot_path=plot_path)

@@ -15,6 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cotforge.safe_text import visible
+
 
 class EngineProgress:
     """A rich progress bar, or nothing when disabled (tests, benchmarks, non-interactive pipelines)."""
@@ -26,7 +28,7 @@ class EngineProgress:
         self._task: TaskID | None = None
         if enabled and total:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.description}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("cached {task.fields[cached]} · failed {task.fields[failed]}"),
@@ -35,7 +37,7 @@ class EngineProgress:
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
             )
-            self._task = self._progress.add_task(label, total=total, cached=0, failed=0, rate="")
+            self._task = self._progress.add_task(visible(label), total=total, cached=0, failed=0, rate="")
 
     def advance(self, cached: bool, failed: bool) -> None:
         self.cached += int(cached)

@@ -116,7 +116,8 @@ class PipelineRunner:
         try:
             return declaration.config_model().model_validate(raw)
         except ValidationError as exc:
-            raise PipelineError(f"step {step.name}: {format_validation_error(exc)}") from None
+            named = format_validation_error(exc, set_items=self.spec.set_items_for(step.name))
+            raise PipelineError(f"step {step.name}: {named}") from None
 
     @property
     def state_path(self) -> Path:

@@ -20,7 +20,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from cotforge.bounded_yaml import load_yaml, read_yaml_file
 from cotforge.errors import ConfigError
@@ -69,6 +69,7 @@ class PipelineSpec(BaseModel):
     run: str = Field(description="Run folder (relative paths are relative to the working directory).")
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
     steps: list[StepSpec]
+    _set_items: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -98,6 +99,19 @@ class PipelineSpec(BaseModel):
         if dupes:
             raise ValueError(f"each stage may appear once; repeated: {dupes}")
         return self
+
+    def set_items_for(self, step: str | None = None) -> dict[str, str]:
+        """The ``--set`` items applied to ``step``'s config (to the pipeline's own keys when ``None``), by
+        their dotted key inside it: errors name the item a bad key came from."""
+        steps = {s.name for s in self.steps}
+        found = {}
+        for item in self._set_items:
+            parts = [p for p in item.split("=", 1)[0].strip().split(".") if p]
+            if step is not None and parts[:1] and canonical_stage(parts[0]) == step:
+                found[".".join(parts[1:])] = item
+            elif step is None and parts and canonical_stage(parts[0]) not in steps:
+                found[".".join(parts)] = item
+        return found
 
     def step(self, name: str) -> StepSpec:
         name = canonical_stage(name)
@@ -168,13 +182,31 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineSpe
         raise PipelineError(f"{path}: expected a mapping with name, run, servers and steps")
     data = apply_overrides(data, overrides or [])
     try:
-        return PipelineSpec.model_validate(data)
+        spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        raise PipelineError(f"{path}: {format_validation_error(exc)}", file=path) from None
+        top_level = {
+            ".".join(p for p in item.split("=", 1)[0].strip().split(".") if p): item
+            for item in overrides or []
+        }
+        raise PipelineError(
+            f"{path}: {format_validation_error(exc, set_items=top_level)}", file=path
+        ) from None
+    spec._set_items = list(overrides or [])
+    return spec
 
 
-def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``where: what``, with step indices made 1-based and readable."""
+def _set_item_of(key: str, set_items: dict[str, str]) -> str | None:
+    """The ``--set`` item that gave ``key``, one of its parents or one of its children."""
+    for given, item in set_items.items():
+        if given == key or given.startswith(f"{key}.") or key.startswith(f"{given}."):
+            return item
+    return None
+
+
+def format_validation_error(
+    exc: ValidationError, prefix: str = "", set_items: dict[str, str] | None = None
+) -> str:
+    """One line per problem: ``where: what`` (``--set item: where: what`` for a key a ``--set`` gave)."""
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
@@ -182,5 +214,6 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against the stage's options)"
-        lines.append(f"{where}: {msg}")
+        item = _set_item_of(".".join(loc), set_items or {}) if loc else None
+        lines.append(f"--set {item}: {where}: {msg}" if item else f"{where}: {msg}")
     return "; ".join(lines)

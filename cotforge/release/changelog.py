@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.release.markdown import Markdown, code
+
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     "sft": ("id",),
     "preference": ("pair_id",),
@@ -146,12 +148,12 @@ def build_changelog(
     return log
 
 
-def render_changelog(log: Changelog) -> str:
-    """The changelog as Markdown (for ``CHANGELOG.md`` and the dataset card)."""
+def render_changelog(log: Changelog) -> Markdown:
+    """The changelog as Markdown (for ``CHANGELOG.md`` and the dataset card); every value a code span."""
     if log.previous_version is None:
         head = f"Release {log.version}: the first release of this dataset (every row is new)."
     else:
-        head = f"Release {log.version}, against release {log.previous_version} ({log.previous_created_at})."
+        head = f"Release {log.version}, against release {log.previous_version} ({code(log.previous_created_at)})."
     lines = [
         head,
         "",
@@ -160,11 +162,11 @@ def render_changelog(log: Changelog) -> str:
     ]
     for config, change in log.configs.items():
         t = change.total
-        lines.append(f"| `{config}` | **all** | {t.added} | {t.removed} | {t.changed} | {t.unchanged} |")
+        lines.append(f"| {code(config)} | **all** | {t.added} | {t.removed} | {t.changed} | {t.unchanged} |")
         for category, c in change.by_category.items():
             if c.added or c.removed or c.changed:
                 lines.append(
-                    f"| `{config}` | {category} | {c.added} | {c.removed} | {c.changed} | {c.unchanged} |"
+                    f"| {code(config)} | {code(category)} | {c.added} | {c.removed} | {c.changed} | {c.unchanged} |"
                 )
     if log.previous_version is not None:
         lines.append("")
@@ -175,5 +177,5 @@ def render_changelog(log: Changelog) -> str:
             lines.append("")
             for stage, keys in log.config_diff.items():
                 for key, (a, b) in keys.items():
-                    lines.append(f"- `{stage}.{key}`: `{json.dumps(a)}` → `{json.dumps(b)}`")
-    return "\n".join(lines) + "\n"
+                    lines.append(f"- {code(f'{stage}.{key}')}: {code(json.dumps(a))} → {code(json.dumps(b))}")
+    return Markdown("\n".join(lines) + "\n")

@@ -5,9 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cotforge.release.card import MAX_NAME_CHARS
+from cotforge.release.licences import checked_licence
 from cotforge.release.tables import CONFIG_NAMES, ConfigName
+from cotforge.safe_text import visible
+
+MAX_TAG_CHARS = 100
+
+
+def card_word(value: str, what: str, limit: int) -> str:
+    """``value`` if it can stand in the card's YAML header as one plain line; ``ValueError`` saying why not."""
+    if not value.strip():
+        raise ValueError(f"the {what} is empty")
+    if visible(value) != value:
+        raise ValueError(f"the {what} {visible(value)!r} holds a line break or control character")
+    if len(value) > limit:
+        raise ValueError(f"the {what} is {len(value)} characters long; the most is {limit}")
+    return value
 
 
 class ReleaseFilters(BaseModel):
@@ -62,6 +78,38 @@ class ReleaseConfig(BaseModel):
         default=None,
         description="Previous release folder for the changelog; default: the one being replaced.",
     )
+
+    @field_validator("licence")
+    @classmethod
+    def _hub_licence(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            return [checked_licence(v) for v in value]
+        return None if value is None else checked_licence(value)
+
+    @field_validator("pretty_name")
+    @classmethod
+    def _one_line_name(cls, value: str | None) -> str | None:
+        return None if value is None else card_word(value, "pretty name", MAX_NAME_CHARS)
+
+    @field_validator("tags")
+    @classmethod
+    def _plain_tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [card_word(t, "tag", MAX_TAG_CHARS) for t in value]
+
+    @field_validator("repo_id")
+    @classmethod
+    def _hub_repo_id(cls, value: str | None) -> str | None:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        if value is None:
+            return None
+        try:
+            validate_repo_id(value)
+        except HFValidationError as exc:
+            raise ValueError(f"not a Hub repo id: {exc}") from None
+        if value.count("/") != 1:
+            raise ValueError(f"{visible(value)!r} is not a Hub repo id of the form namespace/name")
+        return value
 
 
 def release_dir(run_dir: str | Path, config: ReleaseConfig) -> Path:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cotforge.release.manifest import RELEASE_MANIFEST, ReleaseError, ReleaseManifest
 from cotforge.runfolder import RunFiles, file_sha256
 from cotforge.runfolder.manifest import scrub_secrets
+from cotforge.safe_text import visible
 
 REPO_TYPE = "dataset"
 PUSH_STAGE = "release-push"
@@ -166,7 +167,10 @@ def plan_push(release_dir: str | Path, config: PushConfig) -> PushPlan:
             "re-run `cotforge release build` rather than editing a release by hand"
         )
     rows = ", ".join(f"{name} {c.rows}" for name, c in manifest.configs.items() if c.included)
-    message = config.commit_message or f"cotforge release of run {manifest.provenance.run_name} ({rows})"
+    # One line: a run folder's name may hold a line break, which would start the commit's description.
+    message = (
+        config.commit_message or f"cotforge release of run {visible(manifest.provenance.run_name)} ({rows})"
+    )
     return PushPlan(
         repo_id=config.repo_id,
         revision=config.revision,

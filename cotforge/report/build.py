@@ -125,7 +125,10 @@ def build_report(
         out.mkdir(parents=True, exist_ok=True)
         figures: list[str] = []
         for figure in (f for s in sections for f in s.figures):
-            path = out / f"{_safe_name(figure.name)}.png"
+            stem = base = _safe_name(figure.name)
+            while f"{stem}.png" in figures:  # names from model folders can meet once made safe (`a b`, `a_b`)
+                stem = f"{base}-{len(figures)}"
+            path = out / f"{stem}.png"
             path.write_bytes(figure.png)
             figures.append(path.name)
         title = config.title or f"cotforge report: {run.resolve().name}"

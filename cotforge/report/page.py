@@ -8,6 +8,7 @@ import jinja2
 
 from cotforge import __version__
 from cotforge.report.section import Section
+from cotforge.safe_text import visible
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -69,14 +70,19 @@ _TEMPLATE = """<!DOCTYPE html>
 """
 
 
+def _shown(value: object) -> object:
+    # Escaping keeps HTML out; control characters (a terminal escape in a model name) are shown, not dropped.
+    return visible(value) if isinstance(value, str) else value
+
+
 def data_uri(png: bytes) -> str:
     """A PNG as a ``data:`` URI, so the page needs no other file."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def render_page(sections: list[Section], *, title: str, run_name: str, created_at: str) -> str:
-    """The HTML page of ``sections`` (all text escaped; every image inline)."""
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    """The HTML page of ``sections`` (all text escaped, control characters shown; every image inline)."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, finalize=_shown)
     images = {f.name: data_uri(f.png) for s in sections for f in s.figures}
     return env.from_string(_TEMPLATE).render(
         sections=sections,

@@ -1,4 +1,4 @@
-"""One error hierarchy: the CLI prints a user's error as one line and lets a bug show its traceback."""
+"""One error hierarchy: the CLI prints a user's error as one line; a bug says it is one (traceback under --debug)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from cotforge.cli.common import friendly_errors
-from cotforge.errors import EXIT_FAILED_RECORDS, CotforgeError, FailedRecordsError
+from cotforge.errors import EXIT_BUG, EXIT_FAILED_RECORDS, CotforgeError, FailedRecordsError
 from cotforge.tagged import TaggedFormatError
 from cotforge.train.segments import SegmentError
 
@@ -35,9 +35,12 @@ def test_user_errors_are_one_line_with_their_exit_status() -> None:
     assert result.exit_code == 1 and "/runs/r/pairs.jsonl: Permission denied" in result.output
 
 
-def test_a_bare_value_error_is_a_bug_not_a_message() -> None:
+def test_a_bare_value_error_is_a_bug_not_a_users_error() -> None:
     result = runner.invoke(_app(ValueError("internal")), [])
-    assert isinstance(result.exception, ValueError)
+    assert result.exit_code == EXIT_BUG and "this is a bug in cotforge" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(_app(ValueError("internal")), [], env={"COTFORGE_DEBUG": "1"})
+    assert isinstance(result.exception, ValueError)  # --debug (or COTFORGE_DEBUG) keeps the traceback
 
 
 def test_every_user_facing_error_subclasses_the_base() -> None:

@@ -66,7 +66,7 @@ def test_release_loads_back_with_datasets_and_the_card(released: tuple[BuiltRun,
     assert "Content warning" in text and "load_dataset(" in text
     assert TEACHER in text and all(h in text for h in TEMPLATE_HASHES.values())
     assert "9f" * 32 in text  # the pipeline config hash
-    assert "argilla" in text and "accepted 6, corrected 1, rejected 1" in text  # review statistics
+    assert "`argilla`" in text and "`accepted` 6, `corrected` 1, `rejected` 1" in text  # review statistics
     assert "rule-v1" in text and "| pairs | 11 |" in text
 
     manifest = json.loads((out / "release.json").read_text())

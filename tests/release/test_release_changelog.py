@@ -73,7 +73,7 @@ def test_subset_filters_are_applied_and_recorded(built_run: BuiltRun) -> None:
     assert sft and {r["category"] for r in sft} == {"non_violent_crimes"}
     assert manifest["filters"] == {"category": ["non_violent_crimes"], "pair_source": ["judge"]}
     card = (out / "README.md").read_text()
-    assert "## Subset" in card and "`category`: non_violent_crimes" in card
+    assert "## Subset" in card and "`category`: `non_violent_crimes`" in card
 
 
 def test_filters_that_keep_nothing_are_an_error(built_run: BuiltRun) -> None:
