@@ -114,24 +114,36 @@ def test_a_queued_request_is_not_a_failure_but_a_stopped_server_is() -> None:
 
 
 @pytest.mark.integration
-def test_a_prompt_too_long_for_the_served_context_is_rejected_before_sending(
+def test_a_prompt_too_long_for_the_served_context_is_rejected_without_a_side_call_per_request(
     tiny_vllm_server: VLLMServer,
 ) -> None:
-    config = LLMConfig(model="tiny", base_urls=[tiny_vllm_server.base_url], max_retries=0)
-    # max_model_len is 1024: 5,000 characters of text are far more tokens than that.
+    # ignore_eos: the tiny random model then always runs to its token limit, so a clamp would show.
+    config = LLMConfig(
+        model="tiny", base_urls=[tiny_vllm_server.base_url], max_retries=0, extra_body={"ignore_eos": True}
+    )
+    # max_model_len is 1024: 5,000 characters of text are far more tokens than that; the server refuses it.
     sampling = SamplingParams(max_tokens=8, seed=1)
     long = ChatRequest("long", [{"role": "user", "content": "word " * 1000}], sampling)
     short = ChatRequest("short", [{"role": "user", "content": "Hi"}], sampling)
-    # Just under the limit by the byte bound but over it with max_tokens: counted exactly by the server.
+    # Surely over the limit even by the lowest estimate (bytes / 6 + max_tokens): never sent.
     edge = ChatRequest(
         "edge", [{"role": "user", "content": "x" * 400}], SamplingParams(max_tokens=1000, seed=1)
     )
-    outcomes, stats = _run(config, [long, short, edge])
+    # Fits by the estimate, but the server's count + max_tokens does not: vLLM clamps max_tokens to the room
+    # left and the answer runs into that clamp, which the response's own token counts show.
+    clamped = ChatRequest(
+        "clamped", [{"role": "user", "content": "word " * 120}], SamplingParams(max_tokens=900, seed=1)
+    )
+    outcomes, stats = _run(config, [long, short, edge, clamped])
     by_key = {o.request.key: o for o in outcomes}
-    assert by_key["long"].reason == "prompt_too_long" and "max_model_len 1024" in (by_key["long"].error or "")
-    assert "server's tokenizer" in (by_key["long"].error or "")
-    assert by_key["edge"].reason == "prompt_too_long"
-    assert by_key["short"].ok and stats.sent == 1  # only the short request reached the server
+    assert by_key["long"].reason == "prompt_too_long" and "context" in (by_key["long"].error or "")
+    assert by_key["edge"].reason == "prompt_too_long" and "not sent" in (by_key["edge"].error or "")
+    assert "max_model_len 1024" in (by_key["edge"].error or "")
+    assert by_key["clamped"].reason == "prompt_too_long"
+    assert "server's tokenizer" in (by_key["clamped"].error or "")
+    assert by_key["short"].ok and by_key["short"].finish_reason == "length"
+    # short, long (refused by the server) and clamped were sent once each, none retried; edge never.
+    assert stats.sent == 3 and stats.retries == 0
 
 
 @pytest.mark.integration
