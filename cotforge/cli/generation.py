@@ -54,6 +54,8 @@ def register(app: typer.Typer) -> None:
         timeout: opt.Timeout = None,
         rpm: opt.Rpm = None,
         tpm: opt.Tpm = None,
+        executor: opt.Executor = None,
+        ray_address: opt.RayAddress = None,
         limit: int | None = typer.Option(None, "--limit"),
         kind: list[str] | None = typer.Option(None, "--kind"),
         cache: opt.Cache = None,
@@ -76,7 +78,7 @@ def register(app: typer.Typer) -> None:
         config = GENERATE.validate(
             raw, config_file, sets, model=model, base_url=base_url, backend=backend, api_key_env=api_key_env,
             temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
-            timeout=timeout, rpm=rpm, tpm=tpm, mode=mode, n=n, limit=limit, kind=kind, cache=cache,
+            timeout=timeout, rpm=rpm, tpm=tpm, executor=executor, ray_address=ray_address, mode=mode, n=n, limit=limit, kind=kind, cache=cache,
             refresh=refresh, retry_rejects=retry_rejects, retry_failed=retry_failed, progress=progress,
         )  # fmt: skip
         result = generate_in_run(

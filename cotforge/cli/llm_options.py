@@ -22,6 +22,8 @@ Concurrency = Annotated[int | None, typer.Option("--concurrency")]
 Timeout = Annotated[float | None, typer.Option("--timeout")]
 Rpm = Annotated[float | None, typer.Option("--rpm")]
 Tpm = Annotated[float | None, typer.Option("--tpm")]
+Executor = Annotated[str | None, typer.Option("--executor")]
+RayAddress = Annotated[str | None, typer.Option("--ray-address")]
 Cache = Annotated[bool | None, typer.Option("--cache/--no-cache")]
 Refresh = Annotated[bool | None, typer.Option("--refresh/--no-refresh")]
 RetryFailed = Annotated[
@@ -48,6 +50,8 @@ LLM_KEYS = {
     "timeout": "timeout_s",
     "rpm": "rate_limits.requests_per_minute",
     "tpm": "rate_limits.tokens_per_minute",
+    "executor": "executor",
+    "ray_address": "ray.address",
 }
 
 
