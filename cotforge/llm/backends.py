@@ -7,6 +7,7 @@ engine. The HTTP client's own retries are off (``max_retries=0``) so the engine'
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,12 @@ from cotforge.llm.request_body import chat_request_body, prefix_of, response_of
 from cotforge.schemas import TokenUsage
 
 __all__ = ["Backend", "ChatResponse", "MalformedResponse", "PromptTooLong", "RequestTimedOut", "make_backend"]
+
+
+# The HTTP client's connection pool scans every connection to place each request, so one pool of 1,000
+# connections costs more client CPU per request than the rest of cotforge together; requests to one replica
+# are spread over pools of at most this many connections instead.
+CONNECTIONS_PER_CLIENT = 64
 
 
 class PromptTooLong(RequestFailed):
@@ -75,7 +82,10 @@ class OpenAIBackend:
             [
                 Replica(
                     url,
-                    AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout),
+                    [
+                        AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout)
+                        for _ in range(math.ceil(initial / CONNECTIONS_PER_CLIENT))
+                    ],
                     AIMDLimit(config.concurrency, initial, enabled=config.adaptive_concurrency),
                 )
                 for url in urls
@@ -152,7 +162,7 @@ class OpenAIBackend:
 
     async def _call(self, replica: Replica, body: dict[str, Any], sent_at: float) -> tuple[Any, bool]:
         """The response JSON and whether it had to wait past a timeout window (queued on a live server)."""
-        call = asyncio.ensure_future(replica.client.post("/chat/completions", body=body, cast_to=object))
+        call = asyncio.ensure_future(replica.client().post("/chat/completions", body=body, cast_to=object))
         waited, queued = 0.0, False
         try:
             while True:

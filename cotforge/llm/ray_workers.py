@@ -188,7 +188,9 @@ def run_job(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver's engine shows its own progress
     rows = [{"id": i, "request": json.dumps(request_to_dict(r), ensure_ascii=False)} for i, r in items]
-    blocks = max(1, min(len(rows), math.ceil(len(rows) / settings.batch_size)))
+    # Every worker gets work even when the job is smaller than replicas × batch_size.
+    batch_size = max(1, min(settings.batch_size, math.ceil(len(rows) / settings.replicas)))
+    blocks = math.ceil(len(rows) / batch_size)
     dataset: Any = ray.data.from_items(rows, override_num_blocks=blocks)
     if config.backend == "vllm":
         from ray.data.llm import build_processor
@@ -201,7 +203,7 @@ def run_job(
         dataset = dataset.map_batches(
             HttpRequestWorker,
             fn_constructor_kwargs={"config_json": worker_config(config).model_dump_json()},
-            batch_size=settings.batch_size,
+            batch_size=batch_size,
             compute=ray.data.ActorPoolStrategy(size=settings.replicas),
             num_cpus=settings.num_cpus,
             num_gpus=settings.num_gpus or 0,

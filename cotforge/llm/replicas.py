@@ -39,7 +39,7 @@ class Replica:
     """One endpoint's live state."""
 
     url: str
-    client: Any  # openai.AsyncOpenAI
+    clients: list[Any]  # openai.AsyncOpenAI, one per pool of connections (used in turn)
     limit: AIMDLimit
     in_flight: int = 0
     down_until: float = 0.0
@@ -49,8 +49,15 @@ class Replica:
     max_model_len: int | None = None
     _info_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    _next_client: int = 0
+
     def is_up(self, now: float) -> bool:
         return now >= self.down_until
+
+    def client(self) -> Any:
+        """The next of this replica's HTTP clients (round-robin)."""
+        self._next_client = (self._next_client + 1) % len(self.clients)
+        return self.clients[self._next_client]
 
 
 class ReplicaSet:
@@ -153,6 +160,7 @@ class ReplicaSet:
 
     async def aclose(self) -> None:
         for replica in self.replicas:
-            await replica.client.close()
+            for client in replica.clients:
+                await client.close()
         if self._probe is not None:
             await self._probe.aclose()
