@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import threading
 from typing import Any
@@ -49,6 +50,15 @@ def _reachable(address: str) -> None:
             f"ray.address {address!r}: no Ray cluster answers there ({exc}); start one (`ray start --head`, "
             "`ray up cluster.yaml`) or fix the address; nothing was sent"
         ) from None
+
+
+def _gist(exc: BaseException) -> str:
+    """The cause in a Ray error: its first ``SomeError: message`` line (Ray wraps the remote traceback in its own
+    text and colours), else its last line."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return ((causes or lines or [type(exc).__name__])[0 if causes else -1])[:300]
 
 
 def gpus_per_replica(config: LLMConfig) -> float:
@@ -147,7 +157,10 @@ class RayBackend:
             try:
                 await self._job(todo)
             except Exception as exc:
-                failure = RayClusterError(f"{_where(self.config.ray)}: the Ray job failed: {exc}")
+                failure = RayClusterError(
+                    f"{_where(self.config.ray)}: the Ray job failed: {_gist(exc)}; the answers that came back "
+                    "are kept: re-run the same command to resume"
+                )
                 for _, _, future in todo:
                     if not future.done():
                         future.set_exception(failure)

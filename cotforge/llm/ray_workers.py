@@ -73,13 +73,17 @@ class HttpRequestWorker:
         self.backend: Backend | None = None
 
     async def __call__(self, batch: dict[str, Any]) -> AsyncIterator[dict[str, list[Any]]]:
+        ids = [int(i) for i in batch["id"]]
         if self.backend is None:
-            self.backend = make_backend(
-                self.config
-            )  # here: its HTTP clients belong to this actor's event loop
+            try:
+                # Made here, not in __init__: its HTTP clients belong to this actor's event loop.
+                self.backend = make_backend(self.config)
+            except CotforgeError as exc:  # e.g. no API key in this node's environment
+                yield _columns([_row(i, reason=MODEL_UNAVAILABLE, error=str(exc)) for i in ids])
+                return
         pending = {
-            asyncio.ensure_future(self._one(int(i), request_from_dict(json.loads(str(text)))))
-            for i, text in zip(batch["id"], batch["request"], strict=True)
+            asyncio.ensure_future(self._one(i, request_from_dict(json.loads(str(text)))))
+            for i, text in zip(ids, batch["request"], strict=True)
         }
         while pending:
             # Answers are handed back in small groups, not one by one: each yield is a block in Ray's object
