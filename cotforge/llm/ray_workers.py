@@ -191,6 +191,7 @@ def run_job(
     settings = config.ray
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver's engine shows its own progress
+    context.print_on_execution_start = False
     rows = [{"id": i, "request": json.dumps(request_to_dict(r), ensure_ascii=False)} for i, r in items]
     # Every worker gets work even when the job is smaller than replicas × batch_size.
     batch_size = max(1, min(settings.batch_size, math.ceil(len(rows) / settings.replicas)))
