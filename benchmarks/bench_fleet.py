@@ -1,15 +1,16 @@
 """Past one client process: cotforge's local and Ray executors against a fleet of fixed-latency endpoints whose
 ideal is well above what one process can drive (goal: Ray executor / ideal ≥ 0.9, and above one process).
 
-1. ``single_process_req_s``: what one client process reaches on this machine — a bare ``AsyncOpenAI`` loop with
-   512 in flight against endpoints whose ideal (10,240 requests/s) no client here can approach.
+1. ``single_process_req_s``: what one client process reaches on this machine — the faster of a bare
+   ``AsyncOpenAI`` loop and cotforge's local executor, 512 in flight, against endpoints whose ideal (10,240
+   requests/s) no client here can approach.
 2. The fleet (``fleet_endpoints.py``): K endpoint processes × SLOTS slots (defaults 16 × 64: 1,024 in flight),
    the latency chosen so the ideal ``K × SLOTS / latency`` is ``HEADROOM`` (default 2) × ``single_process_req_s``.
 3. Side by side on the same WAVES × K × SLOTS requests, rounds rotating the order: the local executor
    (``RequestEngine``), the Ray executor (``executor: ray``, RAY_WORKERS HTTP workers on a local Ray cluster
    started once, before the rounds; each run's actor pool start is timed, as a stage pays it) and a bare
-   ``AsyncOpenAI`` + semaphore loop. Client CPU counts this process and every process it started except the
-   endpoints (the Ray cluster's raylet, GCS and workers included).
+   ``AsyncOpenAI`` + semaphore loop. Client CPU: this process for the one-process sides; for the Ray executor,
+   this process and every process it started except the endpoints (the cluster's raylet, GCS and workers).
 4. The peers on one endpoint × 1,024 slots (``fleet_peers.py``): cotforge's local executor, curator and
    distilabel; ``peer_ratio`` = cotforge / best peer.
 5. Ray Data's own ``HttpRequestProcessorConfig`` (two actors, batch 16) beside the Ray executor (two workers)
@@ -42,6 +43,8 @@ ROUNDS = int(os.environ.get("BENCH_FLEET_ROUNDS", "2"))
 RAY_WORKERS = int(os.environ.get("BENCH_FLEET_RAY_WORKERS", "4"))
 RAY_BATCH = int(os.environ.get("BENCH_FLEET_RAY_BATCH", "256"))
 SELECTED_PEERS = [p for p in os.environ.get("BENCH_FLEET_PEERS", "curator,distilabel").split(",") if p]
+# Which parts run (all by default); e.g. BENCH_FLEET_PARTS=library re-measures Ray Data's HTTP processor alone.
+PARTS = set(os.environ.get("BENCH_FLEET_PARTS", "fleet,peers,library").split(","))
 
 
 def plan(n: int) -> list[ChatRequest]:
@@ -53,7 +56,10 @@ def plan(n: int) -> list[ChatRequest]:
 
 
 class ClientCpu:
-    """CPU seconds of this process and every process it started, less the endpoints (they are the server).
+    """CPU seconds of this process and every process it started, less the endpoints (they are the server):
+    the Ray executor's cost includes its cluster's raylet, GCS and workers. The one-process sides (local
+    executor, bare loop) are timed with ``own=True``: this process alone, so the idle cluster's background
+    work is not charged to them.
 
     A sampler thread reads the descendants' CPU times every 0.2 s and keeps each one's last reading, so a Ray
     worker that exits at the end of its job still counts (less at most its last 0.2 s)."""
@@ -78,7 +84,9 @@ class ClientCpu:
         while not self._stop.wait(0.2):
             self._sample()
 
-    def __call__(self) -> float:
+    def __call__(self, own: bool = False) -> float:
+        if own:
+            return time.process_time()
         self._sample()
         return time.process_time() + sum(self.seen.values())
 
@@ -99,9 +107,10 @@ def time_cotforge(
     config = LLMConfig(model=MODEL, base_urls=urls, concurrency=concurrency, timeout_s=600, parse_retries=0,
                        executor=executor, ray=ray)  # fmt: skip
     done: list[bool] = []
-    t0, c0 = time.perf_counter(), cpu()
+    own = executor == "local"
+    t0, c0 = time.perf_counter(), cpu(own)
     RequestEngine(config, progress=False).run(requests, lambda r, text: text, lambda o: done.append(o.ok))
-    wall, used = time.perf_counter() - t0, cpu() - c0
+    wall, used = time.perf_counter() - t0, cpu(own) - c0
     assert len(done) == len(requests) and all(done), f"{done.count(False)} failed"
     return wall, used
 
@@ -134,19 +143,21 @@ def time_bare(
     urls: list[str], requests: list[ChatRequest], concurrency: int, cpu: ClientCpu
 ) -> tuple[float, float]:
     """Seconds and client CPU seconds for a bare ``AsyncOpenAI`` + semaphore loop over the same requests."""
-    t0, c0 = time.perf_counter(), cpu()
+    t0, c0 = time.perf_counter(), cpu(own=True)
     ok = asyncio.run(_bare(urls, requests, concurrency))
-    wall, used = time.perf_counter() - t0, cpu() - c0
+    wall, used = time.perf_counter() - t0, cpu(own=True) - c0
     assert ok == len(requests)
     return wall, used
 
 
 def single_process_rate() -> float:
-    """Requests/s of one bare client process against endpoints far faster than any client here."""
+    """Requests/s of the faster of one bare client process and cotforge's local executor (one process too)
+    against endpoints far faster than any client here: what one process can drive on this machine."""
     with Fleet(k=4, slots=128, latency=0.05) as fleet:
         cpu = ClientCpu([fleet])
         time_bare(fleet.urls, plan(1024), 512, cpu)  # warm-up
         rates = [4096 / time_bare(fleet.urls, plan(4096), 512, cpu)[0] for _ in range(2)]
+        rates += [4096 / time_cotforge(fleet.urls, plan(4096), 512, cpu)[0] for _ in range(2)]
         cpu.close()
     return max(rates)
 
@@ -169,17 +180,9 @@ def library_http_processor(url: str, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    import ray
-
-    single = single_process_rate()
-    print(f"single_process_req_s: {single:.1f}", flush=True)
+def fleet_part(single: float, latency: float, n: int) -> float:
+    """Local executor, Ray executor and bare loop on the sized fleet; returns the Ray executor / ideal."""
     in_flight = K * SLOTS
-    latency = round(in_flight / (HEADROOM * single), 3)
-    n = WAVES * in_flight
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=RAY_WORKERS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    ray.data.DataContext.get_current().enable_progress_bars = False
     sides = ("local", "ray", "bare")
     runs: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     with Fleet(k=K, slots=SLOTS, latency=latency) as fleet:
@@ -207,7 +210,12 @@ def main() -> None:
         cpu_ms = 1000 * statistics.median(used for _, used in runs[side]) / n
         print(f"{side}: {rates[side]:.1f} req/s ({rates[side] / ideal:.3f} of the ideal, "
               f"{rates[side] / single:.2f}× one process), client CPU {cpu_ms:.2f} ms/request", flush=True)  # fmt: skip
+    return rates["ray"] / ideal
 
+
+def peers_part(latency: float, n: int) -> None:
+    """cotforge's local executor, curator and distilabel on one endpoint × K × SLOTS slots."""
+    in_flight = K * SLOTS
     prompts = [r.messages[0]["content"] for r in plan(n)]
     with Fleet(k=1, slots=in_flight, latency=latency) as one:
         print(f"peers: one endpoint × {in_flight} slots, {latency:g} s, same {n} requests", flush=True)
@@ -230,6 +238,9 @@ def main() -> None:
     if best:
         print(f"peer_ratio: {ours / best:.3f}")
 
+
+def library_part() -> None:
+    """Ray Data's HttpRequestProcessor beside the Ray executor, both with two actors, on one 50 ms endpoint."""
     with Fleet(k=1, slots=64, latency=0.05) as small:
         library = library_http_processor(small.urls[0], 256)
         cpu = ClientCpu([small])
@@ -237,8 +248,28 @@ def main() -> None:
         cpu.close()
         print(f"ray.data.llm HttpRequestProcessor (2 actors, batch 16), one 50 ms endpoint, 256 requests: "
               f"{library:.1f} req/s; cotforge's Ray executor (2 workers), same: {256 / wall:.1f} req/s")  # fmt: skip
+
+
+def main() -> None:
+    import ray
+
+    ratio = None
+    if PARTS & {"fleet", "peers"}:
+        single = single_process_rate()
+        print(f"single_process_req_s: {single:.1f}", flush=True)
+        latency, n = round(K * SLOTS / (HEADROOM * single), 3), WAVES * K * SLOTS
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=RAY_WORKERS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    if "fleet" in PARTS:
+        ratio = fleet_part(single, latency, n)
+    if "peers" in PARTS:
+        peers_part(latency, n)
+    if "library" in PARTS:
+        library_part()
     ray.shutdown()
-    print(f"ratio: {rates['ray'] / ideal:.3f}")
+    if ratio is not None:
+        print(f"ratio: {ratio:.3f}")
 
 
 if __name__ == "__main__":
