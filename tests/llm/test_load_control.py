@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -17,16 +15,6 @@ from cotforge.llm import ChatRequest, LLMConfig, RequestEngine, RequestOutcome
 from cotforge.llm.concurrency import AIMDLimit
 from cotforge.schemas import SamplingParams
 from cotforge.serving import VLLMServer
-
-
-def _fleet_module() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_endpoints.py"
-    spec = importlib.util.spec_from_file_location("fleet_endpoints", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fleet_endpoints"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _requests(n: int, content: str = "Say hello.", max_tokens: int = 8) -> list[ChatRequest]:
@@ -72,8 +60,10 @@ def test_aimd_grows_by_one_per_round_halves_once_per_burst_and_stays_in_bounds()
 
 
 @pytest.mark.integration
-def test_a_replica_killed_mid_run_is_taken_out_and_its_requests_rerouted_without_loss() -> None:
-    fleet = _fleet_module()
+def test_a_replica_killed_mid_run_is_taken_out_and_its_requests_rerouted_without_loss(
+    fleet_endpoints: ModuleType,
+) -> None:
+    fleet = fleet_endpoints
     with fleet.Fleet(k=3, slots=8, latency=0.2) as endpoints:
         config = LLMConfig(model="fleet", base_urls=endpoints.urls, concurrency=24, backoff_base_s=0.05)
         killer = threading.Timer(0.6, endpoints.kill, args=(0,))
@@ -88,8 +78,8 @@ def test_a_replica_killed_mid_run_is_taken_out_and_its_requests_rerouted_without
 
 
 @pytest.mark.integration
-def test_a_queued_request_is_not_a_failure_but_a_stopped_server_is() -> None:
-    fleet = _fleet_module()
+def test_a_queued_request_is_not_a_failure_but_a_stopped_server_is(fleet_endpoints: ModuleType) -> None:
+    fleet = fleet_endpoints
     # One slot answering in 1.2 s, three requests at once, a 0.5 s window: the last waits ~3.6 s in the queue.
     with fleet.Fleet(k=1, slots=1, latency=1.2) as endpoint:
         config = LLMConfig(
