@@ -157,7 +157,14 @@ def engine_row(row: dict[str, Any]) -> dict[str, Any]:
     elif request.regex is not None:
         params["structured_outputs"] = {"regex": request.regex}
     prefix = request.messages[-1]["content"] if request.continue_final else ""
-    return {"id": row["id"], "messages": request.messages, "sampling_params": params, "prefix": prefix}
+    # max_tokens again in a column of its own: the engine stage consumes the row's sampling_params.
+    return {
+        "id": row["id"],
+        "messages": request.messages,
+        "sampling_params": params,
+        "prefix": prefix,
+        "max_tokens": s.max_tokens,
+    }
 
 
 def engine_result(row: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +174,7 @@ def engine_result(row: dict[str, Any]) -> dict[str, Any]:
         reason = "prompt_too_long" if "maximum model length" in error or "context length" in error else ""
         return _row(int(row["id"]), reason=reason or "request_failed", error=error)
     generated = int(row.get("num_generated_tokens") or 0)
-    max_tokens = int((row.get("sampling_params") or {}).get("max_tokens") or 0)
+    max_tokens = int(row.get("max_tokens") or 0)
     return _row(
         int(row["id"]),
         text=str(row.get("prefix") or "") + str(row.get("generated_text") or ""),
@@ -214,7 +221,12 @@ def run_job(
             num_gpus=settings.num_gpus or 0,
         )
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        columns = [batch[name].tolist() for name in RESULT_COLUMNS]
-        yield [dict(zip(RESULT_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
+        if config.backend == "vllm":
+            # The processor hands failed rows back without postprocessing them: read those here.
+            records = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
+            yield [r if not r.get("__inference_error__") else engine_result(r) for r in records]
+        else:
+            columns = [batch[name].tolist() for name in RESULT_COLUMNS]
+            yield [dict(zip(RESULT_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
         if stop.is_set():
             return
