@@ -259,6 +259,9 @@ def main() -> None:
         print(f"single_process_req_s: {single:.1f}", flush=True)
         latency, n = round(K * SLOTS / (HEADROOM * single), 3), WAVES * K * SLOTS
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray kills workers when the node's memory passes 95%; on a shared machine that memory is mostly other
+    # work's, and the monitor would kill this benchmark's small workers in a loop for it.
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     ray.init(num_cpus=RAY_WORKERS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray.data.DataContext.get_current().enable_progress_bars = False
     if "fleet" in PARTS:
