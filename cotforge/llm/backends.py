@@ -7,24 +7,34 @@ engine. The HTTP client's own retries are off (``max_retries=0``) so the engine'
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
 from cotforge.errors import CotforgeError
-from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse
+from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse, RequestFailed
 from cotforge.llm.concurrency import AIMDLimit
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.reasoning import compose, reasoning_of
 from cotforge.llm.replicas import Replica, ReplicaSet
+from cotforge.llm.request_body import chat_request_body, prefix_of, response_of
 from cotforge.schemas import TokenUsage
 
 __all__ = ["Backend", "ChatResponse", "MalformedResponse", "PromptTooLong", "RequestTimedOut", "make_backend"]
 
 
-class PromptTooLong(Exception):
+# The HTTP client's connection pool scans every connection to place each request, so one pool of 1,000
+# connections costs more client CPU per request than the rest of cotforge together; requests to one replica
+# are spread over pools of at most this many connections instead.
+CONNECTIONS_PER_CLIENT = 64
+
+
+class PromptTooLong(RequestFailed):
     """The prompt and ``max_tokens`` cannot fit the served model's context; sending it would only fail."""
+
+    def __init__(self, message: str, usage: TokenUsage | None = None) -> None:
+        super().__init__("prompt_too_long", message, usage)
 
 
 class RequestTimedOut(Exception):
@@ -43,20 +53,6 @@ class Backend(Protocol):
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 
     async def aclose(self) -> None: ...
-
-
-def _prefix(request: ChatRequest) -> str:
-    """The assistant text the model was asked to continue (part of the output it returns)."""
-    return request.messages[-1]["content"] if request.continue_final else ""
-
-
-def _response_format(request: ChatRequest) -> dict[str, Any] | None:
-    if request.json_schema is None:
-        return None
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
-    }
 
 
 class OpenAIBackend:
@@ -86,7 +82,10 @@ class OpenAIBackend:
             [
                 Replica(
                     url,
-                    AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout),
+                    [
+                        AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout)
+                        for _ in range(math.ceil(initial / CONNECTIONS_PER_CLIENT))
+                    ],
                     AIMDLimit(config.concurrency, initial, enabled=config.adaptive_concurrency),
                 )
                 for url in urls
@@ -95,34 +94,32 @@ class OpenAIBackend:
         )
 
     async def check_fits(self, request: ChatRequest) -> None:
-        """Raise :class:`PromptTooLong` when prompt + ``max_tokens`` exceed the served ``max_model_len``."""
+        """Raise :class:`PromptTooLong` when prompt + ``max_tokens`` surely exceed the served ``max_model_len``.
+
+        No side call per request: the prompt's tokens are bounded from below by UTF-8 bytes / 6 (fewer than any
+        real BPE count), so only prompts that cannot fit are kept back here. The rest are sent, and
+        :meth:`complete` judges them by the server's own count: vLLM refuses a prompt longer than its context
+        (HTTP 400) and clamps ``max_tokens`` to the room left, so an answer cut at that clamp is too long too.
+        """
         replica = self.replicas.replicas[0]
         limit = await self.replicas.max_model_len(replica)
         if not limit:
             return  # the server does not say (not vLLM): it judges the request itself
-        budget = limit - request.sampling.max_tokens
-        if _upper_bound_tokens(request.messages) <= budget:
-            return
-        counted = await self.replicas.count_tokens(replica, list(request.messages), request.continue_final)
-        # Without the server's tokenizer: UTF-8 bytes / 6, an estimate below any real BPE count, so only prompts
-        # that are surely too long are rejected here; the server's own 400 catches the rest.
-        tokens = counted if counted >= 0 else _utf8_bytes(request.messages) // 6
-        if tokens > budget:
-            how = "counted by the server's tokenizer" if counted >= 0 else "estimated as UTF-8 bytes / 6"
+        estimate = _utf8_bytes(request.messages) // 6
+        if estimate + request.sampling.max_tokens > limit:
             raise PromptTooLong(
-                f"the prompt is {tokens} tokens ({how}) + max_tokens {request.sampling.max_tokens} > "
-                f"max_model_len {limit} of {self.model} at {replica.url}"
+                f"not sent: the prompt is at least {estimate} tokens (estimated as UTF-8 bytes / 6) + max_tokens "
+                f"{request.sampling.max_tokens} > max_model_len {limit} of {self.model} at {replica.url}"
             )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         from openai import APIConnectionError, APIStatusError, APITimeoutError
-        from openai.types.chat import ChatCompletion
 
         replica = await self.replicas.acquire()
         outcome, sent_at = "error", time.monotonic()
         try:
-            kwargs = _chat_kwargs(self.model, request, self.extra_body)
-            response, queued = await self._call(replica, kwargs, sent_at)
+            body = chat_request_body(self.model, request, self.extra_body)
+            data, queued = await self._call(replica, body, sent_at)
             outcome = "late" if queued else "answer"
         except APITimeoutError:
             outcome = "overload"
@@ -132,32 +129,40 @@ class OpenAIBackend:
             raise
         except APIStatusError as exc:
             outcome = "overload" if exc.status_code in (429, 503) else "error"
+            if exc.status_code == 400 and _says_too_long(exc):
+                raise PromptTooLong(
+                    f"the server refused it as longer than its context ({exc.message}) at {replica.url}"
+                ) from exc
             raise
         except RequestTimedOut as exc:
             outcome = "down" if exc.dead else "overload"
             raise
         finally:
             self.replicas.release(replica, outcome, sent_at)
-        if not isinstance(response, ChatCompletion) or not response.choices:
-            raise MalformedResponse(f"not a chat completion: {str(response)[:200]!r}")
-        choice = response.choices[0]
-        usage = response.usage
-        content = choice.message.content or ""
-        if request.native_reasoning:
-            content = compose(reasoning_of(choice.message), content)
-        return ChatResponse(
-            text=_prefix(request) + content,
-            usage=TokenUsage(
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
-            ),
-            finish_reason=choice.finish_reason,
-            endpoint=replica.url,
-        )
+        response = response_of(request, data, replica.url)
+        await self._check_not_clamped(replica, request, response)
+        return response
 
-    async def _call(self, replica: Replica, kwargs: dict[str, Any], sent_at: float) -> tuple[Any, bool]:
-        """The response and whether it had to wait past a timeout window (queued on a live server)."""
-        call = asyncio.ensure_future(replica.client.chat.completions.create(**kwargs))
+    async def _check_not_clamped(
+        self, replica: Replica, request: ChatRequest, response: ChatResponse
+    ) -> None:
+        """vLLM shortens ``max_tokens`` to the context left after the prompt; an answer that ran into that
+        shorter limit was cut by the context, not by ``max_tokens``: the request is too long for this server."""
+        if response.finish_reason != "length":
+            return  # stopped on its own before any limit: the same answer as with the full max_tokens
+        limit = await self.replicas.max_model_len(replica)
+        prompt = response.usage.prompt_tokens
+        if limit and prompt and prompt + request.sampling.max_tokens > limit:
+            raise PromptTooLong(
+                f"the prompt is {prompt} tokens (counted by the server's tokenizer) + max_tokens "
+                f"{request.sampling.max_tokens} > max_model_len {limit} of {self.model} at {replica.url}: the "
+                "answer was cut by the context",
+                usage=response.usage,
+            )
+
+    async def _call(self, replica: Replica, body: dict[str, Any], sent_at: float) -> tuple[Any, bool]:
+        """The response JSON and whether it had to wait past a timeout window (queued on a live server)."""
+        call = asyncio.ensure_future(replica.client().post("/chat/completions", body=body, cast_to=object))
         waited, queued = 0.0, False
         try:
             while True:
@@ -186,29 +191,10 @@ class OpenAIBackend:
         await self.replicas.aclose()
 
 
-def _chat_kwargs(model: str, request: ChatRequest, extra_body: dict[str, Any]) -> dict[str, Any]:
-    s = request.sampling
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "messages": list(request.messages),
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "max_tokens": s.max_tokens,
-    }
-    if s.seed is not None:
-        kwargs["seed"] = s.seed
-    fmt = _response_format(request)
-    if fmt is not None:
-        kwargs["response_format"] = fmt
-    extra: dict[str, Any] = dict(extra_body)
-    if request.regex is not None:
-        # vLLM's structured outputs; other OpenAI-compatible servers ignore or reject it.
-        extra["structured_outputs"] = {"regex": request.regex}
-    if request.continue_final:
-        extra.update(continue_final_message=True, add_generation_prompt=False)
-    if extra:
-        kwargs["extra_body"] = extra
-    return kwargs
+def _says_too_long(exc: Exception) -> bool:
+    """A 400 whose message is vLLM's (or OpenAI's) "longer than the context" refusal."""
+    text = str(getattr(exc, "message", "") or exc).lower()
+    return "context length" in text or "maximum model length" in text or "context_length_exceeded" in text
 
 
 def _utf8_bytes(messages: list[dict[str, str]]) -> int:
@@ -319,7 +305,7 @@ class OfflineVLLMBackend:
             completion = out.outputs[0]
             fut.set_result(
                 ChatResponse(
-                    text=_prefix(req) + completion.text,
+                    text=prefix_of(req) + completion.text,
                     usage=TokenUsage(
                         prompt_tokens=len(out.prompt_token_ids or []),
                         completion_tokens=len(completion.token_ids),

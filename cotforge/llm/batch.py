@@ -26,10 +26,9 @@ import openai
 
 from cotforge.errors import CotforgeError
 from cotforge.llm.cache import request_key
-from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse
+from cotforge.llm.chat import ChatRequest, ChatResponse
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.reasoning import compose, reasoning_of
-from cotforge.schemas import TokenUsage
+from cotforge.llm.request_body import chat_request_body, response_of
 
 STATE_FILE = "batches.jsonl"
 ENDPOINT = "/v1/chat/completions"
@@ -44,31 +43,6 @@ def custom_id_of(model: str, request: ChatRequest) -> str:
     """The request's cache key: what makes it this request and no other."""
     schema = request.json_schema if request.regex is None else {"regex": request.regex}
     return request_key(model, request.messages, request.sampling.model_dump(mode="json"), schema)
-
-
-def request_body(model: str, request: ChatRequest, extra_body: dict[str, Any]) -> dict[str, Any]:
-    """The chat-completion body online mode would send for ``request``."""
-    s = request.sampling
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": list(request.messages),
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "max_tokens": s.max_tokens,
-        **extra_body,
-    }
-    if s.seed is not None:
-        body["seed"] = s.seed
-    if request.json_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
-        }
-    if request.regex is not None:
-        body["structured_outputs"] = {"regex": request.regex}
-    if request.continue_final:
-        body.update(continue_final_message=True, add_generation_prompt=False)
-    return body
 
 
 def split_lines(lines: list[str], max_requests: int, max_bytes: int) -> list[list[str]]:
@@ -245,7 +219,7 @@ class BatchBackend:
                     "custom_id": cid,
                     "method": "POST",
                     "url": ENDPOINT,
-                    "body": request_body(self.model, self._requests[cid], self.config.extra_body),
+                    "body": chat_request_body(self.model, self._requests[cid], self.config.extra_body),
                 },
                 ensure_ascii=False,
             )
@@ -336,35 +310,13 @@ class BatchBackend:
                     future.set_exception(exc)
 
     def _response(self, request: ChatRequest, batch_id: str, result: dict[str, Any]) -> ChatResponse:
-        from openai.types.chat import ChatCompletion
-
         if "error" in result:
             item = result["error"]
             response = item.get("response") or {}
             error = item.get("error") or (response.get("body") or {}).get("error") or {}
             status = int(response.get("status_code") or 500)
             raise _status_error(status, f"batch {batch_id}: {error.get('code')}: {error.get('message')}")
-        try:
-            completion = ChatCompletion.model_validate(result["response"]["body"])
-        except Exception as exc:
-            raise MalformedResponse(f"batch {batch_id}: not a chat completion: {exc}") from exc
-        if not completion.choices:
-            raise MalformedResponse(f"batch {batch_id}: a chat completion with no choices")
-        choice = completion.choices[0]
-        content = choice.message.content or ""
-        if request.native_reasoning:
-            content = compose(reasoning_of(choice.message), content)
-        prefix = request.messages[-1]["content"] if request.continue_final else ""
-        usage = completion.usage
-        return ChatResponse(
-            text=prefix + content,
-            usage=TokenUsage(
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
-            ),
-            finish_reason=choice.finish_reason,
-            endpoint=f"batch:{batch_id}",
-        )
+        return response_of(request, result["response"].get("body"), f"batch:{batch_id}")
 
 
 def _not_run(result: dict[str, Any]) -> bool:

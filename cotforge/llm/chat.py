@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,3 +38,23 @@ class ChatResponse:
     usage: TokenUsage
     finish_reason: str | None
     endpoint: str
+
+
+class RequestFailed(Exception):
+    """A request that will not succeed however often it is sent; ``reason`` is its reject reason code and
+    ``usage`` what the server charged for the answer that showed it (none when nothing was generated)."""
+
+    def __init__(self, reason: str, message: str, usage: TokenUsage | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.usage = usage
+
+
+def request_to_dict(request: ChatRequest) -> dict[str, Any]:
+    """``request`` as plain JSON-able data (it crosses process boundaries to the Ray executor's workers)."""
+    return {**dataclasses.asdict(request), "sampling": request.sampling.model_dump(mode="json")}
+
+
+def request_from_dict(data: dict[str, Any]) -> ChatRequest:
+    """The inverse of :func:`request_to_dict`."""
+    return ChatRequest(**{**data, "sampling": SamplingParams.model_validate(data["sampling"])})

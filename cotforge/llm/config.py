@@ -65,6 +65,52 @@ class BatchConfig(BaseModel):
     )
 
 
+class RaySettings(BaseModel):
+    """The Ray executor (``executor: ray``): which cluster, and the workers that send a stage's requests there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(
+        default="",
+        description="auto (the cluster this machine belongs to), ray://host:10001 (Ray Client), host:6379 "
+        "(a head node's GCS), or empty to start a local cluster for this run.",
+    )
+    replicas: int = Field(
+        default=2,
+        ge=1,
+        description="Worker actors (openai backend: HTTP senders sharing `concurrency`; vllm backend: engine "
+        "replicas, each on num_gpus GPUs).",
+    )
+    batch_size: int = Field(default=64, ge=1, description="Requests handed to a worker at a time.")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per replica.")
+    num_gpus: float | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs per replica; unset: tensor × pipeline parallel size for the vllm backend, 0 for openai.",
+    )
+    local_cpus: int | None = Field(
+        default=None, ge=1, description="CPUs of the local cluster started when `address` is empty."
+    )
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Ray runtime environment for the workers (e.g. pip packages or py_modules on a remote "
+        "cluster without cotforge installed).",
+    )
+
+    @model_validator(mode="after")
+    def _address_form(self) -> RaySettings:
+        address = self.address.strip()
+        if address in ("", "auto") or address.startswith("ray://"):
+            return self
+        host, _, port = address.rpartition(":")
+        if "/" in address or not host or not port.isdigit():
+            raise ValueError(
+                f"ray.address {address!r} is not a Ray address: use `auto`, `ray://HOST:10001`, `HOST:6379`, "
+                "or leave it empty to start a local cluster"
+            )
+        return self
+
+
 class LLMConfig(BaseModel):
     """A model behind one interface: ``openai`` (any OpenAI-compatible base URL, several = replicas spread by
     least-outstanding requests) or ``vllm`` (the offline ``vllm.LLM`` engine in this process)."""
@@ -116,6 +162,13 @@ class LLMConfig(BaseModel):
         description="reseed: ask the same again with a new seed; reask: send the failed output back with "
         "what was wrong and ask again.",
     )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="local: this process sends the requests; ray: Ray Data workers on a cluster do (see `ray`). "
+        "Cache, resume and outputs stay with this process either way.",
+        json_schema_extra={"operational": True},
+    )
+    ray: RaySettings = Field(default=RaySettings(), json_schema_extra={"operational": True})
     mode: Literal["online", "batch"] = Field(
         default="online", description="batch: the provider's Batch API (openai backend; half the price)."
     )
@@ -137,6 +190,10 @@ class LLMConfig(BaseModel):
 
     @model_validator(mode="after")
     def _urls_for_openai(self) -> LLMConfig:
+        if self.mode == "batch" and self.executor == "ray":
+            raise ValueError(
+                "`mode: batch` hands the requests to the provider's Batch API: use `executor: local` with it"
+            )
         if self.mode == "batch" and self.backend != "openai":
             raise ValueError(
                 "`mode: batch` needs `backend: openai` (a server with the Files and Batches API)"

@@ -10,33 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from cotforge.errors import CotforgeError
-from cotforge.llm.backends import Backend, PromptTooLong, make_backend
+from cotforge.llm.backends import Backend, make_backend
 from cotforge.llm.cache import CachedResponse, RequestCache, request_key
-from cotforge.llm.chat import ChatRequest, ChatResponse
+from cotforge.llm.chat import ChatRequest, ChatResponse, RequestFailed
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.pricing import LEDGER_FILE, UsageLedger, cost_of, price_for
 from cotforge.llm.progress import EngineProgress
-from cotforge.llm.rate_limit import RateLimiter
 from cotforge.llm.reask import reask_messages, reason_of
+from cotforge.llm.transport import (
+    EngineStats,
+    RetryingSender,
+)
 from cotforge.schemas import SamplingParams, TokenUsage
-from cotforge.serving.vllm_server import server_logs_hint
 
 T = TypeVar("T")
 
-RETRY_AFTER_CAP_S = 120.0
 # Re-asking a greedy decoder gives the same text; parse retries sample at least this warm.
 RETRY_MIN_TEMPERATURE = 0.7
-
-
-class ModelUnavailableError(CotforgeError):
-    """The model cannot be used at all (bad key, unknown model); the run stops with what was done kept."""
 
 
 @dataclass
@@ -61,59 +57,6 @@ class RequestOutcome(Generic[T]):
         return self.value is not None
 
 
-@dataclass
-class EngineStats:
-    """Counts and token totals of one engine run (``usage`` is what the server was asked for, uncached)."""
-
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    cached: int = 0
-    sent: int = 0
-    retries: int = 0
-    parse_retries: int = 0
-    reasks: int = 0
-    reask_successes: int = 0
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    cached_usage: TokenUsage = field(default_factory=TokenUsage)
-    elapsed_s: float = 0.0
-    endpoints: dict[str, int] = field(default_factory=dict)
-
-
-class _RequestFailed(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return min(float(value), RETRY_AFTER_CAP_S) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
-
-
-def classify(exc: Exception) -> str:
-    """``retry`` (429, 5xx, timeouts, connection and malformed responses), ``reject`` (this request is bad:
-    400/413/422) or ``abort`` (nothing will work: 401/403/404)."""
-    import openai
-
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status in (401, 403, 404):
-            return "abort"
-        if status in (400, 413, 422):
-            return "reject"
-        return "retry"
-    if isinstance(exc, CotforgeError):
-        return "abort"
-    # Connection errors, timeouts, truncated or non-JSON bodies: the next try may well succeed.
-    return "retry"
-
-
 class RequestEngine:
     """Runs many :class:`ChatRequest` through a model backend (see the module docstring)."""
 
@@ -131,12 +74,7 @@ class RequestEngine:
         self.progress = progress
         self.label = label
         self.stats = EngineStats()
-        # A server that died fails every request; stop instead of backing off for hours.
-        self._failures_in_a_row = 0
-        self._give_up_after = max(50, 4 * config.concurrency * (config.max_retries + 1))
-        self._limiter = RateLimiter(
-            config.rate_limits.requests_per_minute, config.rate_limits.tokens_per_minute
-        )
+        self._sender = RetryingSender(config, self.stats)
         # What the server answered is paid for: kept in the run folder (beside the cache) across resumes.
         self._ledger = (
             UsageLedger(cache.path.parent / LEDGER_FILE, label, config) if cache is not None else None
@@ -210,6 +148,10 @@ class RequestEngine:
                 "`mode: batch` keeps its results and batch ids in the run folder: turn the request cache on "
                 "(use_cache: true)"
             )
+        if self.config.executor == "ray":
+            from cotforge.llm.ray_executor import RayBackend
+
+            return RayBackend(self.config)
         return make_backend(self.config, self.cache.path.parent if self.cache is not None else None)
 
     def _serve_cached(
@@ -281,9 +223,9 @@ class RequestEngine:
             try:
                 if hit is None and not checked:
                     checked = True
-                    await self._check_fits(backend, request)
+                    await backend.check_fits(request)
                 response = hit if hit is not None else await self._send(backend, asked, sampling, key)
-            except _RequestFailed as exc:
+            except RequestFailed as exc:
                 outcome.reason, outcome.error = exc.reason, str(exc)
                 break
             if hit is not None:
@@ -312,63 +254,24 @@ class RequestEngine:
         outcome.latency_s = time.perf_counter() - t0
         return outcome
 
-    async def _check_fits(self, backend: Backend, request: ChatRequest) -> None:
-        try:
-            await backend.check_fits(request)
-        except PromptTooLong as exc:
-            raise _RequestFailed("prompt_too_long", f"not sent: {exc}") from exc
-
     async def _send(
         self, backend: Backend, request: ChatRequest, sampling: SamplingParams, key: str
-    ) -> CachedResponse:
-        sent = dataclasses.replace(request, sampling=sampling)
-        estimate = sum(len(m.get("content", "")) for m in request.messages) // 4 + sampling.max_tokens
-        for retry in range(self.config.max_retries + 1):
-            await self._limiter.acquire(estimate)
-            try:
-                self.stats.sent += 1
-                response: ChatResponse = await backend.complete(sent)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                action = classify(exc)
-                message = f"{type(exc).__name__}: {exc}"
-                self._failures_in_a_row += 1
-                if self._failures_in_a_row > self._give_up_after:
-                    raise ModelUnavailableError(
-                        f"{self.config.model}: {self._failures_in_a_row} requests in a row failed, the last with "
-                        f"{message}; is the server at {', '.join(self.config.base_urls)} up? Re-run to resume"
-                        + server_logs_hint(self.config.base_urls)
-                    ) from exc
-                if action == "abort":
-                    raise ModelUnavailableError(
-                        f"{self.config.model}: the server refused every request ({message}); "
-                        f"check the model name, the URL and the key in ${self.config.api_key_env}"
-                    ) from exc
-                if action == "reject" or retry == self.config.max_retries:
-                    reason = "request_rejected" if action == "reject" else "request_failed"
-                    raise _RequestFailed(
-                        reason,
-                        f"after {retry + 1} attempt(s): {message}" + server_logs_hint(self.config.base_urls),
-                    ) from exc
-                self.stats.retries += 1
-                wait = _retry_after(exc)
-                if wait is None:
-                    ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**retry)
-                    wait = random.uniform(ceiling / 2, ceiling)  # jitter: replicas do not retry in step
-                await asyncio.sleep(wait)
-                continue
-            self._failures_in_a_row = 0
-            self._limiter.settle(estimate, response.usage.total_tokens)
-            self.stats.usage = self.stats.usage + response.usage
-            if self._ledger is not None:
-                self._ledger.record(response.usage)
-            self.stats.endpoints[response.endpoint] = self.stats.endpoints.get(response.endpoint, 0) + 1
-            cached = CachedResponse(response.text, response.usage, response.finish_reason)
-            if self.cache is not None:
-                self.cache.put(key, self.config.model, cached)
-            return cached
-        raise AssertionError("unreachable")
+    ) -> ChatResponse:
+        try:
+            response = await self._sender.send(backend, dataclasses.replace(request, sampling=sampling))
+        except RequestFailed as exc:
+            if exc.usage is not None and self._ledger is not None:
+                self._ledger.record(
+                    exc.usage
+                )  # an answer that showed the request too long was still paid for
+            raise
+        if self._ledger is not None:
+            self._ledger.record(response.usage)
+        if self.cache is not None:
+            self.cache.put(
+                key, self.config.model, CachedResponse(response.text, response.usage, response.finish_reason)
+            )
+        return response
 
 
 def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:

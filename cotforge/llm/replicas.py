@@ -6,8 +6,9 @@ that refuses connections is taken out for a while (doubling, capped), so its req
 engine's retry to the others; when every replica is out, requests still go to the one back soonest, so a dead
 fleet fails loudly instead of waiting forever.
 
-Small side channels to vLLM's own endpoints (``/health``, ``/v1/models``, ``/tokenize``) tell a queued request
-from a dead server and give the served context length; servers that lack them are simply not asked again.
+Small side channels to vLLM's own endpoints (``/health``, ``/v1/models``) tell a queued request from a dead server
+and give the served context length (asked once per replica, never per request); servers that lack them are
+simply not asked again.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ PROBE_TIMEOUT_S = 5.0
 
 
 def server_root(base_url: str) -> str:
-    """``http://host:port`` of a ``…/v1`` base URL (where vLLM serves ``/health`` and ``/tokenize``)."""
+    """``http://host:port`` of a ``…/v1`` base URL (where vLLM serves ``/health``)."""
     url = base_url.rstrip("/")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
@@ -38,7 +39,7 @@ class Replica:
     """One endpoint's live state."""
 
     url: str
-    client: Any  # openai.AsyncOpenAI
+    clients: list[Any]  # openai.AsyncOpenAI, one per pool of connections (used in turn)
     limit: AIMDLimit
     in_flight: int = 0
     down_until: float = 0.0
@@ -46,11 +47,17 @@ class Replica:
     health: tuple[float, bool] | None = None
     # None = not asked yet; 0 = the server does not say.
     max_model_len: int | None = None
-    can_tokenize: bool = True
     _info_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    _next_client: int = 0
 
     def is_up(self, now: float) -> bool:
         return now >= self.down_until
+
+    def client(self) -> Any:
+        """The next of this replica's HTTP clients (round-robin)."""
+        self._next_client = (self._next_client + 1) % len(self.clients)
+        return self.clients[self._next_client]
 
 
 class ReplicaSet:
@@ -151,30 +158,9 @@ class ReplicaSet:
                     pass
         return replica.max_model_len
 
-    async def count_tokens(
-        self, replica: Replica, messages: list[dict[str, str]], continue_final: bool
-    ) -> int:
-        """Prompt tokens by the served model's own tokenizer and chat template (vLLM ``POST /tokenize``);
-        -1 when the server has no such endpoint."""
-        if not replica.can_tokenize:
-            return -1
-        body = {
-            "model": self.model,
-            "messages": messages,
-            "add_generation_prompt": not continue_final,
-            "continue_final_message": continue_final,
-        }
-        try:
-            response = await self._http().post(server_root(replica.url) + "/tokenize", json=body)
-            if response.status_code == 200:
-                return int(response.json()["count"])
-        except (httpx2.HTTPError, ValueError, KeyError, TypeError):
-            pass
-        replica.can_tokenize = False
-        return -1
-
     async def aclose(self) -> None:
         for replica in self.replicas:
-            await replica.client.close()
+            for client in replica.clients:
+                await client.close()
         if self._probe is not None:
             await self._probe.aclose()

@@ -15,14 +15,8 @@ from cotforge.generation.requests import parse_rationale
 from cotforge.llm.backends import MalformedResponse
 from cotforge.llm.cache import CachedResponse, RequestCache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import (
-    RETRY_AFTER_CAP_S,
-    ChatRequest,
-    RequestEngine,
-    RequestOutcome,
-    _retry_after,
-    classify,
-)
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.transport import RETRY_AFTER_CAP_S, _retry_after, classify
 from cotforge.schemas import Rationale, SamplingParams, TokenUsage
 
 pytestmark = pytest.mark.unit

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cotforge.errors import CotforgeError
-from cotforge.llm.batch import custom_id_of, request_body, split_lines
+from cotforge.llm.batch import custom_id_of, split_lines
 from cotforge.llm.engine import ChatRequest
+from cotforge.llm.request_body import chat_request_body
 from cotforge.schemas import SamplingParams
 
 pytestmark = pytest.mark.unit
@@ -27,6 +28,6 @@ def test_custom_id_and_body_follow_what_would_be_sent() -> None:
     assert custom_id_of("m", base) == custom_id_of(
         "m", ChatRequest("other-key", base.messages, base.sampling, regex="a+")
     )
-    body = request_body("m", base, {"skip_special_tokens": False})
+    body = chat_request_body("m", base, {"skip_special_tokens": False})
     assert body["structured_outputs"] == {"regex": "a+"} and body["seed"] == 1
     assert body["skip_special_tokens"] is False and body["model"] == "m"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -17,16 +15,6 @@ from cotforge.llm import ChatRequest, LLMConfig, RequestEngine, RequestOutcome
 from cotforge.llm.concurrency import AIMDLimit
 from cotforge.schemas import SamplingParams
 from cotforge.serving.vllm_server import VLLMServer
-
-
-def _fleet_module() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_endpoints.py"
-    spec = importlib.util.spec_from_file_location("fleet_endpoints", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fleet_endpoints"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _requests(n: int, content: str = "Say hello.", max_tokens: int = 8) -> list[ChatRequest]:
@@ -72,8 +60,10 @@ def test_aimd_grows_by_one_per_round_halves_once_per_burst_and_stays_in_bounds()
 
 
 @pytest.mark.integration
-def test_a_replica_killed_mid_run_is_taken_out_and_its_requests_rerouted_without_loss() -> None:
-    fleet = _fleet_module()
+def test_a_replica_killed_mid_run_is_taken_out_and_its_requests_rerouted_without_loss(
+    fleet_endpoints: ModuleType,
+) -> None:
+    fleet = fleet_endpoints
     with fleet.Fleet(k=3, slots=8, latency=0.2) as endpoints:
         config = LLMConfig(model="fleet", base_urls=endpoints.urls, concurrency=24, backoff_base_s=0.05)
         killer = threading.Timer(0.6, endpoints.kill, args=(0,))
@@ -88,8 +78,8 @@ def test_a_replica_killed_mid_run_is_taken_out_and_its_requests_rerouted_without
 
 
 @pytest.mark.integration
-def test_a_queued_request_is_not_a_failure_but_a_stopped_server_is() -> None:
-    fleet = _fleet_module()
+def test_a_queued_request_is_not_a_failure_but_a_stopped_server_is(fleet_endpoints: ModuleType) -> None:
+    fleet = fleet_endpoints
     # One slot answering in 1.2 s, three requests at once, a 0.5 s window: the last waits ~3.6 s in the queue.
     with fleet.Fleet(k=1, slots=1, latency=1.2) as endpoint:
         config = LLMConfig(
@@ -114,24 +104,36 @@ def test_a_queued_request_is_not_a_failure_but_a_stopped_server_is() -> None:
 
 
 @pytest.mark.integration
-def test_a_prompt_too_long_for_the_served_context_is_rejected_before_sending(
+def test_a_prompt_too_long_for_the_served_context_is_rejected_without_a_side_call_per_request(
     tiny_vllm_server: VLLMServer,
 ) -> None:
-    config = LLMConfig(model="tiny", base_urls=[tiny_vllm_server.base_url], max_retries=0)
-    # max_model_len is 1024: 5,000 characters of text are far more tokens than that.
+    # ignore_eos: the tiny random model then always runs to its token limit, so a clamp would show.
+    config = LLMConfig(
+        model="tiny", base_urls=[tiny_vllm_server.base_url], max_retries=0, extra_body={"ignore_eos": True}
+    )
+    # max_model_len is 1024: 5,000 characters of text are far more tokens than that; the server refuses it.
     sampling = SamplingParams(max_tokens=8, seed=1)
     long = ChatRequest("long", [{"role": "user", "content": "word " * 1000}], sampling)
     short = ChatRequest("short", [{"role": "user", "content": "Hi"}], sampling)
-    # Just under the limit by the byte bound but over it with max_tokens: counted exactly by the server.
+    # Surely over the limit even by the lowest estimate (bytes / 6 + max_tokens): never sent.
     edge = ChatRequest(
         "edge", [{"role": "user", "content": "x" * 400}], SamplingParams(max_tokens=1000, seed=1)
     )
-    outcomes, stats = _run(config, [long, short, edge])
+    # Fits by the estimate, but the server's count + max_tokens does not: vLLM clamps max_tokens to the room
+    # left and the answer runs into that clamp, which the response's own token counts show.
+    clamped = ChatRequest(
+        "clamped", [{"role": "user", "content": "word " * 120}], SamplingParams(max_tokens=900, seed=1)
+    )
+    outcomes, stats = _run(config, [long, short, edge, clamped])
     by_key = {o.request.key: o for o in outcomes}
-    assert by_key["long"].reason == "prompt_too_long" and "max_model_len 1024" in (by_key["long"].error or "")
-    assert "server's tokenizer" in (by_key["long"].error or "")
-    assert by_key["edge"].reason == "prompt_too_long"
-    assert by_key["short"].ok and stats.sent == 1  # only the short request reached the server
+    assert by_key["long"].reason == "prompt_too_long" and "context" in (by_key["long"].error or "")
+    assert by_key["edge"].reason == "prompt_too_long" and "not sent" in (by_key["edge"].error or "")
+    assert "max_model_len 1024" in (by_key["edge"].error or "")
+    assert by_key["clamped"].reason == "prompt_too_long"
+    assert "server's tokenizer" in (by_key["clamped"].error or "")
+    assert by_key["short"].ok and by_key["short"].finish_reason == "length"
+    # short, long (refused by the server) and clamped were sent once each, none retried; edge never.
+    assert stats.sent == 3 and stats.retries == 0
 
 
 @pytest.mark.integration

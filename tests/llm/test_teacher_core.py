@@ -24,8 +24,9 @@ from cotforge.generation.requests import (
 from cotforge.generation.validate import ValidationConfig, content_reasons, validate_samples
 from cotforge.llm.cache import CachedResponse, RequestCache, request_key
 from cotforge.llm.config import LLMConfig, PriceTable
-from cotforge.llm.engine import ChatRequest, RequestEngine, classify
+from cotforge.llm.engine import ChatRequest, RequestEngine
 from cotforge.llm.rate_limit import RateLimiter
+from cotforge.llm.transport import classify
 from cotforge.schemas import Rationale, SamplingParams, TokenUsage
 from cotforge.tagged import TaggedFormatError
 from cotforge.templates import PromptTemplates
