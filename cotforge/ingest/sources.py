@@ -2,7 +2,8 @@
 
 A reader never raises on a bad line: it yields a row carrying the error code and message, so the ingest core
 rejects it with file and line and the good rows still land. It raises only when the source as a whole cannot
-be opened, with a message saying what to do.
+be used (not a regular file or folder, a compressed or unknown file type, a header that names one column twice,
+an unreadable Parquet file), with a message saying what to do. ``-`` reads JSON Lines from stdin.
 """
 
 from __future__ import annotations
@@ -10,72 +11,103 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonlines
+from typing import Any, BinaryIO
 
 from cotforge.errors import CotforgeError
 from cotforge.ingest.raw_rows import RawRow
+from cotforge.input_paths import COMPRESSED, STDIN, check_input_path, read_stdin
+from cotforge.text_identity import identity_text
 
 
 class SourceError(CotforgeError):
     """The source as a whole cannot be read."""
 
 
-def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
-    """JSON Lines: one object per line; bad JSON, non-objects and non-UTF-8 lines become error rows."""
-    name = str(path)
-    # Binary lines: only "\n" ends one (U+2028 in model text stays inside its line), and jsonlines reports a
-    # line that is not UTF-8 as one bad line instead of failing the whole file.
-    with path.open("rb") as fh:
-        lineno, last = 0, b""
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (``json`` would keep the last value without a word)."""
 
-        def lines() -> Iterator[bytes]:
-            nonlocal lineno, last
-            for line in fh:
-                lineno += 1  # the row yielded below reads it back: the line jsonlines just parsed
-                last = line
-                yield line
-
-        reader = jsonlines.Reader(lines())
-        while True:
-            try:
-                data = reader.read(type=dict, skip_empty=True)
-            except EOFError:
-                return
-            except jsonlines.InvalidLineError as exc:
-                yield _error_row(name, exc)
-                continue
-            except RecursionError:
-                # Only this row is unreadable: reject it and keep reading.
-                yield RawRow(name, lineno, None, ("too_deep", "JSON nested too deeply to read"), _text(last))
-                continue
-            if _deeper_than(data, MAX_ROW_DEPTH):
-                yield RawRow(
-                    name,
-                    lineno,
-                    None,
-                    ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels"),
-                    _text(last),
-                )
-                continue
-            yield RawRow(name, lineno, data)
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
-def _error_row(source: str, exc: jsonlines.InvalidLineError) -> RawRow:
-    """The error row of a line jsonlines could not read: not UTF-8, not JSON, or not an object."""
-    cause = exc.__cause__
-    line = exc.line.decode("utf-8", errors="replace") if isinstance(exc.line, bytes) else exc.line
-    if isinstance(cause, UnicodeDecodeError):
-        error = ("non_utf8", f"not valid UTF-8 at byte {cause.start}; re-encode the file as UTF-8")
-    elif isinstance(cause, json.JSONDecodeError):
-        error = ("bad_json", f"bad JSON ({cause.msg} at column {cause.colno})")
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for :func:`json.loads` that refuses a key named twice in one object."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+# A prompt row is at most a few kilobytes; a longer line is skipped as one reject without holding it whole.
+MAX_LINE_BYTES = 16 * 1024**2
+_BOM = b"\xef\xbb\xbf"
+
+
+def _lines(fh: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, line)`` split on ``"\\n"`` only; ``None`` for a line over :data:`MAX_LINE_BYTES`."""
+    lineno = 0
+    while line := fh.readline(MAX_LINE_BYTES + 1):
+        lineno += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (chunk := fh.readline(1024 * 1024)) and not chunk.endswith(b"\n"):
+                pass
+            yield lineno, None
+            continue
+        yield lineno, line
+
+
+def _jsonl_row(name: str, lineno: int, line: bytes | None) -> RawRow | None:
+    """One JSON Lines line as a row or an error row; ``None`` for a blank line."""
+    if line is None:
+        return RawRow(name, lineno, None, ("line_too_long", f"line longer than {MAX_LINE_BYTES} bytes"))
+    if lineno == 1 and line.startswith(_BOM):
+        line = line[len(_BOM) :]
+    if not line.strip():
+        return None
+    raw = _text(line)
+    try:
+        data = json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys)
+    except UnicodeDecodeError as exc:
+        error = ("non_utf8", f"not valid UTF-8 at byte {exc.start}; re-encode the file as UTF-8")
+    except DuplicateKeyError as exc:
+        error = ("duplicate_key", f"key {exc.key!r} appears twice in one object; keep one of them")
+    except RecursionError:
+        # Only this row is unreadable: reject it and keep reading.
+        error = ("too_deep", "JSON nested too deeply to read")
+    except json.JSONDecodeError as exc:
+        error = ("bad_json", f"bad JSON ({exc.msg} at column {exc.colno})")
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        error = ("bad_json", f"bad JSON ({exc})")
     else:
-        error = ("not_an_object", "expected a JSON object per line")
-    return RawRow(source, exc.lineno, None, error, line)
+        if not isinstance(data, dict):
+            error = ("not_an_object", "expected a JSON object per line")
+        elif _deeper_than(data, MAX_ROW_DEPTH):
+            error = ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels")
+        else:
+            return RawRow(name, lineno, data)
+    return RawRow(name, lineno, None, error, raw)
+
+
+def read_jsonl_stream(name: str, fh: BinaryIO) -> Iterator[RawRow]:
+    """JSON Lines from an open binary stream; bad lines become error rows (see :func:`read_jsonl_rows`)."""
+    for lineno, line in _lines(fh):
+        row = _jsonl_row(name, lineno, line)
+        if row is not None:
+            yield row
+
+
+def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
+    """JSON Lines: one object per line; bad JSON, non-objects, keys named twice, non-UTF-8 and over-long lines
+    become error rows. Only ``"\\n"`` ends a line (U+2028 in model text stays inside its line)."""
+    with path.open("rb") as fh:
+        yield from read_jsonl_stream(str(path), fh)
 
 
 # Rows are copied, validated and serialized recursively downstream; a prompt row is never this deep.
@@ -95,50 +127,79 @@ def _deeper_than(value: object, limit: int) -> bool:
 
 
 def _text(line: bytes) -> str:
-    return line.decode("utf-8", errors="replace").rstrip("\n")
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def read_csv_rows(path: Path) -> Iterator[RawRow]:
-    """CSV with a header; ragged rows and non-UTF-8 fields become error rows (line = the row's last line)."""
+def column_names(source: str, header: list[str]) -> list[str]:
+    """A header's column names: stripped, blank ones named ``column_<n>``; two names that read alike (the same
+    once case, spacing, invisible and look-alike characters are ignored) are a :class:`SourceError`."""
+    names = [h.strip().lstrip("\ufeff").strip() or f"column_{i}" for i, h in enumerate(header, start=1)]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        key = identity_text(name).casefold()
+        if key in seen:
+            first = seen[key]
+            raise SourceError(
+                f"{source}: columns {first} ({names[first - 1]!r}) and {i} ({name!r}) have the same name; "
+                "rename one of them (cotforge will not guess which one holds the data)",
+                file=source,
+            )
+        seen[key] = i
+    return names
+
+
+def read_csv_rows(path: Path, delimiter: str = ",") -> Iterator[RawRow]:
+    """CSV (or TSV) with a header, read as a stream; ragged rows, non-UTF-8 fields and rows the csv module
+    cannot parse become error rows (line = the row's last line). Repeated column names refuse the file."""
     name = str(path)
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    for fields in reader:
-        lineno = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        raw_line = ",".join(fields)
-        if any(_has_surrogates(f) for f in fields):
-            yield RawRow(
-                name,
-                lineno,
-                None,
-                ("non_utf8", "not valid UTF-8; re-encode the file as UTF-8"),
-                raw_line.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"),
-            )
-            continue
-        if len(fields) != len(header):
-            yield RawRow(
-                name,
-                lineno,
-                None,
-                (
-                    "malformed_row",
-                    f"{len(fields)} fields where the header has {len(header)}; check quoting and commas",
-                ),
-                raw_line,
-            )
-            continue
-        yield RawRow(name, lineno, dict(zip(header, fields, strict=True)))
+    sep = "tabs" if delimiter == "\t" else "commas"
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = column_names(name, next(reader))
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SourceError(f"{name}:1: cannot read the header ({exc})", file=name) from exc
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                message = f"{exc}; a field this long is usually an unclosed quote"
+                yield RawRow(name, reader.line_num, None, ("malformed_row", message))
+                continue
+            lineno = reader.line_num
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            raw_line = delimiter.join(fields)
+            if any(_has_surrogates(f) for f in fields):
+                yield RawRow(
+                    name,
+                    lineno,
+                    None,
+                    ("non_utf8", "not valid UTF-8; re-encode the file as UTF-8"),
+                    raw_line.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"),
+                )
+                continue
+            if len(fields) != len(header):
+                yield RawRow(
+                    name,
+                    lineno,
+                    None,
+                    (
+                        "malformed_row",
+                        f"{len(fields)} fields where the header has {len(header)}; check quoting and {sep}",
+                    ),
+                    raw_line,
+                )
+                continue
+            yield RawRow(name, lineno, dict(zip(header, fields, strict=True)))
 
 
 def _records_rows(name: str, records: Iterator[dict[str, Any]]) -> Iterator[RawRow]:
@@ -147,13 +208,14 @@ def _records_rows(name: str, records: Iterator[dict[str, Any]]) -> Iterator[RawR
 
 
 def read_parquet_rows(path: Path) -> Iterator[RawRow]:
-    """Parquet: rows numbered from 1 in file order."""
+    """Parquet: rows numbered from 1 in file order; repeated column names refuse the file."""
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise SourceError(f"{path}: cannot read as Parquet ({exc})") from exc
+        raise SourceError(f"{path}: cannot read as Parquet ({exc})", file=path) from exc
+    column_names(str(path), table.schema.names)
     yield from _records_rows(str(path), iter(table.to_pylist()))
 
 
@@ -171,23 +233,56 @@ def read_dataset_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
     except Exception as exc:
         raise SourceError(
             f"{spec}: cannot load as a `datasets` dataset ({type(exc).__name__}: {exc}); "
-            "pass a local folder, or a Hub id while online"
+            "pass a local folder, or a Hub id while online",
+            file=spec,
         ) from exc
     yield from _records_rows(f"{spec}[{split}]", iter(ds))  # type: ignore[arg-type]
 
 
+FILE_READERS: dict[str, Callable[[Path], Iterator[RawRow]]] = {
+    ".jsonl": read_jsonl_rows,
+    ".json": read_jsonl_rows,
+    ".csv": read_csv_rows,
+    ".tsv": lambda path: read_csv_rows(path, "\t"),
+    ".parquet": read_parquet_rows,
+}
+STDIN_SOURCE = "<stdin>"
+
+
+def looks_like_path(spec: str) -> bool:
+    """True when ``spec`` names a local path (it exists, or has a file suffix or a path prefix), not a Hub id."""
+    suffix = Path(spec).suffix.lower()
+    return (
+        os.path.lexists(spec)
+        or suffix in FILE_READERS
+        or suffix in COMPRESSED
+        or spec.startswith(("/", "./", "../", "~"))
+    )
+
+
+def check_source(spec: str) -> None:
+    """Refuse a source that names a path that is not a readable regular file or folder, or an unknown file type
+    (before anything is read)."""
+    if spec == STDIN or not looks_like_path(spec):
+        return
+    path = check_input_path(spec, "prompt source", stdin=True)
+    if not path.is_dir() and path.suffix.lower() not in FILE_READERS:
+        raise SourceError(
+            f"{spec}: unsupported file type {path.suffix or '(none)'!r}; use JSON Lines (.jsonl), CSV (.csv), "
+            "TSV (.tsv) or Parquet (.parquet), or a `datasets` folder",
+            file=spec,
+        )
+
+
 def read_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
-    """Pick a reader by file extension; anything else is treated as a `datasets` dataset."""
+    """Pick a reader by file extension; ``-`` is JSON Lines on stdin; a folder or a name that is no path is a
+    `datasets` dataset."""
+    check_source(spec)
+    if spec == STDIN:
+        return read_jsonl_stream(STDIN_SOURCE, io.BytesIO(read_stdin()))
     path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".csv", ".parquet") and not path.is_file():
-        raise SourceError(f"{spec}: file not found")
-    if suffix in (".jsonl", ".json"):
-        return read_jsonl_rows(path)
-    if suffix == ".csv":
-        return read_csv_rows(path)
-    if suffix == ".parquet":
-        return read_parquet_rows(path)
+    if looks_like_path(spec) and not path.is_dir():
+        return FILE_READERS[path.suffix.lower()](path)
     return read_dataset_rows(spec, split)
 
 
