@@ -91,8 +91,10 @@ def check_input_path(
     return path
 
 
-def read_stdin(limit: int = MAX_STDIN_BYTES) -> bytes:
-    """All of standard input, refused past ``limit`` bytes or when stdin is a terminal (it would wait forever)."""
+def read_stdin(limit: int | None = None) -> bytes:
+    """All of standard input, refused past ``limit`` bytes (default :data:`MAX_STDIN_BYTES`) or when stdin is a
+    terminal (it would wait forever)."""
+    limit = MAX_STDIN_BYTES if limit is None else limit
     stream = sys.stdin
     if stream is None or stream.isatty():
         raise InputPathError(
@@ -104,8 +106,10 @@ def read_stdin(limit: int = MAX_STDIN_BYTES) -> bytes:
     return data
 
 
-def read_whole_file(path: Path, limit: int = MAX_WHOLE_FILE_BYTES) -> bytes:
-    """A file's bytes, refused when it is over ``limit`` (checked before reading, and while reading)."""
+def read_whole_file(path: Path, limit: int | None = None) -> bytes:
+    """A file's bytes, refused when it is over ``limit`` (default :data:`MAX_WHOLE_FILE_BYTES`; checked before
+    reading, and while reading)."""
+    limit = MAX_WHOLE_FILE_BYTES if limit is None else limit
     if path.stat().st_size > limit:
         raise InputPathError(
             f"{path}: {_size(path.stat().st_size)}, over the {_size(limit)} cotforge reads whole; "

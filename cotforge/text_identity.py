@@ -61,7 +61,8 @@ def _folded(text: str) -> str:
     if text.isascii():  # NFKC and the table change no ASCII character: only controls can go
         return _INVISIBLE.sub("", text)
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
-    return text.translate(confusable_table())
+    # NFKC again: a folded letter may now compose with the mark after it (Cyrillic "а" + acute → "á").
+    return unicodedata.normalize("NFKC", text.translate(confusable_table()))
 
 
 def identity_text(text: str) -> str:

@@ -18,6 +18,7 @@ from cotforge.ingest.raw_rows import RawRow
 from cotforge.ingest.sources import (
     FILE_READERS,
     DuplicateKeyError,
+    SourceError,
     looks_like_path,
     read_jsonl_rows,
     unique_keys,
@@ -80,7 +81,10 @@ def _read_file(path: Path) -> SuiteTable:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _read_json(path)
-    return SuiteTable(str(path), path.stem, list(FILE_READERS[suffix](path)))
+    try:
+        return SuiteTable(str(path), path.stem, list(FILE_READERS[suffix](path)))
+    except SourceError as exc:  # a header naming one column twice: a suite problem like any other
+        raise SuiteError(str(exc), file=path) from exc
 
 
 def _dataset_tables(dataset: Any, where: str, split: str | None) -> list[SuiteTable]:

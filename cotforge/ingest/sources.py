@@ -212,10 +212,13 @@ def read_parquet_rows(path: Path) -> Iterator[RawRow]:
     import pyarrow.parquet as pq
 
     try:
+        # Before reading: pyarrow's own message for repeated names is cryptic.
+        column_names(str(path), pq.read_schema(path).names)
         table = pq.read_table(path)
+    except SourceError:
+        raise
     except Exception as exc:
         raise SourceError(f"{path}: cannot read as Parquet ({exc})", file=path) from exc
-    column_names(str(path), table.schema.names)
     yield from _records_rows(str(path), iter(table.to_pylist()))
 
 

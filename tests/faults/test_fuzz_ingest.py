@@ -77,8 +77,8 @@ def test_jsonl_every_line_is_a_prompt_or_a_reject(
     result = _ingest(path)
     if result is None:
         return
-    # What the reader counts as a row: every non-blank line between "\n"s.
-    n_rows = sum(1 for raw in data.split(b"\n") if raw.strip())
+    # What the reader counts as a row: every non-blank line between "\n"s (a leading byte-order mark is no row).
+    n_rows = sum(1 for raw in data.removeprefix(b"\xef\xbb\xbf").split(b"\n") if raw.strip())
     _accounted(result, n_rows)
 
 
