@@ -203,3 +203,50 @@ def test_over_long_lines_and_fields_are_rejects_and_the_rest_is_kept(
     got = sorted((Path(r.source).name, r.line, r.reasons[0]) for r in _rejects(run_dir))
     assert got == [("long.csv", 2, "malformed_row"), ("long.jsonl", 1, "line_too_long")]
     assert "unclosed quote" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "kept", "reason", "message"),
+    [
+        # a JSON escape for half a character: rejected, never a crash while writing the rejects
+        (
+            '{"prompt": "\\ud800 make a bomb"}\n{"prompt": "Sort"}\n',
+            0,
+            ["Sort"],
+            "non_utf8",
+            "lone surrogate",
+        ),
+        # only invisible characters: no prompt at all
+        ('{"prompt": "\\u200d\\u2060"}\n{"prompt": "Sort"}\n', 0, ["Sort"], "empty_prompt", "only invisible"),
+        # a pretty-printed JSON array in a .json file: rows, not one bad line each
+        (
+            '[\n  {"prompt": "Sort"},\n  {"prompt": "Bake", "prompt": "Bomb"}\n]\n',
+            0,
+            ["Sort"],
+            "duplicate_key",
+            "twice",
+        ),
+    ],
+)
+def test_invented_bad_rows(
+    tmp_path: Path, run_dir: Path, content: str, code: int, kept: list[str], reason: str, message: str
+) -> None:
+    src = tmp_path / "p.json"
+    src.write_text(content, encoding="utf-8")
+    got, out = _ingest(run_dir, str(src), "--kind", "utility")
+    assert got == code and message in out
+    assert [p.text for p in _prompts(run_dir)] == kept
+    assert [r.reasons[0] for r in _rejects(run_dir)] == [reason]
+
+
+def test_invented_bad_sources(tmp_path: Path, run_dir: Path) -> None:
+    one = _jsonl(tmp_path / "one.jsonl", [{"prompt": "Sort a list"}])
+    code, out = _ingest(run_dir, str(one), str(tmp_path / "." / "one.jsonl"), "--kind", "utility")
+    assert code == 1 and "is given twice" in out
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes("prompt\nSort a list\n".encode("utf-16"))
+    code, out = _ingest(run_dir, str(utf16), "--kind", "utility")
+    assert code == 1 and "encoded as UTF-16; cotforge reads UTF-8" in out
+    code, out = _ingest(run_dir, str(one), "--kind", "utility", "--text-column", "body")
+    assert code == 0 and "no column 'body' (--text-column); the row has: prompt" in out
+    assert not (run_dir / RunFiles.PROMPTS).read_text()

@@ -110,7 +110,9 @@ def register(app: typer.Typer) -> None:
     def contamination(
         config: ContaminationConfig,
         run: RunArgument,
-        suite: list[str] = typer.Option(..., "--suite", help="Evaluation suite file (JSONL, CSV, Parquet)."),
+        suite: list[str] = typer.Option(
+            ..., "--suite", help="Evaluation suite file (JSONL, CSV, TSV, Parquet; `-`: JSONL on stdin)."
+        ),
         exclude: bool = typer.Option(
             False,
             "--exclude",

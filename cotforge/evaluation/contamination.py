@@ -132,7 +132,8 @@ def find_overlaps(
 
 
 def read_suite(spec: str) -> list[SuiteItem]:
-    """A suite file's items (JSONL, CSV or Parquet with a text column); an unknown layout raises."""
+    """A suite file's items (JSONL, CSV, TSV or Parquet with a text column; ``-``: JSONL on stdin); an unknown
+    layout, an unreadable row or a value that is not text raises. Rows whose text is blank are no items."""
     from cotforge.ingest.sources import read_rows
 
     items: list[SuiteItem] = []
@@ -150,7 +151,11 @@ def read_suite(spec: str) -> list[SuiteItem]:
                     "rename the column holding the evaluation prompt"
                 )
         text = data.get(column)
-        if isinstance(text, str) and text.strip():
+        if text is not None and not isinstance(text, str):
+            raise ContaminationError(
+                f"{row.source}:{row.line}: column {column!r} holds a {type(text).__name__}, not text; fix the suite file"
+            )
+        if text and text.strip():
             items.append(SuiteItem(suite=spec, line=row.line, text=text))
     if not items:
         raise ContaminationError(f"{spec}: holds no evaluation items")

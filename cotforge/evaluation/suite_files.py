@@ -17,11 +17,12 @@ from cotforge.errors import SuiteError
 from cotforge.ingest.raw_rows import RawRow
 from cotforge.ingest.sources import (
     FILE_READERS,
-    DuplicateKeyError,
     SourceError,
     looks_like_path,
+    marked_repeats,
+    object_row,
     read_jsonl_rows,
-    unique_keys,
+    refuse_other_encodings,
 )
 from cotforge.input_paths import COMPRESSED, InputPathError, check_input_path, read_whole_file
 
@@ -46,35 +47,34 @@ class SuiteTable:
 def _read_json(path: Path) -> SuiteTable:
     """A ``.json`` file: a JailbreakBench artifact, a JSON array of rows, or JSON Lines."""
     try:
-        document = json.loads(read_whole_file(path).decode("utf-8"), object_pairs_hook=unique_keys)
-    except DuplicateKeyError as exc:
-        raise SuiteError(
-            f"{path}: key {exc.key!r} appears twice in one object; keep one of them", file=path
-        ) from exc
+        document = json.loads(read_whole_file(path).decode("utf-8-sig"), object_pairs_hook=marked_repeats)
     except (UnicodeDecodeError, ValueError, RecursionError):  # not one JSON document: JSON Lines
         return SuiteTable(str(path), path.stem, list(read_jsonl_rows(path)))
+    name = str(path)
     if isinstance(document, dict) and isinstance(document.get("jailbreaks"), list):
         parameters = document.get("parameters")
         parameters = parameters if isinstance(parameters, dict) else {}
         extra = {"method": parameters.get("method"), "model": parameters.get("model")}
-        rows = [
-            RawRow(str(path), i, {**extra, **entry})
-            if isinstance(entry, dict)
-            else RawRow(str(path), i, None, ("not_an_object", "jailbreaks entry is not an object"), entry)
-            for i, entry in enumerate(document["jailbreaks"], start=1)
-        ]
-        return SuiteTable(str(path), path.stem, rows, artifact=True)
+        rows = []
+        for i, entry in enumerate(document["jailbreaks"], start=1):
+            row = object_row(
+                name,
+                i,
+                entry,
+                None if isinstance(entry, dict) else entry,
+                "jailbreaks entry is not an object",
+            )
+            rows.append(row if row.data is None else RawRow(name, i, {**extra, **row.data}))
+        return SuiteTable(name, path.stem, rows, artifact=True)
     if isinstance(document, list):
         rows = [
-            RawRow(str(path), i, item)
-            if isinstance(item, dict)
-            else RawRow(str(path), i, None, ("not_an_object", "expected a JSON object per entry"), item)
-            for i, item in enumerate(document, start=1)
+            object_row(name, i, item, item, "expected a JSON object per entry")
+            for i, item in enumerate(document, 1)
         ]
-        return SuiteTable(str(path), path.stem, rows)
+        return SuiteTable(name, path.stem, rows)
     if isinstance(document, dict):  # one JSON object: a one-row file
-        return SuiteTable(str(path), path.stem, [RawRow(str(path), 1, document)])
-    return SuiteTable(str(path), path.stem, list(read_jsonl_rows(path)))
+        return SuiteTable(name, path.stem, [object_row(name, 1, document, None, "")])
+    return SuiteTable(name, path.stem, list(read_jsonl_rows(path)))
 
 
 def _read_file(path: Path) -> SuiteTable:
@@ -82,6 +82,8 @@ def _read_file(path: Path) -> SuiteTable:
     if suffix == ".json":
         return _read_json(path)
     try:
+        if suffix != ".parquet":
+            refuse_other_encodings(path)
         return SuiteTable(str(path), path.stem, list(FILE_READERS[suffix](path)))
     except SourceError as exc:  # a header naming one column twice: a suite problem like any other
         raise SuiteError(str(exc), file=path) from exc

@@ -145,6 +145,9 @@ def _kind_of(row: RawRow, data: Mapping[str, Any], config: IngestConfig) -> str 
             "overrule every row's label",
         )
     kind = config.kind or own
+    if kind is None:
+        where = f"no {config.kind_column!r} label" if config.kind_column else "no kind (--kind-column '')"
+        return _reject(row, "bad_kind", f"{where}; pass --kind utility|safety")
     if kind not in ("utility", "safety"):
         return _reject(
             row, "bad_kind", f"kind {kind!r} is not 'utility' or 'safety'; pass --kind or --kind-map"
@@ -177,14 +180,20 @@ def row_to_prompt(row: RawRow, config: IngestConfig) -> PromptRecord | RejectRec
     data = row.data or {}
     column = _pick_text_column(data, config)
     if column is None:
-        wanted = config.text_column or " / ".join(DEFAULT_TEXT_COLUMNS)
-        return _reject(row, "missing_text_column", f"no text column ({wanted}); pass --text-column")
+        found = ", ".join(map(str, data)) or "none"
+        if config.text_column is not None:
+            message = f"no column {config.text_column!r} (--text-column); the row has: {found}"
+        else:
+            message = f"no text column ({' / '.join(DEFAULT_TEXT_COLUMNS)}; the row has: {found}); pass --text-column"
+        return _reject(row, "missing_text_column", message)
     value = data.get(column)
     if not isinstance(value, str):
         return _reject(row, "empty_prompt", f"column {column!r} is empty or not text")
     text = normalise_text(value)
     if not text:
         return _reject(row, "empty_prompt", f"column {column!r} is empty after normalisation")
+    if not identity_text(text):
+        return _reject(row, "empty_prompt", f"column {column!r} holds only invisible characters")
     if len(text) > config.max_chars:
         return _reject(
             row, "too_long", f"prompt has {len(text)} characters, over the limit of {config.max_chars}"

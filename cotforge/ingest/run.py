@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -51,8 +52,13 @@ def source_specs(config: IngestConfig) -> list[str]:
         )
     if specs.count(STDIN) > 1:
         raise ConfigError("ingest: `-` (stdin) given more than once; stdin can be read only once")
+    seen: dict[str, str] = {}
     for spec in specs:  # every path checked before anything is read or written
         check_source(spec)
+        same = os.path.realpath(spec) if os.path.lexists(spec) else spec
+        if same in seen:
+            raise ConfigError(f"ingest: {spec} is given twice (also as {seen[same]}); give each source once")
+        seen[same] = spec
     return specs
 
 

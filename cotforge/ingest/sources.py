@@ -17,9 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from cotforge import input_paths
 from cotforge.errors import CotforgeError
 from cotforge.ingest.raw_rows import RawRow
-from cotforge.input_paths import COMPRESSED, STDIN, check_input_path, read_stdin
+from cotforge.input_paths import COMPRESSED, STDIN, check_input_path, read_stdin, read_whole_file
 from cotforge.text_identity import identity_text
 
 
@@ -27,22 +28,39 @@ class SourceError(CotforgeError):
     """The source as a whole cannot be read."""
 
 
-class DuplicateKeyError(ValueError):
-    """A JSON object names one key twice (``json`` would keep the last value without a word)."""
+class _RepeatedKeys(dict[str, Any]):
+    """An object parsed from JSON that named ``key`` twice (the last value kept, as ``json`` does)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+    key = ""
 
 
-def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` for :func:`json.loads` that refuses a key named twice in one object."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKeyError(key)
-        out[key] = value
+def marked_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that marks (instead of refusing) an object naming a key twice: in a JSON array of
+    rows, only the row with the repeat is rejected."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                marked = _RepeatedKeys(out)
+                marked.key = key
+                return marked
+            seen.add(key)
     return out
+
+
+def _repeated_key(value: object) -> str | None:
+    """The first repeated key (see :func:`marked_repeats`) anywhere in ``value``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _RepeatedKeys):
+            return item.key
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 # A prompt row is at most a few kilobytes; a longer line is skipped as one reject without holding it whole.
@@ -73,11 +91,9 @@ def _jsonl_row(name: str, lineno: int, line: bytes | None) -> RawRow | None:
         return None
     raw = _text(line)
     try:
-        data = json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys)
+        data = json.loads(line.decode("utf-8"), object_pairs_hook=marked_repeats)
     except UnicodeDecodeError as exc:
         error = ("non_utf8", f"not valid UTF-8 at byte {exc.start}; re-encode the file as UTF-8")
-    except DuplicateKeyError as exc:
-        error = ("duplicate_key", f"key {exc.key!r} appears twice in one object; keep one of them")
     except RecursionError:
         # Only this row is unreadable: reject it and keep reading.
         error = ("too_deep", "JSON nested too deeply to read")
@@ -86,13 +102,24 @@ def _jsonl_row(name: str, lineno: int, line: bytes | None) -> RawRow | None:
     except ValueError as exc:  # e.g. an integer past Python's digit limit
         error = ("bad_json", f"bad JSON ({exc})")
     else:
-        if not isinstance(data, dict):
-            error = ("not_an_object", "expected a JSON object per line")
-        elif _deeper_than(data, MAX_ROW_DEPTH):
-            error = ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels")
-        else:
-            return RawRow(name, lineno, data)
+        return object_row(name, lineno, data, raw, "expected a JSON object per line")
     return RawRow(name, lineno, None, error, raw)
+
+
+def object_row(name: str, number: int, data: Any, raw: Any, not_object: str) -> RawRow:
+    """A parsed JSON value as a row, or an error row: not an object, too deep, a repeated key, a lone surrogate."""
+    if not isinstance(data, dict):
+        return RawRow(name, number, None, ("not_an_object", not_object), raw)
+    if _deeper_than(data, MAX_ROW_DEPTH):
+        return RawRow(name, number, None, ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels"), raw)
+    repeated = _repeated_key(data)
+    if repeated is not None:
+        message = f"key {repeated!r} appears twice in one object; keep one of them"
+        return RawRow(name, number, None, ("duplicate_key", message), raw)
+    if _holds_surrogates(data):
+        message = "an escape such as \\ud800 stands for half a character (a lone surrogate), not text"
+        return RawRow(name, number, None, ("non_utf8", message), raw)
+    return RawRow(name, number, data)
 
 
 def read_jsonl_stream(name: str, fh: BinaryIO) -> Iterator[RawRow]:
@@ -110,6 +137,26 @@ def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
         yield from read_jsonl_stream(str(path), fh)
 
 
+def read_json_rows(path: Path) -> Iterator[RawRow]:
+    """A ``.json`` file: one JSON document (an array of row objects, or one object) when it parses as one and
+    fits :data:`~cotforge.input_paths.MAX_WHOLE_FILE_BYTES`; else JSON Lines. Array rows are numbered from 1."""
+    name = str(path)
+    document: Any = None
+    if path.stat().st_size <= input_paths.MAX_WHOLE_FILE_BYTES:
+        try:
+            text = read_whole_file(path).decode("utf-8-sig")
+            document = json.loads(text, object_pairs_hook=marked_repeats)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            document = None  # not one document: JSON Lines, whose reader names each bad line
+    if isinstance(document, list):
+        for i, item in enumerate(document, start=1):
+            yield object_row(name, i, item, None if isinstance(item, dict) else item, "expected an object")
+    elif isinstance(document, dict):
+        yield object_row(name, 1, document, None, "expected an object")
+    else:
+        yield from read_jsonl_rows(path)
+
+
 # Rows are copied, validated and serialized recursively downstream; a prompt row is never this deep.
 MAX_ROW_DEPTH = 32
 
@@ -123,6 +170,22 @@ def _deeper_than(value: object, limit: int) -> bool:
             if depth > limit:
                 return True
             stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _holds_surrogates(value: object) -> bool:
+    """True when a string anywhere in ``value`` (keys included) holds a lone surrogate (``"\\ud800"`` in JSON)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
@@ -244,7 +307,7 @@ def read_dataset_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
 
 FILE_READERS: dict[str, Callable[[Path], Iterator[RawRow]]] = {
     ".jsonl": read_jsonl_rows,
-    ".json": read_jsonl_rows,
+    ".json": read_json_rows,
     ".csv": read_csv_rows,
     ".tsv": lambda path: read_csv_rows(path, "\t"),
     ".parquet": read_parquet_rows,
@@ -269,12 +332,40 @@ def check_source(spec: str) -> None:
     if spec == STDIN or not looks_like_path(spec):
         return
     path = check_input_path(spec, "prompt source", stdin=True)
-    if not path.is_dir() and path.suffix.lower() not in FILE_READERS:
+    if path.is_dir():
+        return
+    suffix = path.suffix.lower()
+    if suffix not in FILE_READERS:
         raise SourceError(
             f"{spec}: unsupported file type {path.suffix or '(none)'!r}; use JSON Lines (.jsonl), CSV (.csv), "
             "TSV (.tsv) or Parquet (.parquet), or a `datasets` folder",
             file=spec,
         )
+    if suffix != ".parquet":
+        refuse_other_encodings(path)
+
+
+# Byte-order marks of the Unicode encodings that are not UTF-8 (UTF-32 first: its LE mark starts like UTF-16's).
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def refuse_other_encodings(path: Path) -> None:
+    """A text file that starts with a UTF-16 or UTF-32 byte-order mark is refused whole (every line would be
+    rejected as not UTF-8, and its line ends would be misread)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    for bom, encoding in _OTHER_BOMS:
+        if head.startswith(bom):
+            raise SourceError(
+                f"{path}: encoded as {encoding}; cotforge reads UTF-8: re-encode it "
+                f"(`iconv -f {encoding} -t UTF-8 {path} > {path.stem}.utf8{path.suffix}`)",
+                file=path,
+            )
 
 
 def read_rows(spec: str, split: str = "train") -> Iterator[RawRow]:

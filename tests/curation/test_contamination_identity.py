@@ -150,3 +150,11 @@ def test_a_suite_path_must_be_a_regular_file(tmp_path: Path) -> None:
         result = runner.invoke(app, ["contamination", str(run), "--suite", str(path), "--exclude"])
         assert result.exit_code == 1 and str(path) in result.output and message in result.output
     assert (run / RunFiles.PROMPTS).read_bytes() == before
+
+
+def test_a_suite_value_that_is_not_text_is_named(tmp_path: Path) -> None:
+    run, _, _ = _run(tmp_path)
+    suite = tmp_path / "numbers.jsonl"
+    suite.write_text('{"goal": "Hi there"}\n{"goal": 42}\n')
+    result = runner.invoke(app, ["contamination", str(run), "--suite", str(suite)])
+    assert result.exit_code == 1 and "numbers.jsonl:2: column 'goal' holds a int, not text" in result.output

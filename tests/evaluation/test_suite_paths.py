@@ -54,5 +54,11 @@ def test_repeated_columns_and_keys_are_refused(tmp_path: Path) -> None:
     tsv.write_text("prompt\texpected\tprompt\nHello\tcomply\tHow do I make a bomb?\n")
     _refused(tsv, r"columns 1 \('prompt'\) and 3 \('prompt'\) have the same name")
     doc = tmp_path / "dup.json"
-    doc.write_text('[{"prompt": "Hello", "expected": "comply", "prompt": "How do I make a bomb?"}]')
-    _refused(doc, r"key 'prompt' appears twice in one object")
+    doc.write_text(
+        '[{"prompt": "Hello", "expected": "comply", "prompt": "How do I make a bomb?"},'
+        ' {"prompt": "Hi", "expected": "comply"}]'
+    )
+    suite = load_suite(SuiteSpec(path=str(doc)))
+    assert [i.prompt for i in suite.items] == ["Hi"]
+    assert [(r.row, r.reason) for r in suite.rejects] == [(1, "duplicate_key")]
+    assert "key 'prompt' appears twice" in suite.rejects[0].message
