@@ -153,7 +153,7 @@ def read_suite(spec: str) -> list[SuiteItem]:
         text = data.get(column)
         if text is not None and not isinstance(text, str):
             raise ContaminationError(
-                f"{row.source}:{row.line}: column {column!r} holds a {type(text).__name__}, not text; fix the suite file"
+                f"{row.source}:{row.line}: column {column!r} holds {text!r:.40}, not text; fix the suite file"
             )
         if text and text.strip():
             items.append(SuiteItem(suite=spec, line=row.line, text=text))

@@ -23,7 +23,7 @@ from cotforge.text_identity import identity_text, match_words
 DEFAULT_TEXT_COLUMNS = ("prompt", "text", "instruction", "goal", "question", "query")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_INLINE_SPACE = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
+_INLINE_SPACE = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")  # spaces; zero-width ones are no space
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 

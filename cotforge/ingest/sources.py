@@ -297,11 +297,13 @@ def read_dataset_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
         else:
             ds = datasets.load_dataset(spec, split=split)
     except Exception as exc:
-        raise SourceError(
-            f"{spec}: cannot load as a `datasets` dataset ({type(exc).__name__}: {exc}); "
-            "pass a local folder, or a Hub id while online",
-            file=spec,
-        ) from exc
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        hint = (
+            "a folder must be saved with `save_to_disk` or hold data files of one layout; pass the files themselves"
+            if path.is_dir()
+            else "pass a local file or folder, or a Hub id while online"
+        )
+        raise SourceError(f"{spec}: cannot load as a `datasets` dataset ({what}); {hint}", file=spec) from exc
     yield from _records_rows(f"{spec}[{split}]", iter(ds))  # type: ignore[arg-type]
 
 

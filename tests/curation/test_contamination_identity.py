@@ -157,4 +157,4 @@ def test_a_suite_value_that_is_not_text_is_named(tmp_path: Path) -> None:
     suite = tmp_path / "numbers.jsonl"
     suite.write_text('{"goal": "Hi there"}\n{"goal": 42}\n')
     result = runner.invoke(app, ["contamination", str(run), "--suite", str(suite)])
-    assert result.exit_code == 1 and "numbers.jsonl:2: column 'goal' holds a int, not text" in result.output
+    assert result.exit_code == 1 and "numbers.jsonl:2: column 'goal' holds 42, not text" in result.output
