@@ -68,7 +68,9 @@ def register(app: typer.Typer) -> None:
         config: IngestConfig,
         sources: Annotated[
             list[str] | None,
-            typer.Argument(help="JSONL, CSV or Parquet files, `datasets` folders, or Hub ids (when online)."),
+            typer.Argument(
+                help="JSONL, JSON, CSV, TSV or Parquet files, `datasets` folders, Hub ids (when online), or `-` (JSONL on stdin)."
+            ),
         ] = None,
         run: RunOption = Path("runs/default"),
         category_map: Path | None = typer.Option(

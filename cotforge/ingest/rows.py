@@ -34,7 +34,7 @@ class IngestConfig(BaseModel):
 
     sources: list[str] = Field(
         default_factory=list,
-        description="JSONL, CSV or Parquet files, `datasets` folders, or Hub ids (when online).",
+        description="JSONL, JSON, CSV, TSV or Parquet files, `datasets` folders, Hub ids (when online), or `-` (JSONL on stdin).",
     )
     bundled: bool = Field(default=False, description="Ingest the sample prompts shipped with cotforge.")
     limit_per_source: int | None = Field(
