@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cotforge.cli import app
-from cotforge.ingest import sources
+from cotforge.ingest import json_rows
 from cotforge.ingest.rows import IngestConfig, RawRow, ingest_rows
 from cotforge.runfolder import RunFiles, read_jsonl
 from cotforge.schemas import PromptRecord, RejectRecord
@@ -192,7 +192,7 @@ def test_stdin_past_its_limit_is_refused(run_dir: Path, monkeypatch: pytest.Monk
 def test_over_long_lines_and_fields_are_rejects_and_the_rest_is_kept(
     tmp_path: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 200)
+    monkeypatch.setattr(json_rows, "MAX_LINE_BYTES", 200)
     src = tmp_path / "long.jsonl"
     src.write_text(json.dumps({"prompt": "x" * 1000}) + "\n" + json.dumps({"prompt": "Bake bread"}) + "\n")
     csv = tmp_path / "long.csv"

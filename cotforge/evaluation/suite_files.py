@@ -14,16 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cotforge.errors import SuiteError
+from cotforge.ingest.json_rows import marked_repeats, object_row, read_jsonl_rows
 from cotforge.ingest.raw_rows import RawRow
-from cotforge.ingest.sources import (
-    FILE_READERS,
-    SourceError,
-    looks_like_path,
-    marked_repeats,
-    object_row,
-    read_jsonl_rows,
-    refuse_other_encodings,
-)
+from cotforge.ingest.sources import FILE_READERS, SourceError, looks_like_path, refuse_other_encodings
 from cotforge.input_paths import COMPRESSED, InputPathError, check_input_path, read_whole_file
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
