@@ -234,16 +234,20 @@ def ingest_rows(
     counted as already present (re-ingesting a file is idempotent), not as a duplicate.
     """
     result = IngestResult()
+    existing = list(existing)
+    present = {p.id for p in existing}
     seen: dict[str, tuple[str, str, str]] = {}  # identity → (id, kind, where)
-    for p in existing:
-        seen.setdefault(identity_text(p.text), (p.id, p.kind, "the run folder"))
     loose: dict[str, str] = {}
     for p in existing:
+        seen.setdefault(identity_text(p.text), (p.id, p.kind, "the run folder"))
         loose.setdefault(loose_key(p.text), p.id)
     for row in rows:
         out = row_to_prompt(row, config)
         if isinstance(out, RejectRecord):
             result.rejects.append(out)
+            continue
+        if out.id in present:  # this very prompt is in the run folder already
+            result.already_present += 1
             continue
         identity = identity_text(out.text)
         if identity in seen:
@@ -257,9 +261,6 @@ def ingest_rows(
                         f"{out.kind!r} here; one text has one kind: fix the label in one of them",
                     )
                 )
-                continue
-            if first_id == out.id and where == "the run folder":
-                result.already_present += 1
                 continue
             result.duplicates += 1
             what = "exact duplicate" if first_id == out.id else _SAME_IDENTITY
