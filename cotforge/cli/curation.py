@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cotforge.cli.common import console, err_console, fail, friendly_errors, plain
 from cotforge.cli.config_options import StageConfig
@@ -109,7 +110,9 @@ def register(app: typer.Typer) -> None:
     def contamination(
         config: ContaminationConfig,
         run: RunArgument,
-        suite: list[str] = typer.Option(..., "--suite", help="Evaluation suite file (JSONL, CSV, Parquet)."),
+        suite: list[str] = typer.Option(
+            ..., "--suite", help="Evaluation suite file (JSONL, CSV, TSV, Parquet; `-`: JSONL on stdin)."
+        ),
         exclude: bool = typer.Option(
             False,
             "--exclude",
@@ -117,22 +120,32 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Overlap between the run's training prompts (variants included) and evaluation suites."""
-        from cotforge.evaluation.contamination import REPORT_FILE, check_contamination
+        from cotforge.evaluation.contamination import REJECTS_FILE, REPORT_FILE, check_contamination
 
         overlaps, excluded = check_contamination(run, suite, config, exclude=exclude)
         table = Table(
             title=f"{len(overlaps)} suite item(s) overlap the training prompts", title_justify="left"
         )
-        for column in ("suite:line", "item", "training prompt", "jaccard", "8-gram share"):
+        for column in ("suite:line", "item", "training prompt", "jaccard", f"{config.ngram}-gram share"):
             table.add_column(column, overflow="fold")
         for o in overlaps[:50]:
+            # Suite names and texts are user data: rich Text, never read as console markup.
+            ids = o.prompt_id + (f" (+{len(o.prompt_ids) - 1})" if len(o.prompt_ids) > 1 else "")
             table.add_row(
-                f"{o.suite}:{o.line}", o.text[:80], o.prompt_id, f"{o.jaccard:.2f}", f"{o.ngram_overlap:.2f}"
+                Text(f"{o.suite}:{o.line}"),
+                Text(o.text[:80]),
+                Text(ids),
+                f"{o.jaccard:.2f}",
+                f"{o.ngram_overlap:.2f}",
             )
         console.print(table)
-        console.print(f"every overlap: {run / REPORT_FILE}", highlight=False)
+        console.print(f"every overlap: {run / REPORT_FILE}", markup=False, highlight=False)
         if exclude:
-            console.print(f"excluded {excluded} training prompt(s) (see contamination.rejects.jsonl)")
+            console.print(
+                f"excluded {excluded} training prompt(s) (see {run / REJECTS_FILE})",
+                markup=False,
+                highlight=False,
+            )
 
     calibrate = typer.Typer(
         name="judge-calibrate",

@@ -33,9 +33,18 @@ INGEST = StageConfig(
 )
 
 
+# What each overruled label means, for the note the command prints.
+OVERRULED = {
+    "source": "--source {config.source!r} replaced the row's own source on {n} row(s)",
+    "licence": "{n} row(s) name their own licence, kept over --licence {config.licence!r}",
+}
+
+
 def _load_mapping(path: Path, what: str) -> dict[str, str]:
     from cotforge.bounded_yaml import read_yaml_file
+    from cotforge.input_paths import check_input_path
 
+    check_input_path(path, what, folder=False)
     data = read_yaml_file(path, what)
     if not isinstance(data, dict):
         fail(f"{path}: expected a YAML mapping of source label → value")
@@ -59,7 +68,9 @@ def register(app: typer.Typer) -> None:
         config: IngestConfig,
         sources: Annotated[
             list[str] | None,
-            typer.Argument(help="JSONL, CSV or Parquet files, `datasets` folders, or Hub ids (when online)."),
+            typer.Argument(
+                help="JSONL, JSON, CSV, TSV or Parquet files, `datasets` folders, Hub ids (when online), or `-` (JSONL on stdin)."
+            ),
         ] = None,
         run: RunOption = Path("runs/default"),
         category_map: Path | None = typer.Option(
@@ -80,12 +91,19 @@ def register(app: typer.Typer) -> None:
 
         outcome = ingest_into_run(run, config)
         rejects = outcome.result.rejects
+
+        # Messages quote user text (file names, labels): printed as plain text, never as console markup.
+        def say(message: str) -> None:
+            err_console.print(message, markup=False, highlight=False)
+
         for reject in rejects[:20]:
-            err_console.print(f"rejected {reject.message} ({', '.join(reject.reasons)})", markup=False)
+            say(f"rejected {reject.message} ({', '.join(reject.reasons)})")
         if len(rejects) > 20:
-            err_console.print(f"… and {len(rejects) - 20} more")
+            say(f"… and {len(rejects) - 20} more")
+        for label, n in sorted(outcome.result.overruled.items()):
+            say(f"note: {OVERRULED[label].format(n=n, config=config)}")
         console.print(counts_table(f"ingest → {run / RunFiles.PROMPTS}", outcome.counts))
         if rejects:
-            err_console.print(f"rejected rows with reasons: {run / RunFiles.PROMPT_REJECTS}", markup=False)
+            say(f"rejected rows with reasons: {run / RunFiles.PROMPT_REJECTS}")
         if strict and rejects:
             raise typer.Exit(1)

@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
         rows.update({f"  {k}": v for k, v in result.by_tactic.items()})
         rows["skipped (rewrite tactic, no --model)"] = result.skipped_no_rewriter
         rows["failed rewrites (augment.rejects.jsonl)"] = result.failed
+        rows["too long for a prompt (augment.rejects.jsonl)"] = result.too_long
         console.print(counts_table(f"augment → {run / RunFiles.AUGMENTED}", rows))
 
     @stage_command(app, SAMPLE)

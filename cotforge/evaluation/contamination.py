@@ -2,13 +2,16 @@
 
 Two measures per suite item: the MinHash estimate of its shingle Jaccard similarity with the closest
 training prompt (``datasketch`` LSH finds the candidates), and the share of its word n-grams that occur in
-any training prompt. An item at or over either threshold is reported; ``exclude`` removes the training
-prompts it overlaps from the run (they go to ``contamination.rejects.jsonl`` with the suite item).
+any training prompt. Both compare the texts' identity (:mod:`cotforge.text_identity`): a copy with soft hyphens,
+zero-width characters, look-alike letters, other case or accents is still a copy. An item at or over either
+threshold is reported with every training prompt that reaches a threshold on its own (the closest first);
+``exclude`` removes all of them, and their variants, from the run (they go to ``contamination.rejects.jsonl``
+with the suite item).
 """
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ from cotforge.errors import CotforgeError
 from cotforge.ingest.dedup import NUM_PERM, signature
 from cotforge.runfolder import RunFiles
 from cotforge.schemas import PromptRecord, RejectRecord
+from cotforge.text_identity import match_words
 
 if TYPE_CHECKING:
     from cotforge.evaluation.suites import SuiteItem as EvalSuiteItem
@@ -28,7 +32,6 @@ REPORT_FILE = "contamination.jsonl"
 REJECTS_FILE = RunFiles.CONTAMINATION_REJECTS
 NGRAM = 8
 SUITE_TEXT_COLUMNS = ("prompt", "text", "instruction", "goal", "question", "query", "input")
-_WORD = re.compile(r"\w+")
 
 
 class ContaminationError(CotforgeError):
@@ -63,14 +66,18 @@ class Overlap(BaseModel):
     suite: str
     line: int
     text: str
-    prompt_id: str
+    prompt_id: str = Field(description="The closest training prompt.")
     prompt_text: str
-    jaccard: float = Field(description="MinHash estimate of the shingle Jaccard similarity.")
+    jaccard: float = Field(description="MinHash estimate of the shingle Jaccard similarity (closest prompt).")
     ngram_overlap: float = Field(description="Share of the item's word n-grams found in training prompts.")
+    prompt_ids: list[str] = Field(
+        default_factory=list,
+        description="Every training prompt that overlaps the item (the closest first): what --exclude removes.",
+    )
 
 
 def _ngrams(text: str, n: int) -> set[str]:
-    words = _WORD.findall(text.casefold())
+    words = match_words(text)
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
@@ -79,48 +86,54 @@ def _ngrams(text: str, n: int) -> set[str]:
 def find_overlaps(
     prompts: Sequence[PromptRecord], items: Iterable[SuiteItem], config: ContaminationConfig | None = None
 ) -> list[Overlap]:
-    """The suite items overlapping ``prompts`` (pure: records in, overlaps out)."""
+    """The suite items overlapping ``prompts`` (pure: records in, overlaps out).
+
+    An item overlaps when its Jaccard estimate with some prompt, or the share of its n-grams found in the
+    prompts, reaches its threshold. Its ``prompt_ids`` are the prompts that reach a threshold on their own
+    (or, when only the union of several prompts' n-grams does, the one that holds most of them).
+    """
     config = config or ContaminationConfig()
     lsh = MinHashLSH(threshold=config.jaccard_threshold, num_perm=NUM_PERM)
-    signatures = {}
-    grams: dict[str, int] = {}
+    signatures = []
+    grams: dict[str, list[int]] = {}
     for i, p in enumerate(prompts):
-        signatures[i] = signature(p.text)
+        signatures.append(signature(p.text))
         lsh.insert(str(i), signatures[i], check_duplication=False)
         for g in _ngrams(p.text, config.ngram):
-            grams.setdefault(g, i)
+            grams.setdefault(g, []).append(i)
     found: list[Overlap] = []
     for item in items:
         sig = signature(item.text)
-        best, jaccard = None, 0.0
-        for key in lsh.query(sig):
-            j = sig.jaccard(signatures[int(key)])
-            if j > jaccard:
-                best, jaccard = int(key), j
+        jaccard = {int(key): sig.jaccard(signatures[int(key)]) for key in lsh.query(sig)}
         item_grams = _ngrams(item.text, config.ngram)
-        hits = [grams[g] for g in item_grams if g in grams]
-        share = len(hits) / len(item_grams) if item_grams else 0.0
-        if best is None and hits:
-            best = max(set(hits), key=hits.count)
-        if best is None or (jaccard < config.jaccard_threshold and share < config.ngram_threshold):
+        hits = Counter(i for g in item_grams for i in grams.get(g, ()))
+        share = sum(g in grams for g in item_grams) / len(item_grams) if item_grams else 0.0
+        if max(jaccard.values(), default=0.0) < config.jaccard_threshold and share < config.ngram_threshold:
             continue
-        p = prompts[best]
+        matched = {i for i, j in jaccard.items() if j >= config.jaccard_threshold}
+        matched |= {i for i, n in hits.items() if n / len(item_grams) >= config.ngram_threshold}
+        if not matched:
+            matched = {min(hits, key=lambda i: (-hits[i], i))}
+        ranked = sorted(matched, key=lambda i: (-jaccard.get(i, 0.0), -hits.get(i, 0), i))
+        best = prompts[ranked[0]]
         found.append(
             Overlap(
                 suite=item.suite,
                 line=item.line,
                 text=item.text,
-                prompt_id=p.id,
-                prompt_text=p.text,
-                jaccard=round(jaccard, 4),
+                prompt_id=best.id,
+                prompt_text=best.text,
+                jaccard=round(jaccard.get(ranked[0], 0.0), 4),
                 ngram_overlap=round(share, 4),
+                prompt_ids=list(dict.fromkeys(prompts[i].id for i in ranked)),
             )
         )
     return found
 
 
 def read_suite(spec: str) -> list[SuiteItem]:
-    """A suite file's items (JSONL, CSV or Parquet with a text column); an unknown layout raises."""
+    """A suite file's items (JSONL, CSV, TSV or Parquet with a text column; ``-``: JSONL on stdin); an unknown
+    layout, an unreadable row or a value that is not text raises. Rows whose text is blank are no items."""
     from cotforge.ingest.sources import read_rows
 
     items: list[SuiteItem] = []
@@ -138,7 +151,11 @@ def read_suite(spec: str) -> list[SuiteItem]:
                     "rename the column holding the evaluation prompt"
                 )
         text = data.get(column)
-        if isinstance(text, str) and text.strip():
+        if text is not None and not isinstance(text, str):
+            raise ContaminationError(
+                f"{row.source}:{row.line}: column {column!r} holds {text!r:.40}, not text; fix the suite file"
+            )
+        if text and text.strip():
             items.append(SuiteItem(suite=spec, line=row.line, text=text))
     if not items:
         raise ContaminationError(f"{spec}: holds no evaluation items")
@@ -219,7 +236,10 @@ def check_contamination(
         folder.write(REPORT_FILE, overlaps)
         excluded = 0
         if exclude and overlaps:
-            hit = {o.prompt_id: o for o in overlaps}
+            hit: dict[str, Overlap] = {}
+            for o in overlaps:
+                for prompt_id in o.prompt_ids or [o.prompt_id]:
+                    hit.setdefault(prompt_id, o)
             # A variant of an overlapped prompt leaks the same item.
             hit.update({p.id: hit[p.parent_id] for p in prompts if p.parent_id in hit and p.id not in hit})
             rejects = [
@@ -229,7 +249,7 @@ def check_contamination(
                     record_id=p.id,
                     reasons=["eval_overlap"],
                     message=f"overlaps {hit[p.id].suite}:{hit[p.id].line} (jaccard {hit[p.id].jaccard}, "
-                    f"{NGRAM}-gram share {hit[p.id].ngram_overlap})",
+                    f"{config.ngram}-gram share {hit[p.id].ngram_overlap})",
                     raw=p.model_dump(mode="json"),
                 )
                 for p in prompts

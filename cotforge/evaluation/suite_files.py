@@ -2,22 +2,22 @@
 saved with ``save_to_disk``, a folder of such files, or a Hub id (through ``datasets.load_dataset``).
 
 Rows come from :mod:`cotforge.ingest.sources`' readers, so a bad line is an error row (rejected downstream), never a
-crash; only a source that cannot be opened at all raises :class:`SuiteError`.
+crash; only a source that cannot be used at all raises :class:`SuiteError` (or, for a path that is no regular file
+or folder, :class:`~cotforge.input_paths.InputPathError`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cotforge.errors import SuiteError
+from cotforge.ingest.json_rows import marked_repeats, object_row, read_jsonl_rows
 from cotforge.ingest.raw_rows import RawRow
-from cotforge.ingest.sources import read_csv_rows, read_jsonl_rows, read_parquet_rows
+from cotforge.ingest.sources import FILE_READERS, SourceError, looks_like_path, refuse_other_encodings
+from cotforge.input_paths import COMPRESSED, InputPathError, check_input_path, read_whole_file
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 _DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
@@ -37,66 +37,49 @@ class SuiteTable:
 # --- reading ------------------------------------------------------------------------------------------------
 
 
-def _read_tsv_rows(path: Path) -> Iterator[RawRow]:
-    """TSV with a header, like :func:`cotforge.ingest.sources.read_csv_rows` (ragged and non-UTF-8 rows are errors)."""
-    name = str(path)
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
-    header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
-    for fields in reader:
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        raw = "\t".join(fields).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-        if any("\udc80" <= ch <= "\udcff" for f in fields for ch in f):
-            yield RawRow(name, reader.line_num, None, ("non_utf8", "not valid UTF-8"), raw)
-        elif len(fields) != len(header):
-            message = f"{len(fields)} fields where the header has {len(header)}; check quoting and tabs"
-            yield RawRow(name, reader.line_num, None, ("malformed_row", message), raw)
-        else:
-            yield RawRow(name, reader.line_num, dict(zip(header, fields, strict=True)))
-
-
 def _read_json(path: Path) -> SuiteTable:
     """A ``.json`` file: a JailbreakBench artifact, a JSON array of rows, or JSON Lines."""
     try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        document = json.loads(read_whole_file(path).decode("utf-8-sig"), object_pairs_hook=marked_repeats)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # not one JSON document: JSON Lines
         return SuiteTable(str(path), path.stem, list(read_jsonl_rows(path)))
+    name = str(path)
     if isinstance(document, dict) and isinstance(document.get("jailbreaks"), list):
         parameters = document.get("parameters")
         parameters = parameters if isinstance(parameters, dict) else {}
         extra = {"method": parameters.get("method"), "model": parameters.get("model")}
-        rows = [
-            RawRow(str(path), i, {**extra, **entry})
-            if isinstance(entry, dict)
-            else RawRow(str(path), i, None, ("not_an_object", "jailbreaks entry is not an object"), entry)
-            for i, entry in enumerate(document["jailbreaks"], start=1)
-        ]
-        return SuiteTable(str(path), path.stem, rows, artifact=True)
+        rows = []
+        for i, entry in enumerate(document["jailbreaks"], start=1):
+            row = object_row(
+                name,
+                i,
+                entry,
+                None if isinstance(entry, dict) else entry,
+                "jailbreaks entry is not an object",
+            )
+            rows.append(row if row.data is None else RawRow(name, i, {**extra, **row.data}))
+        return SuiteTable(name, path.stem, rows, artifact=True)
     if isinstance(document, list):
         rows = [
-            RawRow(str(path), i, item)
-            if isinstance(item, dict)
-            else RawRow(str(path), i, None, ("not_an_object", "expected a JSON object per entry"), item)
-            for i, item in enumerate(document, start=1)
+            object_row(name, i, item, item, "expected a JSON object per entry")
+            for i, item in enumerate(document, 1)
         ]
-        return SuiteTable(str(path), path.stem, rows)
+        return SuiteTable(name, path.stem, rows)
     if isinstance(document, dict):  # one JSON object: a one-row file
-        return SuiteTable(str(path), path.stem, [RawRow(str(path), 1, document)])
-    return SuiteTable(str(path), path.stem, list(read_jsonl_rows(path)))
+        return SuiteTable(name, path.stem, [object_row(name, 1, document, None, "")])
+    return SuiteTable(name, path.stem, list(read_jsonl_rows(path)))
 
 
 def _read_file(path: Path) -> SuiteTable:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _read_json(path)
-    reader = {
-        ".jsonl": read_jsonl_rows,
-        ".csv": read_csv_rows,
-        ".tsv": _read_tsv_rows,
-        ".parquet": read_parquet_rows,
-    }[suffix]
-    return SuiteTable(str(path), path.stem, list(reader(path)))
+    try:
+        if suffix != ".parquet":
+            refuse_other_encodings(path)
+        return SuiteTable(str(path), path.stem, list(FILE_READERS[suffix](path)))
+    except SourceError as exc:  # a header naming one column twice: a suite problem like any other
+        raise SuiteError(str(exc), file=path) from exc
 
 
 def _dataset_tables(dataset: Any, where: str, split: str | None) -> list[SuiteTable]:
@@ -135,16 +118,37 @@ def _read_hub(spec: str, split: str | None, subset: str | None) -> list[SuiteTab
     return _dataset_tables(dataset, spec, split)
 
 
+def _checked(spec: str | Path, folder: bool = True) -> Path:
+    """:func:`check_input_path` for a suite: its refusal is a :class:`SuiteError`, as every suite problem is."""
+    try:
+        return check_input_path(spec, "evaluation suite", folder=folder)
+    except InputPathError as exc:
+        raise SuiteError(str(exc), file=exc.file) from exc
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """The suite files of a folder; one that is not a regular file (a FIFO, a device link) is refused."""
+    named = sorted(p for p in path.iterdir() if p.suffix.lower() in FILE_SUFFIXES)
+    files = [_checked(p, folder=False) for p in named]
+    if not files:
+        packed = sorted(p.name for p in path.iterdir() if p.suffix.lower() in COMPRESSED)
+        also = f"; compressed files ({', '.join(packed[:3])}) must be unpacked first" if packed else ""
+        raise SuiteError(
+            f"{path}: no suite files ({', '.join(FILE_SUFFIXES)}) in this folder{also}", file=path
+        )
+    return files
+
+
 def read_suite_tables(spec: str, split: str | None = None, subset: str | None = None) -> list[SuiteTable]:
-    """Every table a suite path names: one file, a saved dataset, a folder of files, or a Hub id."""
-    path = Path(spec)
-    if path.is_file():
-        if path.suffix.lower() not in FILE_SUFFIXES:
-            raise SuiteError(
-                f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(FILE_SUFFIXES)}",
-                file=path,
-            )
-        return [_read_file(path)]
+    """Every table a suite path names: one file, a saved dataset, a folder of files, or a Hub id.
+
+    A name that is a path (it exists, or looks like a file) must be a regular file or a folder: a FIFO, a device,
+    stdin (``-``) or a compressed file is refused before anything is read.
+    """
+    if spec == "-" or looks_like_path(spec):
+        path = _checked(spec)
+    else:
+        return _read_hub(spec, split, subset)
     if path.is_dir():
         if any((path / marker).exists() for marker in _DATASET_MARKERS):
             import datasets
@@ -158,10 +162,10 @@ def read_suite_tables(spec: str, split: str | None = None, subset: str | None = 
                     file=path,
                 ) from exc
             return _dataset_tables(dataset, str(path), split)
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FILE_SUFFIXES)
-        if not files:
-            raise SuiteError(f"{path}: no suite files ({', '.join(FILE_SUFFIXES)}) in this folder", file=path)
-        return [_read_file(p) for p in files]
-    if path.suffix.lower() in FILE_SUFFIXES or spec.startswith((".", "/", "~")):
-        raise SuiteError(f"{spec}: file not found", file=spec)
-    return _read_hub(spec, split, subset)
+        return [_read_file(p) for p in _folder_files(path)]
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise SuiteError(
+            f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(FILE_SUFFIXES)}",
+            file=path,
+        )
+    return [_read_file(path)]

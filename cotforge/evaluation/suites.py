@@ -30,9 +30,9 @@ from cotforge.evaluation.suite_layouts import (
     LayoutContext,
     read_jbb_artifact,
 )
+from cotforge.ingest.json_rows import read_jsonl_rows
 from cotforge.ingest.raw_rows import RawRow
 from cotforge.ingest.rows import IngestConfig, row_to_prompt
-from cotforge.ingest.sources import read_jsonl_rows
 from cotforge.schemas import RejectRecord
 
 __all__ = [

@@ -7,7 +7,6 @@ cluster id of each prompt.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,13 +15,13 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.runfolder import RunFiles, read_jsonl
+from cotforge.text_identity import identity_text, match_words
 
 CLUSTERS_FILE = RunFiles.PROMPT_CLUSTERS
 NUM_PERM = 64
 THRESHOLD = 0.7
 SHINGLE = 3
 
-_WORD = re.compile(r"\w+")
 # One fixed permutation set, built once: MinHash() would rebuild it for every prompt.
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1)
 
@@ -38,24 +37,32 @@ class NearDuplicate(BaseModel):
 
 
 def shingles(text: str, n: int = SHINGLE) -> set[bytes]:
-    """Word n-grams of the case-folded text (the whole text when shorter than ``n`` words)."""
-    words = _WORD.findall(text.casefold())
-    if len(words) < n:
-        return {" ".join(words).encode("utf-8")}
-    return {" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+    """Word n-grams of the text's identity (:func:`~cotforge.text_identity.match_words`: case, accents,
+    invisible and look-alike characters do not count); a text without words is its own single shingle."""
+    words = match_words(text)
+    if not words:  # "???" and "!!!" are not the same text
+        return {identity_text(text).encode("utf-8", "surrogatepass")}
+    grams = [words] if len(words) < n else [words[i : i + n] for i in range(len(words) - n + 1)]
+    return {" ".join(gram).encode("utf-8", "surrogatepass") for gram in grams}
+
+
+def signature_of(shingle_set: set[bytes]) -> LeanMinHash:
+    """The MinHash signature of a shingle set (same permutations for every set)."""
+    m = MinHash(num_perm=NUM_PERM, seed=1, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme)
+    m.update_batch(list(shingle_set))
+    return LeanMinHash(m)
 
 
 def signature(text: str) -> LeanMinHash:
-    """The MinHash signature of one text (same permutations for every text)."""
-    m = MinHash(num_perm=NUM_PERM, seed=1, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme)
-    m.update_batch(list(shingles(text)))
-    return LeanMinHash(m)
+    """The MinHash signature of one text's :func:`shingles`."""
+    return signature_of(shingles(text))
 
 
 def near_duplicate_clusters(
     items: Iterable[tuple[str, str]], threshold: float = THRESHOLD
 ) -> list[NearDuplicate]:
-    """Cluster ``(id, text)`` items whose estimated Jaccard similarity of shingles reaches ``threshold``.
+    """Cluster ``(id, text)`` items whose estimated Jaccard similarity of shingles reaches ``threshold``
+    (shingles of the texts' identity: a copy with look-alike letters or invisible characters clusters too).
 
     Returns one entry per prompt in a cluster of two or more; the cluster id is its first member's id.
     """

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 from cotforge.errors import ConfigError
 from cotforge.ingest.dedup import CLUSTERS_FILE, near_duplicate_clusters
+from cotforge.ingest.raw_rows import RawRow
 from cotforge.ingest.rows import IngestConfig, IngestResult, ingest_rows
-from cotforge.ingest.sources import bundled_prompt_files, read_rows
+from cotforge.ingest.sources import SourceError, bundled_prompt_files, check_source, read_rows
+from cotforge.input_paths import STDIN
 from cotforge.runfolder import RunFiles
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.manifest import StageRun, load_manifest
@@ -45,7 +50,28 @@ def source_specs(config: IngestConfig) -> list[str]:
         raise ConfigError(
             "ingest: nothing to ingest; give sources (files, folders, Hub ids) or `bundled: true`"
         )
+    if specs.count(STDIN) > 1:
+        raise ConfigError("ingest: `-` (stdin) given more than once; stdin can be read only once")
+    seen: dict[str, str] = {}
+    for spec in specs:  # every path checked before anything is read or written
+        check_source(spec)
+        same = os.path.realpath(spec) if os.path.lexists(spec) else spec
+        if same in seen:
+            raise ConfigError(f"ingest: {spec} is given twice (also as {seen[same]}); give each source once")
+        seen[same] = spec
     return specs
+
+
+def _rows_of(spec: str, config: IngestConfig) -> Iterator[RawRow]:
+    """The rows of one source (the first ``limit_per_source``); a source without a single row is an error."""
+    n = 0
+    for row in islice(read_rows(spec, config.split), config.limit_per_source):
+        n += 1
+        yield row
+    if n == 0:
+        raise SourceError(
+            f"{spec}: holds no rows (empty, or blank lines only); nothing to ingest from it", file=spec
+        )
 
 
 def ingest_into_run(run_dir: str | Path, config: IngestConfig) -> IngestRun:
@@ -62,19 +88,15 @@ def ingest_into_run(run_dir: str | Path, config: IngestConfig) -> IngestRun:
     )
     previous = load_manifest(folder, INGEST.name)
     history = list(previous.extra.get("history", [])) if previous else []
+    # Every source is read before the manifest says "running": a source that cannot be used leaves the run,
+    # its manifest included, as it was. One pass over all sources: a row repeating an earlier source's row
+    # is a duplicate naming it.
+    started = time.perf_counter()
+    result = ingest_rows(chain.from_iterable(_rows_of(spec, config) for spec in specs), config, existing)
+    read_s = time.perf_counter() - started
     with StageRun.declared(folder, INGEST, config) as run:
-        result = IngestResult()
-        prompts = list(existing)
-        for spec in specs:
-            with run.timer("read_and_normalise"):
-                rows = islice(read_rows(spec, config.split), config.limit_per_source)
-                part = ingest_rows(rows, config, existing=prompts)
-            prompts += part.prompts
-            result.prompts += part.prompts
-            result.rejects += part.rejects
-            result.duplicates += part.duplicates
-            result.already_present += part.already_present
-            result.near_duplicates += part.near_duplicates
+        run.timings["read_and_normalise"] = read_s
+        prompts = [*existing, *result.prompts]
         sources = {r.source for r in result.rejects} | set(specs)
         kept = [
             r
@@ -101,6 +123,7 @@ def ingest_into_run(run_dir: str | Path, config: IngestConfig) -> IngestRun:
         )
         run.extra["sources"] = specs
         run.extra["near_duplicates"] = [list(pair) for pair in result.near_duplicates[:200]]
+        run.extra["overruled_labels"] = dict(result.overruled)
         run.extra["reject_reasons"] = dict(Counter(c for r in result.rejects for c in r.reasons))
         run.extra["categories"] = dict(Counter(p.category.value for p in prompts))
         run.extra["history"] = [*history, {"sources": specs, "added": len(result.prompts)}][-50:]

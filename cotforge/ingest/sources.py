@@ -2,143 +2,101 @@
 
 A reader never raises on a bad line: it yields a row carrying the error code and message, so the ingest core
 rejects it with file and line and the good rows still land. It raises only when the source as a whole cannot
-be opened, with a message saying what to do.
+be used (not a regular file or folder, a compressed or unknown file type, a header that names one column twice,
+an unreadable Parquet file), with a message saying what to do. ``-`` reads JSON Lines from stdin.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonlines
-
 from cotforge.errors import CotforgeError
+from cotforge.ingest.json_rows import read_json_rows, read_jsonl_rows, read_jsonl_stream
 from cotforge.ingest.raw_rows import RawRow
+from cotforge.input_paths import COMPRESSED, STDIN, check_input_path, read_stdin
+from cotforge.text_identity import identity_text
 
 
 class SourceError(CotforgeError):
     """The source as a whole cannot be read."""
 
 
-def read_jsonl_rows(path: Path) -> Iterator[RawRow]:
-    """JSON Lines: one object per line; bad JSON, non-objects and non-UTF-8 lines become error rows."""
-    name = str(path)
-    # Binary lines: only "\n" ends one (U+2028 in model text stays inside its line), and jsonlines reports a
-    # line that is not UTF-8 as one bad line instead of failing the whole file.
-    with path.open("rb") as fh:
-        lineno, last = 0, b""
-
-        def lines() -> Iterator[bytes]:
-            nonlocal lineno, last
-            for line in fh:
-                lineno += 1  # the row yielded below reads it back: the line jsonlines just parsed
-                last = line
-                yield line
-
-        reader = jsonlines.Reader(lines())
-        while True:
-            try:
-                data = reader.read(type=dict, skip_empty=True)
-            except EOFError:
-                return
-            except jsonlines.InvalidLineError as exc:
-                yield _error_row(name, exc)
-                continue
-            except RecursionError:
-                # Only this row is unreadable: reject it and keep reading.
-                yield RawRow(name, lineno, None, ("too_deep", "JSON nested too deeply to read"), _text(last))
-                continue
-            if _deeper_than(data, MAX_ROW_DEPTH):
-                yield RawRow(
-                    name,
-                    lineno,
-                    None,
-                    ("too_deep", f"JSON nested more than {MAX_ROW_DEPTH} levels"),
-                    _text(last),
-                )
-                continue
-            yield RawRow(name, lineno, data)
-
-
-def _error_row(source: str, exc: jsonlines.InvalidLineError) -> RawRow:
-    """The error row of a line jsonlines could not read: not UTF-8, not JSON, or not an object."""
-    cause = exc.__cause__
-    line = exc.line.decode("utf-8", errors="replace") if isinstance(exc.line, bytes) else exc.line
-    if isinstance(cause, UnicodeDecodeError):
-        error = ("non_utf8", f"not valid UTF-8 at byte {cause.start}; re-encode the file as UTF-8")
-    elif isinstance(cause, json.JSONDecodeError):
-        error = ("bad_json", f"bad JSON ({cause.msg} at column {cause.colno})")
-    else:
-        error = ("not_an_object", "expected a JSON object per line")
-    return RawRow(source, exc.lineno, None, error, line)
-
-
-# Rows are copied, validated and serialized recursively downstream; a prompt row is never this deep.
-MAX_ROW_DEPTH = 32
-
-
-def _deeper_than(value: object, limit: int) -> bool:
-    """True when ``value`` nests lists/dicts more than ``limit`` levels (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return False
-
-
-def _text(line: bytes) -> str:
-    return line.decode("utf-8", errors="replace").rstrip("\n")
-
-
 def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def read_csv_rows(path: Path) -> Iterator[RawRow]:
-    """CSV with a header; ragged rows and non-UTF-8 fields become error rows (line = the row's last line)."""
+def column_names(source: str, header: list[str]) -> list[str]:
+    """A header's column names: stripped, blank ones named ``column_<n>``; two names that read alike (the same
+    once case, spacing, invisible and look-alike characters are ignored) are a :class:`SourceError`."""
+    names = [h.strip().lstrip("\ufeff").strip() or f"column_{i}" for i, h in enumerate(header, start=1)]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        key = identity_text(name).casefold()
+        if key in seen:
+            first = seen[key]
+            raise SourceError(
+                f"{source}: columns {first} ({names[first - 1]!r}) and {i} ({name!r}) have the same name; "
+                "rename one of them (cotforge will not guess which one holds the data)",
+                file=source,
+            )
+        seen[key] = i
+    return names
+
+
+def read_csv_rows(path: Path, delimiter: str = ",") -> Iterator[RawRow]:
+    """CSV (or TSV) with a header, read as a stream; ragged rows, non-UTF-8 fields and rows the csv module
+    cannot parse become error rows (line = the row's last line). Repeated column names refuse the file."""
     name = str(path)
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    for fields in reader:
-        lineno = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        raw_line = ",".join(fields)
-        if any(_has_surrogates(f) for f in fields):
-            yield RawRow(
-                name,
-                lineno,
-                None,
-                ("non_utf8", "not valid UTF-8; re-encode the file as UTF-8"),
-                raw_line.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"),
-            )
-            continue
-        if len(fields) != len(header):
-            yield RawRow(
-                name,
-                lineno,
-                None,
-                (
-                    "malformed_row",
-                    f"{len(fields)} fields where the header has {len(header)}; check quoting and commas",
-                ),
-                raw_line,
-            )
-            continue
-        yield RawRow(name, lineno, dict(zip(header, fields, strict=True)))
+    sep = "tabs" if delimiter == "\t" else "commas"
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = column_names(name, next(reader))
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SourceError(f"{name}:1: cannot read the header ({exc})", file=name) from exc
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                message = f"{exc}; a field this long is usually an unclosed quote"
+                yield RawRow(name, reader.line_num, None, ("malformed_row", message))
+                continue
+            lineno = reader.line_num
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            raw_line = delimiter.join(fields)
+            if any(_has_surrogates(f) for f in fields):
+                yield RawRow(
+                    name,
+                    lineno,
+                    None,
+                    ("non_utf8", "not valid UTF-8; re-encode the file as UTF-8"),
+                    raw_line.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"),
+                )
+                continue
+            if len(fields) != len(header):
+                yield RawRow(
+                    name,
+                    lineno,
+                    None,
+                    (
+                        "malformed_row",
+                        f"{len(fields)} fields where the header has {len(header)}; check quoting and {sep}",
+                    ),
+                    raw_line,
+                )
+                continue
+            yield RawRow(name, lineno, dict(zip(header, fields, strict=True)))
 
 
 def _records_rows(name: str, records: Iterator[dict[str, Any]]) -> Iterator[RawRow]:
@@ -147,13 +105,17 @@ def _records_rows(name: str, records: Iterator[dict[str, Any]]) -> Iterator[RawR
 
 
 def read_parquet_rows(path: Path) -> Iterator[RawRow]:
-    """Parquet: rows numbered from 1 in file order."""
+    """Parquet: rows numbered from 1 in file order; repeated column names refuse the file."""
     import pyarrow.parquet as pq
 
     try:
+        # Before reading: pyarrow's own message for repeated names is cryptic.
+        column_names(str(path), pq.read_schema(path).names)
         table = pq.read_table(path)
+    except SourceError:
+        raise
     except Exception as exc:
-        raise SourceError(f"{path}: cannot read as Parquet ({exc})") from exc
+        raise SourceError(f"{path}: cannot read as Parquet ({exc})", file=path) from exc
     yield from _records_rows(str(path), iter(table.to_pylist()))
 
 
@@ -169,25 +131,88 @@ def read_dataset_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
         else:
             ds = datasets.load_dataset(spec, split=split)
     except Exception as exc:
-        raise SourceError(
-            f"{spec}: cannot load as a `datasets` dataset ({type(exc).__name__}: {exc}); "
-            "pass a local folder, or a Hub id while online"
-        ) from exc
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        hint = (
+            "a folder must be saved with `save_to_disk` or hold data files of one layout; pass the files themselves"
+            if path.is_dir()
+            else "pass a local file or folder, or a Hub id while online"
+        )
+        raise SourceError(f"{spec}: cannot load as a `datasets` dataset ({what}); {hint}", file=spec) from exc
     yield from _records_rows(f"{spec}[{split}]", iter(ds))  # type: ignore[arg-type]
 
 
-def read_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
-    """Pick a reader by file extension; anything else is treated as a `datasets` dataset."""
-    path = Path(spec)
+FILE_READERS: dict[str, Callable[[Path], Iterator[RawRow]]] = {
+    ".jsonl": read_jsonl_rows,
+    ".json": read_json_rows,
+    ".csv": read_csv_rows,
+    ".tsv": lambda path: read_csv_rows(path, "\t"),
+    ".parquet": read_parquet_rows,
+}
+STDIN_SOURCE = "<stdin>"
+
+
+def looks_like_path(spec: str) -> bool:
+    """True when ``spec`` names a local path (it exists, or has a file suffix or a path prefix), not a Hub id."""
+    suffix = Path(spec).suffix.lower()
+    return (
+        os.path.lexists(spec)
+        or suffix in FILE_READERS
+        or suffix in COMPRESSED
+        or spec.startswith(("/", "./", "../", "~"))
+    )
+
+
+def check_source(spec: str) -> None:
+    """Refuse a source that names a path that is not a readable regular file or folder, or an unknown file type
+    (before anything is read)."""
+    if spec == STDIN or not looks_like_path(spec):
+        return
+    path = check_input_path(spec, "prompt source", stdin=True)
+    if path.is_dir():
+        return
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".csv", ".parquet") and not path.is_file():
-        raise SourceError(f"{spec}: file not found")
-    if suffix in (".jsonl", ".json"):
-        return read_jsonl_rows(path)
-    if suffix == ".csv":
-        return read_csv_rows(path)
-    if suffix == ".parquet":
-        return read_parquet_rows(path)
+    if suffix not in FILE_READERS:
+        raise SourceError(
+            f"{spec}: unsupported file type {path.suffix or '(none)'!r}; use JSON Lines (.jsonl), CSV (.csv), "
+            "TSV (.tsv) or Parquet (.parquet), or a `datasets` folder",
+            file=spec,
+        )
+    if suffix != ".parquet":
+        refuse_other_encodings(path)
+
+
+# Byte-order marks of the Unicode encodings that are not UTF-8 (UTF-32 first: its LE mark starts like UTF-16's).
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def refuse_other_encodings(path: Path) -> None:
+    """A text file that starts with a UTF-16 or UTF-32 byte-order mark is refused whole (every line would be
+    rejected as not UTF-8, and its line ends would be misread)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    for bom, encoding in _OTHER_BOMS:
+        if head.startswith(bom):
+            raise SourceError(
+                f"{path}: encoded as {encoding}; cotforge reads UTF-8: re-encode it "
+                f"(`iconv -f {encoding} -t UTF-8 {path} > {path.stem}.utf8{path.suffix}`)",
+                file=path,
+            )
+
+
+def read_rows(spec: str, split: str = "train") -> Iterator[RawRow]:
+    """Pick a reader by file extension; ``-`` is JSON Lines on stdin; a folder or a name that is no path is a
+    `datasets` dataset."""
+    check_source(spec)
+    if spec == STDIN:
+        return read_jsonl_stream(STDIN_SOURCE, io.BytesIO(read_stdin()))
+    path = Path(spec)
+    if looks_like_path(spec) and not path.is_dir():
+        return FILE_READERS[path.suffix.lower()](path)
     return read_dataset_rows(spec, split)
 
 

@@ -3,7 +3,8 @@
 Template and encoding tactics are offline (`tactics.py`); rewrite tactics (past tense, translation) ask the
 ``rewriter`` model through the teacher interface. Without a rewriter, past tense falls back to its template and
 translation is skipped (counted in the manifest). Output: ``augmented.jsonl`` (rewritten atomically; rewrites
-are cached, so a re-run costs nothing) and ``augment.rejects.jsonl`` for rewrites that failed.
+are cached, so a re-run costs nothing) and ``augment.rejects.jsonl`` for rewrites that failed and variants longer
+than a prompt may be (``variant_too_long``: a 6,500-character prompt has no base64 variant).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class AugmentResult(BaseModel):
     by_tactic: dict[str, int]
     skipped_no_rewriter: int
     failed: int
+    too_long: int = 0
 
 
 def parse_rewrite(parent_text: str, text: str) -> str:
@@ -103,6 +105,7 @@ def augment_in_run(
         rewrite = [(p, t) for p, t in jobs if TACTICS[t] == "rewrite" and config.rewriter is not None]
         offline = [(p, t) for p, t in jobs if not (TACTICS[t] == "rewrite" and config.rewriter is not None)]
         variants: dict[str, PromptRecord] = {}
+        rejects: list[RejectRecord] = []
         skipped = 0
         for parent, tactic in offline:
             text = apply_tactic(parent, tactic, templates.render)
@@ -110,8 +113,10 @@ def augment_in_run(
                 skipped += 1
                 continue
             record = variant_record(parent, text, tactic)
-            variants.setdefault(record.id, record)
-        rejects: list[RejectRecord] = []
+            if isinstance(record, RejectRecord):
+                rejects.append(record)
+            else:
+                variants.setdefault(record.id, record)
         if rewrite:
             assert config.rewriter is not None
             by_key = {f"{p.id}/{t}": (p, t) for p, t in rewrite}
@@ -133,7 +138,10 @@ def augment_in_run(
                     )
                     return
                 record = variant_record(parent, outcome.value, tactic)
-                variants.setdefault(record.id, record)
+                if isinstance(record, RejectRecord):  # parse_rewrite bounds the length: not reached
+                    rejects.append(record)
+                else:
+                    variants.setdefault(record.id, record)
 
             try:
                 stats = engine.run(
@@ -155,7 +163,14 @@ def augment_in_run(
         by_tactic: dict[str, int] = {}
         for v in ordered:
             by_tactic[v.tactic or ""] = by_tactic.get(v.tactic or "", 0) + 1
-        run.counts.update(parents=len(parents), variants=len(ordered), failed=len(rejects), skipped=skipped)
+        too_long = sum("variant_too_long" in r.reasons for r in rejects)
+        run.counts.update(
+            parents=len(parents),
+            variants=len(ordered),
+            failed=len(rejects) - too_long,
+            too_long=too_long,
+            skipped=skipped,
+        )
         # Failed rewrite requests are not cached, so the next run asks them again.
         run.failed = sum(1 for r in rejects if is_failed_request(r.reasons))
         run.failed_file = RunFiles.AUGMENT_REJECTS
@@ -165,5 +180,6 @@ def augment_in_run(
         variants=len(ordered),
         by_tactic=by_tactic,
         skipped_no_rewriter=skipped,
-        failed=len(rejects),
+        failed=len(rejects) - too_long,
+        too_long=too_long,
     )

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from cotforge.errors import ConfigError
-from cotforge.schemas import PromptRecord
+from cotforge.runfolder import RunFiles
+from cotforge.schemas import MAX_PROMPT_CHARS, PromptRecord, RejectRecord
 
 TacticKind = Literal["template", "encoding", "rewrite"]
 
@@ -88,8 +89,20 @@ def wrap_text(text: str, tactic: str, render: RenderTemplate) -> str:
     return render(REWRITE_FALLBACK[tactic], {"prompt": text}).strip() if tactic in REWRITE_FALLBACK else ""
 
 
-def variant_record(parent: PromptRecord, text: str, tactic: str) -> PromptRecord:
-    """A prompt record for a variant: same kind and category, parent and tactic recorded."""
+def variant_record(parent: PromptRecord, text: str, tactic: str) -> PromptRecord | RejectRecord:
+    """A prompt record for a variant (same kind and category, parent and tactic recorded), or a reject when the
+    variant is longer than a prompt may be (a base64 variant is a third longer than its parent)."""
+    if len(text) > MAX_PROMPT_CHARS:
+        return RejectRecord(
+            stage="augment",
+            source=RunFiles.PROMPTS,
+            record_id=parent.id,
+            reasons=["variant_too_long"],
+            message=f"prompt {parent.id}: its {tactic} variant has {len(text)} characters, over the "
+            f"{MAX_PROMPT_CHARS} a prompt may have (the prompt has {len(parent.text)}); no {tactic} variant "
+            "of this prompt",
+            raw={"tactic": tactic, "chars": len(text)},
+        )
     return PromptRecord(
         id=PromptRecord.make_id(text, parent.kind),
         text=text,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cotforge.errors import CotforgeError
-from cotforge.ingest.rows import IngestConfig, ingest_rows
+from cotforge.ingest.rows import IngestConfig, RawRow, ingest_rows
 from cotforge.ingest.sources import read_rows
 
 pytestmark = pytest.mark.unit
@@ -77,8 +77,8 @@ def test_jsonl_every_line_is_a_prompt_or_a_reject(
     result = _ingest(path)
     if result is None:
         return
-    # What the reader counts as a row: every non-blank line between "\n"s.
-    n_rows = sum(1 for raw in data.split(b"\n") if raw.strip())
+    # What the reader counts as a row: every non-blank line between "\n"s (a leading byte-order mark is no row).
+    n_rows = sum(1 for raw in data.removeprefix(b"\xef\xbb\xbf").split(b"\n") if raw.strip())
     _accounted(result, n_rows)
 
 
@@ -126,3 +126,50 @@ def test_deeply_nested_jsonl_row_is_rejected_and_the_others_kept(tmp_path: Path)
     result = ingest_rows(read_rows(str(path)), CONFIG)
     assert len(result.prompts) == 2
     assert len(result.rejects) == 1 and result.rejects[0].line == 2
+
+
+# Dressing a text up: invisible characters after any letter, Cyrillic/Greek look-alikes for Latin letters.
+_INVISIBLE = ["\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+_LOOK_ALIKE = {
+    "a": "а",
+    "c": "с",
+    "e": "е",
+    "o": "о",
+    "p": "р",
+    "x": "х",
+    "y": "у",
+    "H": "Н",
+    "O": "О",
+    "B": "В",
+}
+_words = st.lists(st.text(alphabet="abcdeHOBopxy", min_size=1, max_size=7), min_size=3, max_size=9)
+
+
+def _dress(text: str, data: st.DataObject) -> str:
+    out = []
+    for ch in text:
+        if ch in _LOOK_ALIKE and data.draw(st.booleans()):
+            ch = _LOOK_ALIKE[ch]
+        out.append(ch + data.draw(st.sampled_from(["", "", *_INVISIBLE])))
+    return "".join(out)
+
+
+@settings(max_examples=30, deadline=None)
+@given(texts=st.lists(_words.map(" ".join), min_size=1, max_size=6), data=st.data())
+def test_dressed_up_copies_are_duplicates_and_found_by_contamination(
+    texts: list[str], data: st.DataObject
+) -> None:
+    from cotforge.evaluation.contamination import SuiteItem, find_overlaps
+
+    plain = [RawRow("a", i, {"prompt": t}) for i, t in enumerate(texts, start=1)]
+    dressed = [RawRow("b", i, {"prompt": _dress(t, data)}) for i, t in enumerate(texts, start=1)]
+    alone = ingest_rows(plain, CONFIG)
+    both = ingest_rows([*plain, *dressed], CONFIG)
+    assert both.prompts == alone.prompts  # every dressed copy is a duplicate of its plain text
+    assert [r.reasons for r in both.rejects[len(alone.rejects) :]] == [["duplicate"]] * len(dressed)
+    items = [SuiteItem(suite="s", line=r.line, text=r.data["prompt"]) for r in dressed]  # type: ignore[index]
+    found = {o.line: o for o in find_overlaps(alone.prompts, items)}
+    by_identity = {p.text: p.id for p in alone.prompts}
+    for line, text in enumerate(texts, start=1):
+        assert found[line].jaccard == 1.0
+        assert by_identity.get(text, found[line].prompt_id) in found[line].prompt_ids
