@@ -121,6 +121,7 @@ JUDGE = StageDeclaration(
     inputs=(RunFiles.CANDIDATES, RunFiles.PROMPTS),
     optional_inputs=(RunFiles.AUGMENTED,),
     outputs=(RunFiles.JUDGMENTS, CROSSCHECK_FILE, RunFiles.JUDGE_REJECTS),
+    resumes=(RunFiles.JUDGMENTS, RunFiles.JUDGE_REJECTS),
     templates=("judge",),
     main_model_key="judge",
 )
