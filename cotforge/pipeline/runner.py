@@ -222,27 +222,25 @@ class PipelineRunner:
         return _summary(declaration.edge_function()(self.run_dir, config))
 
     def accept_changes(self, names: Sequence[str], state: PipelineState, folder: RunFolder) -> None:
-        """``--accept-changed``: take each named output as it is now. Its writer's manifest records the content
-        accepted, and the writing step's state takes the new hash, so the step is not re-run over the edit; the
-        steps that read it see a changed input and run again."""
+        """``--accept-changed``: take each named run file as it is now. Its writer's manifest records the content
+        accepted; a step of this pipeline that writes it takes the new hash, so it is not re-run over the edit;
+        the steps that read it see a changed input and run again."""
         outputs = {o: s for s in self.spec.steps for o in self._outputs(s)}
+        inputs = {i for s in self.spec.steps for i in self.registry[s.stage].all_inputs(self.config(s))}
         for given in names:
             name = run_file_name(folder, given)
-            if name not in outputs:
+            if name not in outputs and name not in inputs:
                 raise PipelineError(
-                    f"--accept-changed {given}: no step of this pipeline writes {name} (outputs: "
-                    f"{', '.join(sorted(outputs))})"
+                    f"--accept-changed {given}: no step of this pipeline reads or writes {name} (they use: "
+                    f"{', '.join(sorted(inputs | set(outputs)))})"
                 )
             problem = accept_file(folder, name, by=f"cotforge run {self.spec.name}")
-            step = state.steps.get(outputs[name].name)
+            writer = outputs.get(name)
+            step = state.steps.get(writer.name) if writer is not None else None
             if step is not None and step.status == "completed":
                 step.outputs.update(_output_hashes(folder, (name,)))
-            what = (
-                f"{problem.kind}: {problem.detail}"
-                if problem
-                else "nothing to accept: its manifest vouches for it"
-            )
-            self.log(f"[{outputs[name].name}] {name} accepted as it is ({what})")
+            what = f"{problem.kind}: {problem.detail}" if problem else "its manifest vouches for it as it is"
+            self.log(f"{name}: accepted as it is ({what})")
 
     def retry_steps(self, names: Sequence[str], steps: Sequence[StepSpec]) -> set[str]:
         """The selected steps ``--retry-failed`` names (by step or stage name); a name that fits none is an error."""

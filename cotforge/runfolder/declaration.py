@@ -96,7 +96,7 @@ class StageDeclaration:
     main_model_key: str | None = None
     calls_models: bool = False
     creates_run: bool = False
-    resumes: tuple[str, ...] = ()
+    resumes: tuple[str, ...] | Callable[[Any], Iterable[str]] = ()
     # True (for a config) when the step reads state outside the run folder, such as reviewers' responses in
     # Argilla: an unchanged fingerprint then proves nothing, so the step always runs.
     volatile: Callable[[Any], bool] | None = None
@@ -125,13 +125,17 @@ class StageDeclaration:
         extra = tuple(self.conditional_outputs(config)) if self.conditional_outputs is not None else ()
         return tuple(dict.fromkeys(self.outputs + extra))
 
+    def resumed_outputs(self, config: Any) -> tuple[str, ...]:
+        """The outputs the stage appends to and reads back on a re-run, for ``config``."""
+        return tuple(self.resumes(config)) if callable(self.resumes) else self.resumes
+
     def open_run(self, run_dir: str | Path, config: Any) -> RunFolder:
         """The run folder, once it and every required input are usable and every input present is vouched for
         by the manifest that wrote it (:mod:`cotforge.runfolder.integrity`); else :class:`StageInputError`."""
         folder = usable_run_folder(run_dir, self.name, create=self.creates_run)
         for name in self.required_inputs(config):
             check_input(folder, self.name, name)
-        checked = (*self.all_inputs(config), *self.resumes)
+        checked = (*self.all_inputs(config), *self.resumed_outputs(config))
         verify_inputs(folder, self.name, checked, accepted_changes())
         return folder
 

@@ -174,9 +174,16 @@ def describe(folder: RunFolder, stage: str, problem: Problem) -> str:
     cut = f"; a leftover {leftover[0]} shows a write was cut off" if leftover else ""
     verb = {"changed": "changed since it was written", "unfinished": "is unfinished",
             "another run": "belongs to another run"}[problem.kind]  # fmt: skip
+    # An unfinished file is finished by running its stage again (it resumes); any other is rebuilt from
+    # scratch: a stage that appends to its output would otherwise keep what is there.
+    fix = (
+        f"Finish it with `{rerun}`"
+        if problem.kind == "unfinished"
+        else f"Delete it and run `{rerun}` to rebuild it"
+    )
     return (
-        f"{stage}: {path} {verb}: {problem.detail}{cut}. Rebuild it with `{rerun}`, or, to use it as it is, "
-        f"pass --accept-changed {problem.name} (recorded in {problem.writer.path.relative_to(folder.root)})"
+        f"{stage}: {path} {verb}: {problem.detail}{cut}. {fix}, or, to use it as it is, pass --accept-changed "
+        f"{problem.name} (recorded in {problem.writer.path.relative_to(folder.root)})"
     )
 
 
