@@ -23,6 +23,7 @@ reference, ``--no-server`` re-runs the cells that call no model (Argilla, releas
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -36,6 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from chaos_cells import KILL_CELLS, Campaign, CellResult  # noqa: E402
 from chaos_faults import FAULT_CELLS  # noqa: E402
+from chaos_run_folder import RUN_FOLDER_CELLS  # noqa: E402
 
 COLUMNS = ("stage", "fault", "expected", "out", "lost", "duplicated", "resent", "recovered", "message")
 
@@ -71,7 +73,7 @@ def main() -> int:
     )
     parser.add_argument("--no-server", action="store_true", help="no vLLM server (cells that call no model)")
     args = parser.parse_args()
-    cells = [*KILL_CELLS, *FAULT_CELLS]
+    cells = [*KILL_CELLS, *FAULT_CELLS, *RUN_FOLDER_CELLS]
     if args.list:
         for cell in cells:
             print(f"{cell.key:24} stage={cell.stage} seeded={cell.seeded}")
@@ -86,10 +88,15 @@ def main() -> int:
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     results: list[CellResult] = []
-    with Campaign.start(args.keep, serve=not args.no_server) as campaign:
-        for cell in cells:
-            if only and cell.key not in only and cell.stage not in only:
-                continue
+    selected = [c for c in cells if not only or c.key in only or c.stage in only]
+    # Cells that need no server or reference run (the run-folder fuzz) run without starting the campaign.
+    start = (
+        contextlib.nullcontext(None)
+        if all(c.standalone for c in selected)
+        else Campaign.start(args.keep, serve=not args.no_server)
+    )
+    with start as campaign:
+        for cell in selected:
             for seed in range(args.seeds if cell.seeded else 1):
                 result = cell.run(campaign, seed)
                 results.append(result)
