@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from cotforge.errors import CotforgeError
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError
 from cotforge.runfolder.declaration import canonical_stage
+from cotforge.runfolder.files import special_file
 from cotforge.runfolder.identity import PIPELINE_STATE, RUN_IDENTITY, read_manifest
 from cotforge.schemas import (
     Candidate,
@@ -110,6 +111,12 @@ class RunContents:
 def _read(folder: RunFolder, name: str, model: type[T], present: set[str]) -> list[T]:
     if not folder.exists(name):
         return []
+    special = special_file(folder.path(name))
+    if special is not None or folder.path(name).is_dir():
+        raise RunFolderError(
+            f"{folder.path(name)}: {special or 'a folder'}, not a run file (reading it may never end); move it away",
+            file=folder.path(name),
+        )
     present.add(name)
     return folder.read(name, model)
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cotforge.errors import ConfigError, StageInputError
-from cotforge.runfolder.files import RunFiles, RunFolder
+from cotforge.runfolder.files import RunFiles, RunFolder, special_file
 from cotforge.runfolder.integrity import accepted_changes, verify_inputs
 from cotforge.runfolder.stage_names import LEGACY_STAGE_NAMES, canonical_stage, rerun_command, stage_command
 
@@ -136,6 +136,8 @@ class StageDeclaration:
         for name in self.required_inputs(config):
             check_input(folder, self.name, name)
         checked = (*self.all_inputs(config), *self.resumed_outputs(config))
+        for name in checked:
+            check_regular(folder, self.name, name)
         verify_inputs(folder, self.name, checked, accepted_changes())
         return folder
 
@@ -189,6 +191,7 @@ def check_input(folder: RunFolder, stage: str, name: str) -> None:
     expects_dir = name.startswith(RunFiles.MODELS + "/")
     if not path.exists():
         raise StageInputError(f"{stage}: input {path} is missing{hint}", stage=stage, file=path)
+    check_regular(folder, stage, name)
     if expects_dir:
         if not path.is_dir() or not any(path.iterdir()):
             raise StageInputError(
@@ -209,6 +212,21 @@ def check_input(folder: RunFolder, stage: str, name: str) -> None:
         ) from None
     if not has_content:
         raise StageInputError(f"{stage}: input {path} is empty{hint}", stage=stage, file=path)
+
+
+def check_regular(folder: RunFolder, stage: str, name: str) -> None:
+    """Refuse input ``name`` when it is a device, FIFO or socket (reading one may never end), or a folder where a
+    file (a name with a suffix) is expected."""
+    path = folder.path(name)
+    special = special_file(path)
+    if special is None and Path(name).suffix and path.is_dir():
+        special = "a folder, but a file is expected"
+    if special is not None:
+        raise StageInputError(
+            f"{stage}: input {path} is {special} (move it away){_writer_hint(folder, name)}",
+            stage=stage,
+            file=path,
+        )
 
 
 def _has_content(path: Path) -> bool:

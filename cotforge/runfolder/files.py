@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -203,6 +204,22 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
                     )
                 seen[value] = (lineno, record)
             yield record
+
+
+def special_file(path: Path) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder (a device, a FIFO, a socket: reading one
+    may never end), following symlinks; ``None`` otherwise (or when it does not exist)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def file_sha256(path: Path) -> str:

@@ -108,8 +108,9 @@ class StageManifest:
 def _unreadable(path: Path, why: str) -> RunFolderError:
     stage = canonical_stage(path.stem)
     return RunFolderError(
-        f"{path}: not a readable stage manifest ({why}); it may be half-copied. Run the stage again to rewrite "
-        f"it (`{rerun_command(stage, path.parent.parent)}`), or move the file out of {RunFiles.MANIFESTS}/",
+        f"{path}: not a readable stage manifest ({why}): half-copied, edited, or written by another version of "
+        f"cotforge. Run the stage again to rewrite it (`{rerun_command(stage, path.parent.parent)}`), or move the "
+        f"file out of {RunFiles.MANIFESTS}/",
         file=path,
     )
 
@@ -142,8 +143,10 @@ def stage_manifests(folder: RunFolder) -> list[StageManifest]:
     base = folder.path(RunFiles.MANIFESTS)
     found: list[StageManifest] = []
     for path in sorted(base.glob("*.json")) if base.is_dir() else []:
-        if path.name in NOT_STAGE_MANIFESTS or not path.is_file():
+        if path.name in NOT_STAGE_MANIFESTS:
             continue
+        if not path.is_file():
+            raise _unreadable(path, "it is not a regular file")
         manifest = read_manifest(path, foreign_ok=True)
         if manifest is not None:
             found.append(StageManifest(path, manifest))
