@@ -4,6 +4,7 @@ it (content, run, finished), and says which file, what changed and the command t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -213,3 +214,53 @@ def test_a_failed_stage_marks_what_it_changed_unfinished_and_keeps_what_it_did_n
     assert manifest is not None and manifest.status == "failed" and manifest.unfinished == [RunFiles.PAIRS]
     assert manifest.outputs[RunFiles.PAIRS_TRL] == vouched.outputs[RunFiles.PAIRS_TRL]
     refused(cli("release", "build", "--run", finished), "pairs.jsonl is unfinished", "disk on fire")
+
+
+def _swap_in(run: Path, name: str, kind: str) -> None:
+    path = run / name
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "said"),
+    [
+        (RunFiles.AUGMENTED, "fifo", "is a FIFO"),  # optional: opening it would wait forever
+        (RunFiles.REVIEWED, "device", "is a device"),  # a symlink to /dev/zero: reading it would never end
+        (RunFiles.JUDGMENTS, "folder", "is a folder, but a file is expected"),
+    ],
+)
+def test_an_input_that_is_not_a_regular_file_is_refused_before_it_is_opened(
+    finished: Path, name: str, kind: str, said: str
+) -> None:
+    _swap_in(finished, name, kind)
+    refused(cli("pairs", "--run", finished), f"{name} {said}", "move it away")
+
+
+def test_the_pipeline_rebuilds_an_edited_output_unless_told_to_keep_it(
+    finished: Path, tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        json.dumps({"name": "t", "run": str(finished), "steps": [{"judge": {}}, {"pairs": {}}]})
+    )
+    assert cli("run", pipeline).exit_code == 0
+    original = (finished / RunFiles.JUDGMENTS).read_text()
+    _rescore(finished, 0.01)
+    result = cli("run", pipeline)
+    assert result.exit_code == 0 and "judgments.jsonl changed since the step completed" in result.output
+    assert (finished / RunFiles.JUDGMENTS).read_text() == original  # rebuilt by the rule judge, and said so
+    _rescore(finished, 0.01)
+    edited = (finished / RunFiles.JUDGMENTS).read_text()
+    result = cli("run", pipeline, "--accept-changed", "judgments.jsonl")
+    assert result.exit_code == 0, result.output
+    assert "[judge] unchanged" in result.output and "[pairs] running" in result.output
+    assert (finished / RunFiles.JUDGMENTS).read_text() == edited
+    (accepted,) = _manifest(finished, "judge")["accepted_changes"]
+    assert accepted["accepted_by"] == "cotforge run t" and accepted["problem"] == "changed"
+    assert "[pairs] unchanged" in cli("run", pipeline).output  # kept from then on, with no flag
