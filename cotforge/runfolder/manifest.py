@@ -193,7 +193,8 @@ class StageRun:
         """Outputs vouched for (SHA-256, records), outputs left unfinished, and acceptances still standing.
 
         Running, every declared output may change. Completed, every output is vouched for as it is. Failed, the
-        outputs this run changed are unfinished; those it left alone keep what the last run vouched for.
+        outputs this run changed are unfinished, and so stay those an earlier run left unfinished; the others keep
+        what the last run vouched for.
         """
         if status == "running":
             return {}, {}, list(self.outputs), []
@@ -203,9 +204,9 @@ class StageRun:
         now = self._stats()
         changed = sorted(k for k in now.keys() | self._entry.keys() if now.get(k) != self._entry.get(k))
         prev = self._previous
+        left = list(prev.unfinished or []) if prev is not None else []
         vouched: dict[str, str] = {}
         if prev is not None and prev.status != "running":
-            left = prev.unfinished or []
             vouched = {k: v for k, v in prev.outputs.items() if not any(_under(k, u) for u in left)}
         files = self._files(self.outputs)
         outputs = {k: self.folder.digest(files[k])[0] for k in changed if k in files}
@@ -213,7 +214,8 @@ class StageRun:
         rows = self._rows(outputs)
         rows.update({k: prev.rows[k] for k in kept if prev is not None and k in prev.rows})
         accepted = [a for a in (prev.accepted_changes if prev else []) if a.file in kept]
-        return {**outputs, **kept}, rows, changed, accepted
+        unfinished = sorted({*changed, *left})
+        return {**outputs, **kept}, rows, unfinished, accepted
 
     def manifest(self, status: str, error: str | None = None) -> RunManifest:
         finished = None if status == "running" else utc_now()

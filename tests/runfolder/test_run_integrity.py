@@ -214,6 +214,12 @@ def test_a_failed_stage_marks_what_it_changed_unfinished_and_keeps_what_it_did_n
     assert manifest is not None and manifest.status == "failed" and manifest.unfinished == [RunFiles.PAIRS]
     assert manifest.outputs[RunFiles.PAIRS_TRL] == vouched.outputs[RunFiles.PAIRS_TRL]
     refused(cli("release", "build", "--run", finished), "pairs.jsonl is unfinished", "disk on fire")
+    # A second failure that changes nothing leaves it unfinished all the same.
+    with pytest.raises(RuntimeError), StageRun.declared(folder, PAIRS, PairsConfig()):
+        raise RuntimeError("still on fire")
+    again = load_manifest(folder, "pairs")
+    assert again is not None and again.unfinished == [RunFiles.PAIRS]
+    assert again.outputs[RunFiles.PAIRS_TRL] == vouched.outputs[RunFiles.PAIRS_TRL]
 
 
 def _swap_in(run: Path, name: str, kind: str) -> None:
