@@ -206,6 +206,14 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
             yield record
 
 
+def folder_files(folder: Path) -> list[Path]:
+    """The files under an output folder, sorted, less a ``manifests/`` folder inside it: the bookkeeping of what
+    is later done with the folder (a release's push record), not part of what its stage wrote."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] != RunFiles.MANIFESTS
+    )
+
+
 def special_file(path: Path) -> str | None:
     """What ``path`` is when it is neither a regular file nor a folder (a device, a FIFO, a socket: reading one
     may never end), following symlinks; ``None`` otherwise (or when it does not exist)."""

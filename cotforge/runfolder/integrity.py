@@ -16,6 +16,8 @@ check passes for exactly that content from then on.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from cotforge.errors import ConfigError, StageInputError
-from cotforge.runfolder.files import RunFolder, atomic_write_text, tree_sha256
+from cotforge.runfolder.files import RunFolder, atomic_write_text, folder_files
 from cotforge.runfolder.identity import StageManifest, read_manifest, read_run_id, stage_manifests
 from cotforge.runfolder.stage_names import canonical_stage, rerun_command
 from cotforge.schemas import AcceptedChange
@@ -55,8 +57,10 @@ def accepted_changes() -> tuple[str, ...]:
 
 
 def run_file_name(folder: RunFolder, value: str) -> str:
-    """``value`` (a path to a file in the run folder, or its name relative to it) as a run-relative name."""
+    """``value`` (a file's name in the run folder, or a path to it) as a run-relative name."""
     path = Path(value).expanduser()
+    if value and not path.is_absolute() and folder.path(value).exists():
+        return PurePosixPath(value).as_posix().strip("/")
     if path.is_absolute() or path.exists():
         try:
             return path.resolve().relative_to(folder.root.resolve()).as_posix()
@@ -105,7 +109,7 @@ def _contents(folder: RunFolder, name: str) -> tuple[dict[str, str], int | None]
     if path.is_file():
         sha, lines = folder.digest(path)
         return {name: sha}, lines
-    inner = sorted(p for p in path.rglob("*") if p.is_file())
+    inner = folder_files(path)
     return {f"{name.rstrip('/')}/{p.relative_to(path).as_posix()}": folder.digest(p)[0] for p in inner}, None
 
 
@@ -138,7 +142,11 @@ def find_problem(
     if writer.stage == canonical_stage(stage) and not finished:
         return None  # the stage resumes its own work
     current, rows = _contents(folder, name)
-    content = current[name] if set(current) == {name} else tree_sha256(folder.root, [name])
+    content = (
+        current[name]
+        if set(current) == {name}
+        else hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()
+    )
     if any(a.file == name and a.sha256 == content for a in m.accepted_changes):
         return None
     problem: tuple[Kind, str] | None = None

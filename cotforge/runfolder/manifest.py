@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from cotforge import __version__
 from cotforge.errors import FailedRecordsError, OutputWriteError
 from cotforge.runfolder.declaration import StageDeclaration
-from cotforge.runfolder.files import RunFolder, RunFolderError, atomic_write_text
+from cotforge.runfolder.files import RunFolder, RunFolderError, atomic_write_text, folder_files
 from cotforge.runfolder.identity import ensure_run_id, load_manifest
 from cotforge.schemas import AcceptedChange, RunManifest, StageUsage, TokenUsage, utc_now
 
@@ -166,7 +166,7 @@ class StageRun:
             if path.is_file():
                 files[name] = path
             elif path.is_dir():
-                for inner in sorted(p for p in path.rglob("*") if p.is_file()):
+                for inner in folder_files(path):
                     files[f"{name.rstrip('/')}/{inner.relative_to(path).as_posix()}"] = inner
         return files
 

@@ -270,3 +270,21 @@ def test_the_pipeline_rebuilds_an_edited_output_unless_told_to_keep_it(
     (accepted,) = _manifest(finished, "judge")["accepted_changes"]
     assert accepted["accepted_by"] == "cotforge run t" and accepted["problem"] == "changed"
     assert "[pairs] unchanged" in cli("run", pipeline).output  # kept from then on, with no flag
+
+
+def test_a_folder_input_is_checked_file_by_file_less_its_own_bookkeeping(finished: Path) -> None:
+    from cotforge.runfolder.integrity import RunFileChangedError, verify_inputs
+
+    assert cli("release", "build", "--run", finished).exit_code == 0
+    folder = RunFolder(finished)
+    # What `release push` records inside the release folder is not release content.
+    (finished / "release" / "manifests").mkdir()
+    (finished / "release" / "manifests" / "release-push.json").write_text("{}")
+    verify_inputs(folder, "report", [RunFiles.RELEASE])
+    (finished / "release" / "extra.txt").write_text("dropped in by hand")
+    with pytest.raises(
+        RunFileChangedError, match=r"release changed since it was written: added: release/extra.txt"
+    ):
+        verify_inputs(folder, "report", [RunFiles.RELEASE])
+    verify_inputs(folder, "report", [RunFiles.RELEASE], accept=[RunFiles.RELEASE])
+    verify_inputs(folder, "report", [RunFiles.RELEASE])  # accepted from then on
