@@ -34,11 +34,15 @@ def run_folder_fuzz(campaign: Any, cell_seed: int) -> CellResult:
         accept=st.booleans(),
     )
     def case(damages: list[Damage], command: str, accept: bool) -> None:
-        outcome = run_case(damages, command, accept)
         counts["cases"] += 1
-        counts["output" if outcome.exit_code == 0 else "refused"] += not outcome.violations
-        if outcome.violations:
-            violations.append(f"{command} after {[d.describe() for d in damages]}: {outcome.violations[0]}")
+        try:
+            outcome = run_case(damages, command, accept)
+            problems = outcome.violations
+            counts["output" if outcome.exit_code == 0 else "refused"] += not problems
+        except Exception as exc:  # the harness itself: counted and shown, the campaign goes on
+            problems = [f"harness error: {type(exc).__name__}: {exc}"]
+        if problems:
+            violations.append(f"{command} after {[d.describe() for d in damages]}: {problems[0]}")
             print(f"[run-folder-fuzz] VIOLATION {violations[-1]}", flush=True)
 
     case()

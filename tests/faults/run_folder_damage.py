@@ -133,6 +133,15 @@ def _edit_record(record: Any, value: str) -> Any:
     return record
 
 
+def _manifest_data(path: Path) -> dict[str, Any] | None:
+    """A manifest's JSON object, or ``None`` when an earlier damage left none to edit."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def apply(damage: Damage, run: Path, other: Path) -> None:
     """Do ``damage`` to the run folder ``run`` (``other`` is the run files are swapped from)."""
     manifest = run / "manifests" / f"{damage.target}.json"
@@ -150,19 +159,20 @@ def apply(damage: Damage, run: Path, other: Path) -> None:
     elif damage.kind in ("duplicate-id", "edit-text") and path.is_file() and _lines(path):
         lines = _lines(path)
         i = int(damage.where * (len(lines) - 1))
-        record = json.loads(lines[i])
+        try:
+            record = json.loads(lines[i])
+        except ValueError:
+            return  # a line an earlier damage cut: nothing to edit or repeat
         if damage.kind == "edit-text":
             lines[i] = json.dumps(_edit_record(record, damage.value), ensure_ascii=False)
         else:  # the same id again: the same record (damage.value False) or another one
             lines.append(json.dumps(_edit_record(record, "a different value") if damage.value else record))
         _write_lines(path, lines)
-    elif damage.kind == "newer-key" and manifest.is_file():
-        data = json.loads(manifest.read_text())
+    elif damage.kind == "newer-key" and (data := _manifest_data(manifest)) is not None:
         data[f"added_in_v{int(damage.where * 9) + 2}"] = damage.value
         data.setdefault("usage", {})["future_tokens"] = 1
         manifest.write_text(json.dumps(data))
-    elif damage.kind == "running" and manifest.is_file():
-        data = json.loads(manifest.read_text())
+    elif damage.kind == "running" and (data := _manifest_data(manifest)) is not None:
         manifest.write_text(json.dumps({**data, "status": "running", "finished_at": None}))
         outputs = list(data.get("outputs") or [])
         if damage.value and outputs:  # and a temp file of a cut-off write
@@ -196,8 +206,8 @@ def vouched(run: Path) -> dict[str, str]:
     """Run file → the manifest (stage) that lists it among its outputs, in the undamaged run."""
     out = {}
     for manifest in (run / "manifests").glob("*.json"):
-        data = json.loads(manifest.read_text())
-        for name in data.get("outputs") or {} if isinstance(data, dict) else {}:
+        data = _manifest_data(manifest) or {}
+        for name in data.get("outputs") or {}:
             out[name] = manifest.stem
     return out
 
@@ -254,6 +264,13 @@ def _timeless(value: Any) -> Any:
     return value
 
 
+def _json_or_text(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return line
+
+
 def comparable(run: Path, names: tuple[str, ...]) -> dict[str, Any]:
     """The records the named outputs hold (JSONL lines, Parquet rows by folder), times left out."""
     import pyarrow.parquet as pq
@@ -270,7 +287,7 @@ def comparable(run: Path, names: tuple[str, ...]) -> dict[str, Any]:
         )
         for file in files:
             if file.suffix == ".jsonl":
-                out[file.relative_to(run).as_posix()] = [_timeless(json.loads(x)) for x in _lines(file)]
+                out[file.relative_to(run).as_posix()] = [_timeless(_json_or_text(x)) for x in _lines(file)]
             elif file.suffix == ".parquet":  # named by content hash: keyed by its folder
                 rows = [_timeless(r) for r in pq.read_table(file).to_pylist()]
                 out[file.parent.relative_to(run).as_posix()] = sorted(
