@@ -10,6 +10,9 @@ wrote with an uninterrupted reference run of the same step:
 - ``recovered``: the recovery command exited 0 and the step's outputs match the reference's keys;
 - ``message``: the first line of the error the user saw, for faults that must stop with one.
 
+The ``run-folder-fuzz`` cell (chaos_run_folder.py) counts damaged run folders instead of records: ``expected``
+cases, ``out`` cases with a correct outcome, ``lost`` violations; it needs no server and, run alone, starts none.
+
 The steps run through ``cotforge run`` (the same edges as the stage commands), against one real vLLM server on
 the tiny model behind the tests' fault proxy (which adds per-request latency so a kill lands mid-stage and counts
 every request). The last line is ``cells: N lost: L duplicated: D``. See docs/reliability.md for the results.
