@@ -10,6 +10,9 @@ wrote with an uninterrupted reference run of the same step:
 - ``recovered``: the recovery command exited 0 and the step's outputs match the reference's keys;
 - ``message``: the first line of the error the user saw, for faults that must stop with one.
 
+The ``run-folder-fuzz`` cell (chaos_run_folder.py) counts damaged run folders instead of records: ``expected``
+cases, ``out`` cases with a correct outcome, ``lost`` violations; it needs no server and, run alone, starts none.
+
 The steps run through ``cotforge run`` (the same edges as the stage commands), against one real vLLM server on
 the tiny model behind the tests' fault proxy (which adds per-request latency so a kill lands mid-stage and counts
 every request). The last line is ``cells: N lost: L duplicated: D``. See docs/reliability.md for the results.
@@ -25,6 +28,7 @@ them: ``--only ray-kill-driver,ray-kill-worker``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -39,6 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from chaos_cells import KILL_CELLS, STEPS, Campaign, CellResult  # noqa: E402
 from chaos_faults import FAULT_CELLS  # noqa: E402
 from chaos_ray import RAY_CELLS  # noqa: E402
+from chaos_run_folder import RUN_FOLDER_CELLS  # noqa: E402
 
 COLUMNS = ("stage", "fault", "expected", "out", "lost", "duplicated", "resent", "recovered", "message")
 
@@ -77,7 +82,7 @@ def main() -> int:
         "--reference-until", choices=STEPS, help="build the reference run only up to this step (early cells)"
     )
     args = parser.parse_args()
-    cells = [*KILL_CELLS, *FAULT_CELLS, *RAY_CELLS]
+    cells = [*KILL_CELLS, *FAULT_CELLS, *RAY_CELLS, *RUN_FOLDER_CELLS]
     if args.list:
         for cell in cells:
             print(f"{cell.key:24} stage={cell.stage} seeded={cell.seeded}")
@@ -92,10 +97,15 @@ def main() -> int:
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     results: list[CellResult] = []
-    with Campaign.start(args.keep, serve=not args.no_server, until=args.reference_until) as campaign:
-        for cell in cells:
-            if only and cell.key not in only and cell.stage not in only:
-                continue
+    selected = [c for c in cells if not only or c.key in only or c.stage in only]
+    # Cells that need no server or reference run (the run-folder fuzz) run without starting the campaign.
+    start = (
+        contextlib.nullcontext(None)
+        if all(c.standalone for c in selected)
+        else Campaign.start(args.keep, serve=not args.no_server, until=args.reference_until)
+    )
+    with start as campaign:
+        for cell in selected:
             for seed in range(args.seeds if cell.seeded else 1):
                 result = cell.run(campaign, seed)
                 results.append(result)

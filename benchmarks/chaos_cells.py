@@ -342,6 +342,8 @@ class Cell:
     run: Callable[[Campaign, int], CellResult]
     seeded: bool = True
     name: str = ""  # unique, for `chaos.py --only` (default: the stage)
+    # Needs no campaign (no server, no reference run): selected alone, it runs without starting one.
+    standalone: bool = False
 
     @property
     def key(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,13 +40,20 @@ def utc_now() -> datetime:
 
 
 class Record(BaseModel):
-    """Base of every record: frozen, unknown fields rejected."""
+    """Base of every record: frozen, unknown fields rejected.
+
+    ``record_key`` names the field that identifies a record within a run file (``None``: records have no
+    identity, such as rejects): two lines with the same key and different content are an error on read.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    record_key: ClassVar[str | None] = None
 
 
 class PromptRecord(Record):
     """One prompt to generate for: utility (answer helpfully) or safety (refuse or redirect)."""
+
+    record_key: ClassVar[str | None] = "id"
 
     id: str = Field(description="Stable id: hash of the normalised text and the kind.")
     text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
@@ -178,6 +185,8 @@ class Rationale(Record):
 class Sample(Record):
     """One teacher generation for one prompt, parsed into a rationale, with its provenance."""
 
+    record_key: ClassVar[str | None] = "id"
+
     id: str
     prompt_id: str
     prompt_kind: Kind
@@ -213,6 +222,8 @@ Outcome = Literal["accepted", "rejected", "corrected"]
 class Verdict(Record):
     """The outcome of validating or reviewing one sample, with reason codes."""
 
+    record_key: ClassVar[str | None] = "sample_id"
+
     sample_id: str
     stage: Literal["validate", "review"]
     outcome: Outcome
@@ -242,6 +253,8 @@ CandidateStatus = Literal["ok", "no_think_close", "multiple_think_close", "empty
 
 class Candidate(Record):
     """One policy-model output for a prompt, split at ``</think>`` (or marked with why it could not be)."""
+
+    record_key: ClassVar[str | None] = "id"
 
     id: str
     prompt_id: str
@@ -281,6 +294,8 @@ class Candidate(Record):
 class JudgeScores(Record):
     """Harmfulness of a candidate: reasoning alone, answer alone, whole output (0 harmless … 1 harmful)."""
 
+    record_key: ClassVar[str | None] = "candidate_id"
+
     candidate_id: str
     h_rs: Score
     h_rp: Score
@@ -306,6 +321,8 @@ PairSource = Literal["judge", "teacher_vs_policy", "review_correction", "synthet
 
 class PreferencePair(Record):
     """A chosen/rejected pair of completions for one prompt, with segment spans and weights."""
+
+    record_key: ClassVar[str | None] = "id"
 
     id: str
     prompt_id: str
@@ -352,6 +369,9 @@ class PreferencePair(Record):
 class StageUsage(Record):
     """Token totals for a stage and, when a price table is configured, what they cost."""
 
+    # Read back from manifests a newer cotforge may have written: unknown keys are dropped, not refused.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     prompt_tokens: NonNegInt = 0
     completion_tokens: NonNegInt = 0
     requests: NonNegInt = 0
@@ -359,8 +379,28 @@ class StageUsage(Record):
     cost_usd: float | None = None
 
 
+class AcceptedChange(Record):
+    """A run file taken as it is although its manifest did not vouch for it (``--accept-changed FILE``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    file: str
+    sha256: str = Field(description="The content accepted: the file's SHA-256 when it was accepted.")
+    rows: int | None = None
+    problem: str = Field(description="What the check found: changed, unfinished or another run.")
+    accepted_at: AwareDatetime = Field(default_factory=utc_now)
+    accepted_by: str = Field(description="The stage or pipeline run that was told to accept it.")
+
+
 class RunManifest(Record):
-    """What one stage run did: config, versions, counts, timings, usage. Never holds secrets."""
+    """What one stage run did: config, versions, counts, timings, usage. Never holds secrets.
+
+    It is also what vouches for the stage's outputs: each one's SHA-256 (``outputs``), its records
+    (``rows``, JSONL files) and the run they belong to (``run_id``). Keys a newer cotforge wrote are kept,
+    not refused.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     stage: str
     status: Literal["running", "completed", "failed"]
@@ -378,6 +418,17 @@ class RunManifest(Record):
     usage: StageUsage = StageUsage()
     extra: dict[str, Any] = Field(default_factory=dict, description="Stage-specific figures.")
     error: str | None = None
+    run_id: str | None = Field(
+        default=None,
+        description="The run folder's id (manifests/run.json); None in manifests written before.",
+    )
+    rows: dict[str, int] = Field(default_factory=dict, description="Output JSONL file → records.")
+    unfinished: list[str] | None = Field(
+        default=None,
+        description="Outputs this run may have changed without finishing (it is running, or failed after "
+        "writing them): no other stage reads them. None in manifests written before it was recorded.",
+    )
+    accepted_changes: list[AcceptedChange] = Field(default_factory=list)
 
 
 EXPORTED_MODELS: tuple[type[Record], ...] = (

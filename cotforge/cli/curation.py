@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(_trace_table(trace_rows(ledger, record_id)))
 
-    @stage_command(app, CONTAMINATION)
+    @stage_command(app, CONTAMINATION, reads_run_files=False)
     def contamination(
         config: ContaminationConfig,
         run: RunArgument,
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
 
-    @stage_command(calibrate, CALIBRATE_PUSH, name="push")
+    @stage_command(calibrate, CALIBRATE_PUSH, name="push", reads_run_files=False)
     def calibrate_push(config: CalibrationConfig, run: RunArgument) -> None:
         """Create the harm-labelling dataset in Argilla (ARGILLA_API_URL, ARGILLA_API_KEY)."""
         from cotforge.curation.calibration_review import push_calibration
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
             f"{config.target.workspace}/{name}: {added} candidate(s) added for labelling", highlight=False
         )
 
-    @stage_command(calibrate, CALIBRATE_REPORT, name="report")
+    @stage_command(calibrate, CALIBRATE_REPORT, name="report", reads_run_files=False)
     def calibrate_report(config: CalibrationConfig, run: RunArgument) -> None:
         """Pull the labels; agreement of the LLM judge and the rule judge with people, and between people."""
         from cotforge.curation.calibration_review import REPORT_FILE, report_calibration

@@ -27,7 +27,7 @@ def _fmt(spread: dict[str, float]) -> str:
     return f"{spread['mean']:+.4f} ± {spread['std']:.4f}"
 
 
-@stage_command(experiment_app, SEGMENT_CREDIT, name="segment-credit")
+@stage_command(experiment_app, SEGMENT_CREDIT, name="segment-credit", reads_run_files=False)
 def segment_credit(config: SegmentCreditConfig, run_dir: RunOption = Path("runs/segment-credit")) -> None:
     """Train vanilla DPO and AW-DPO (loss, reward) on controlled pairs; report the collateral ratio.
 

@@ -83,7 +83,7 @@ def release_build(config: ReleaseConfig, run_dir: RunOption) -> None:
     )
 
 
-@stage_command(release_app, PUSH, name="push")
+@stage_command(release_app, PUSH, name="push", reads_run_files=False)
 def release_push(
     config: PushConfig,
     release_dir: Annotated[Path, typer.Argument(help="A folder written by `cotforge release build`.")],

@@ -19,7 +19,8 @@ from cotforge.cli.common import (
     plain,
 )
 from cotforge.cli.config_options import StageConfig
-from cotforge.cli.stage_command import stage_command
+from cotforge.cli.stage_command import AcceptChanged, stage_command
+from cotforge.runfolder.integrity import accepting_changes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -155,6 +156,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         run: RunOption = Path("runs/default"),
         mode: str | None = typer.Option(None, "--mode", help="detect (default), auto or argilla."),
+        accept_changed: AcceptChanged = None,
     ) -> None:
         """Run the review stage: push new samples and pull decisions (Argilla), or accept them (auto)."""
         if ctx.invoked_subcommand is not None:
@@ -162,7 +164,9 @@ def register(app: typer.Typer) -> None:
         from cotforge.review.stage import ReviewConfig, run_review
 
         config = ReviewConfig.model_validate({} if mode is None else {"mode": mode})
-        console.print(counts_table(f"review → {run}", run_review(run, config)))
+        with accepting_changes(accept_changed or ()):
+            counts = run_review(run, config)
+        console.print(counts_table(f"review → {run}", counts))
 
     @group.command()
     @friendly_errors
@@ -216,7 +220,7 @@ def register(app: typer.Typer) -> None:
         )
         console.print(agreement_table(result))
 
-    @stage_command(group, TARGET)
+    @stage_command(group, TARGET, reads_run_files=False)
     def status(config: ArgillaTarget, run: RunOption = Path("runs/default")) -> None:
         """Show the review dataset's progress: records completed/pending and responses per annotator."""
         from cotforge.review.pull import review_status

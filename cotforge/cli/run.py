@@ -35,6 +35,14 @@ def register(app: typer.Typer) -> None:
             help="Run STEP again (even if unchanged), asking only the records it rejected for a retryable "
             "reason (request failed, unparseable answer); later steps follow. Repeatable.",
         ),
+        accept_changed: list[str] = typer.Option(
+            [],
+            "--accept-changed",
+            metavar="FILE",
+            help="Keep this run file as it is although it changed since the step that wrote it (a hand edit): "
+            "recorded in that step's manifest; the step is not re-run over it, the steps that read it are. "
+            "Repeatable.",
+        ),
     ) -> None:
         """Run the pipeline's steps in order into one run folder.
 
@@ -65,7 +73,9 @@ def register(app: typer.Typer) -> None:
             return
         # SIGTERM (a CI timeout, `kill`) must still stop the vLLM servers this run started.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        state = runner.run(start=start, until=until, force=force, retry_failed=retry_failed)
+        state = runner.run(
+            start=start, until=until, force=force, retry_failed=retry_failed, accept_changed=accept_changed
+        )
         _print_products(Path(spec.run))
         completed = sum(s.status == "completed" for s in state.steps.values())
         console.print(styled(("done", "bold green"), f": {spec.run} ({completed} steps completed)"))

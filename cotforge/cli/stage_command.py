@@ -32,6 +32,17 @@ from cotforge.cli.config_options import (
     config_keys,
     field_help,
 )
+from cotforge.runfolder.integrity import accepting_changes
+
+AcceptChanged = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--accept-changed",
+        metavar="FILE",
+        help="Read this run file as it is although the manifest that wrote it no longer vouches for it (edited "
+        "by hand, unfinished, or from another run); the acceptance is recorded in that manifest. Repeatable.",
+    ),
+]
 
 # The flags' values travel from the parser to the command here, past typer's own parameter check.
 _FLAG_VALUES = "cotforge.flags"
@@ -174,8 +185,12 @@ def stage_command(
     name: str | None = None,
     prepare: Prepare | None = None,
     sections: dict[str, StageConfig] | None = None,
+    reads_run_files: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the command that builds ``stage``'s config from the command line.
+
+    A command that ``reads_run_files`` (runs a declared stage, which checks its inputs against their manifests)
+    also takes ``--accept-changed FILE``.
 
     The function takes ``config`` (the validated config) and its own typer parameters (``run``, arguments,
     flags that set no config key). ``prepare(raw, params)`` may edit the raw mapping (file and ``--set``) with
@@ -196,10 +211,17 @@ def stage_command(
             ),
             inspect.Parameter("sets", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Sets),
         ]
+        if reads_run_files:
+            added.append(
+                inspect.Parameter(
+                    "accept_changed", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=AcceptChanged
+                )
+            )
 
         @functools.wraps(func)
         def command(**params: Any) -> Any:
             config_file, sets = params.pop("config_file"), params.pop("sets")
+            accepted = params.pop("accept_changed", None) or ()
             flags = typer.main.get_current_context().meta.get(_FLAG_VALUES, {})
             raw = stage.raw(config_file, sets)
             built = {}
@@ -212,7 +234,8 @@ def stage_command(
             if prepare is not None:
                 raw = prepare(raw, params, given)
             config = stage.validate(raw, config_file, sets, **given)
-            return func(config=config, **built, **params)
+            with accepting_changes(accepted):
+                return func(config=config, **built, **params)
 
         command.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in [*own, *added]}

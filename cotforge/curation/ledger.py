@@ -7,6 +7,7 @@ min/max statistics can hold that id (see :mod:`cotforge.curation.trace`).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,11 +17,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cotforge.errors import CotforgeError
 from cotforge.ingest.dedup import read_clusters
 from cotforge.release.run_contents import RunContents, read_run_contents
-from cotforge.runfolder import RunFiles
+from cotforge.runfolder import RunFiles, file_sha256
 
 LEDGER_FILE = "ledger.parquet"
+# Parquet metadata key: the SHA-256 of each run file the ledger was built from.
+SOURCES_KEY = "cotforge.ledger.sources"
 ROW_GROUP_SIZE = 2048
 RELEASE_MANIFEST = "release/release.json"
 STAGES = (
@@ -58,6 +62,10 @@ LEDGER_SCHEMA = pa.schema(
         ("source_file", pa.string()),
     ]
 )
+
+
+class LedgerError(CotforgeError):
+    """A file the ledger is built from that cannot be read (a half-copied release file, say)."""
 
 
 @dataclass
@@ -217,20 +225,36 @@ def ledger_rows(
 
 
 def released_ids(run_dir: Path) -> ReleasedIds:
-    """Sample and pair ids of the run's release folder (``release/``), empty when none was built."""
-    import json
+    """Sample and pair ids of the run's release folder (``release/``), empty when none was built.
 
+    Each Parquet file is read only when its SHA-256 is the one ``release.json`` lists (a half-copied or edited
+    file is an error naming it, not a pyarrow traceback).
+    """
     manifest = run_dir / RELEASE_MANIFEST
     ids = ReleasedIds()
     if not manifest.is_file():
         return ids
-    configs = json.loads(manifest.read_text(encoding="utf-8")).get("configs", {})
+    rebuild = f"rebuild the release with `cotforge release build --run {run_dir}`"
+    try:
+        configs = json.loads(manifest.read_bytes()).get("configs") or {}
+        if not isinstance(configs, dict):
+            raise TypeError("configs is not a mapping")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        raise LedgerError(f"{manifest}: not a release manifest ({exc}); {rebuild}", file=manifest) from None
     for config, column, target in (("sft", "id", ids.samples), ("preference", "pair_id", ids.pairs)):
-        file = (configs.get(config) or {}).get("file")
-        if file and (run_dir / "release" / file).is_file():
-            target.update(
-                pq.read_table(run_dir / "release" / file, columns=[column]).column(column).to_pylist()
+        entry = configs.get(config) or {}
+        file = entry.get("file") if isinstance(entry, dict) else None
+        path = run_dir / "release" / str(file)
+        if not file or not path.is_file():
+            continue
+        if entry.get("sha256") and file_sha256(path) != entry["sha256"]:
+            raise LedgerError(
+                f"{path}: not the file {manifest} lists (half-copied or edited); {rebuild}", file=path
             )
+        try:
+            target.update(pq.read_table(path, columns=[column]).column(column).to_pylist())
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            raise LedgerError(f"{path}: cannot be read as Parquet ({exc}); {rebuild}", file=path) from None
     return ids
 
 
@@ -242,15 +266,27 @@ def ledger_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     )
 
 
+def ledger_sources(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file the ledger is built from (the run's JSONL files and the release manifest)."""
+    watched = [*sorted(run_dir.glob("*.jsonl")), run_dir / RELEASE_MANIFEST]
+    return {p.relative_to(run_dir).as_posix(): file_sha256(p) for p in watched if p.is_file()}
+
+
 def write_ledger(run_dir: str | Path) -> tuple[Path, pa.Table]:
-    """Build the ledger of a run folder and write ``ledger.parquet`` atomically; returns its path and table."""
+    """Build the ledger of a run folder and write ``ledger.parquet`` atomically; returns its path and table.
+
+    The file's metadata holds the SHA-256 of every file it was built from (:func:`ledger_sources`), which is
+    how :func:`ledger_is_stale` knows it is out of date: by content, not by file times.
+    """
     import os
     import tempfile
 
     run = Path(run_dir)
+    sources = ledger_sources(run)
     contents = read_run_contents(run)
     clusters = {pid: c.cluster_id for pid, c in read_clusters(run).items()}
     table = ledger_table(ledger_rows(contents, released_ids(run), clusters))
+    table = table.replace_schema_metadata({SOURCES_KEY: json.dumps(sources, sort_keys=True)})
     fd, tmp = tempfile.mkstemp(prefix=".ledger.", suffix=".tmp", dir=run)
     os.close(fd)
     try:
@@ -263,14 +299,18 @@ def write_ledger(run_dir: str | Path) -> tuple[Path, pa.Table]:
 
 
 def ledger_is_stale(run_dir: str | Path) -> bool:
-    """Whether any run file (or the release manifest) is newer than ``ledger.parquet``, or it is missing."""
+    """Whether ``ledger.parquet`` is missing, cannot be read (half-copied), or was built from other contents of
+    the run's files than they hold now (a file edited, swapped or restored with an old time counts)."""
     run = Path(run_dir)
     ledger = run / LEDGER_FILE
     if not ledger.is_file():
         return True
-    built = ledger.stat().st_mtime
-    watched = [*run.glob("*.jsonl"), run / RELEASE_MANIFEST]
-    return any(p.is_file() and p.stat().st_mtime > built for p in watched)
+    try:
+        metadata = pq.read_schema(ledger).metadata or {}
+        built_from = json.loads(metadata.get(SOURCES_KEY.encode(), b"null"))
+    except (pa.ArrowException, OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return True
+    return built_from != ledger_sources(run)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -23,7 +24,13 @@ class TraceError(CotforgeError):
 
 
 def _rows(ledger: Path, column: str, value: str) -> list[dict[str, Any]]:
-    table = pq.read_table(ledger, filters=[(column, "=", value)])
+    try:
+        table = pq.read_table(ledger, filters=[(column, "=", value)])
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceError(
+            f"{ledger}: cannot be read ({exc}); rebuild it with `cotforge trace {ledger.parent} --rebuild`",
+            file=ledger,
+        ) from None
     return table.to_pylist()
 
 

@@ -42,6 +42,7 @@ GENERATE = StageDeclaration(
     inputs=(RunFiles.PROMPTS,),
     conditional_inputs=lambda config: (RunFiles.AUGMENTED,) if config.include_augmented else (),
     outputs=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
+    resumes=(RunFiles.SAMPLES, RunFiles.GENERATE_REJECTS),
     templates=("teacher",),
     main_model_key="teacher",
     calls_models=True,

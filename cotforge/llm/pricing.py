@@ -149,18 +149,53 @@ class UsageLedger:
             self._file = None
 
 
+class UsageLedgerError(CotforgeError):
+    """A line of ``usage.jsonl`` that is not a usage line cotforge wrote (the message names file and line)."""
+
+
+def _usage_problem(row: Any) -> str | None:
+    """Why ``row`` is not a usage line (``None`` when it is; keys it does not know are allowed)."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    for key in ("stage", "model"):
+        if not isinstance(row.get(key), str):
+            return f"`{key}` must be a string"
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = row.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"`{key}` must be a count of tokens"
+    cost = row.get("cost_usd")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
+        return "`cost_usd` must be a non-negative number or null"
+    return None
+
+
 def read_ledger(path: Path) -> list[dict[str, Any]]:
-    """The ledger's lines; a line torn by a kill (the last one) is skipped."""
+    """The ledger's lines. Keys a newer cotforge added are ignored and a last line torn by a kill is skipped;
+    any other line that is not a usage line is a :class:`UsageLedgerError` naming it."""
     if not path.is_file():
         return []
+    lines = path.read_bytes().split(b"\n")
     rows: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
-        if isinstance(row, dict) and "stage" in row:
-            rows.append(row)
+        try:
+            row = json.loads(raw)
+            problem = _usage_problem(row)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            if lineno == len(lines):
+                continue  # cut off by a kill mid-write; the next append cuts it away
+            problem = "not JSON"
+        if problem is not None:
+            raise UsageLedgerError(
+                f"{path}:{lineno}: not a usage line ({problem}). {LEDGER_FILE} is the spend ledger cotforge "
+                "appends one line to per paid response: delete that line, or move the file away to stop "
+                "counting what was spent before",
+                file=path,
+                line=lineno,
+            )
+        rows.append(row)
     return rows
 
 

@@ -121,6 +121,8 @@ JUDGE = StageDeclaration(
     inputs=(RunFiles.CANDIDATES, RunFiles.PROMPTS),
     optional_inputs=(RunFiles.AUGMENTED,),
     outputs=(RunFiles.JUDGMENTS, CROSSCHECK_FILE, RunFiles.JUDGE_REJECTS),
+    # An LLM judge appends to its judgments and resumes; the rule judge rewrites them.
+    resumes=lambda config: (RunFiles.JUDGMENTS, RunFiles.JUDGE_REJECTS) if config.judge is not None else (),
     templates=("judge",),
     main_model_key="judge",
     calls_models=True,

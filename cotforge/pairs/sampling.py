@@ -161,6 +161,7 @@ SAMPLE = StageDeclaration(
     ),
     optional_inputs=(RunFiles.AUGMENTED,),
     outputs=(RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS),
+    resumes=(RunFiles.CANDIDATES, RunFiles.SAMPLE_REJECTS),
     main_model_key="policy",
     calls_models=True,
 )

@@ -33,14 +33,15 @@ from cotforge.runfolder.declaration import (
     usable_run_folder,
 )
 from cotforge.runfolder.files import content_sha256, tree_sha256
+from cotforge.runfolder.integrity import accept_file, run_file_name
 from cotforge.runfolder.manifest import config_hash
 from cotforge.schemas import utc_now
 
 
 class StepState(BaseModel):
-    """What the runner remembers about one step."""
+    """What the runner remembers about one step (keys a newer cotforge wrote are kept)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     status: str
     fingerprint: str
@@ -55,7 +56,7 @@ class StepState(BaseModel):
 class PipelineState(BaseModel):
     """``manifests/pipeline.json``: the pipeline's config hash and each step's state."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     name: str
     config_hash: str = ""
@@ -67,6 +68,10 @@ class PipelineState(BaseModel):
 def _output_hashes(folder: RunFolder, names: tuple[str, ...]) -> dict[str, str]:
     hashes = {name: content_sha256(folder.path(name), folder.root) for name in names}
     return {name: h for name, h in hashes.items() if h is not None}
+
+
+def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 def _placeholder(name: str) -> tuple[str, str]:
@@ -217,6 +222,27 @@ class PipelineRunner:
             config = config.model_copy(update=runs)
         return _summary(declaration.edge_function()(self.run_dir, config))
 
+    def accept_changes(self, names: Sequence[str], state: PipelineState, folder: RunFolder) -> None:
+        """``--accept-changed``: take each named run file as it is now. Its writer's manifest records the content
+        accepted; a step of this pipeline that writes it takes the new hash, so it is not re-run over the edit;
+        the steps that read it see a changed input and run again."""
+        outputs = {o: s for s in self.spec.steps for o in self._outputs(s)}
+        inputs = {i for s in self.spec.steps for i in self.registry[s.stage].all_inputs(self.config(s))}
+        for given in names:
+            name = run_file_name(folder, given)
+            if name not in outputs and name not in inputs:
+                raise PipelineError(
+                    f"--accept-changed {given}: no step of this pipeline reads or writes {name} (they use: "
+                    f"{', '.join(sorted(inputs | set(outputs)))})"
+                )
+            problem = accept_file(folder, name, by=f"cotforge run {self.spec.name}")
+            writer = outputs.get(name)
+            step = state.steps.get(writer.name) if writer is not None else None
+            if step is not None and step.status == "completed":
+                step.outputs.update(_output_hashes(folder, (name,)))
+            what = f"{problem.kind}: {problem.detail}" if problem else "its manifest vouches for it as it is"
+            self.log(f"{name}: accepted as it is ({what})")
+
     def retry_steps(self, names: Sequence[str], steps: Sequence[StepSpec]) -> set[str]:
         """The selected steps ``--retry-failed`` names (by step or stage name); a name that fits none is an error."""
         chosen: set[str] = set()
@@ -246,11 +272,13 @@ class PipelineRunner:
         until: str | None = None,
         force: bool = False,
         retry_failed: Sequence[str] = (),
+        accept_changed: Sequence[str] = (),
     ) -> PipelineState:
         """Run the selected steps; returns the final state (also in ``manifests/pipeline.json``).
 
         ``retry_failed`` names steps (or stages) to run again, even when unchanged, asking only the records they
-        rejected for a retryable reason; later steps then re-run as their inputs changed.
+        rejected for a retryable reason; later steps then re-run as their inputs changed. ``accept_changed``
+        names run files edited by hand to keep as they are (see :meth:`accept_changes`).
         """
         steps = self.selected(start, until)
         retrying = self.retry_steps(retry_failed, steps)
@@ -262,6 +290,10 @@ class PipelineRunner:
         folder = usable_run_folder(self.run_dir, steps[0].stage if steps else "run", create=creates)
         state = self.load_state(force)
         state.config_hash = config_hash(self.spec.model_dump(mode="json"))
+        # The usage ledger and the manifests are read after every step: one that cannot be read is named now,
+        # before any step writes.
+        run_cost(folder.root)
+        self.accept_changes(accept_changed, state, folder)
         last_use = {
             s.config["server"]: i for i, s in enumerate(steps) if s.config.get("server") in self.spec.servers
         }
@@ -287,6 +319,17 @@ class PipelineRunner:
                 ):
                     self.log(f"[{step.name}] unchanged since {previous.finished_at}: skipped")
                     continue
+                if (
+                    previous is not None
+                    and previous.status == "completed"
+                    and previous.fingerprint == fingerprint
+                ):
+                    edited = _changed(previous.outputs, _output_hashes(folder, self._outputs(step)))
+                    if edited and not force and step.name not in retrying and not volatile:
+                        self.log(
+                            f"[{step.name}] {', '.join(edited)} changed since the step completed: running it "
+                            f"again (to keep the edit instead: --accept-changed {edited[0]})"
+                        )
                 resumed = previous is not None and previous.status == "running"
                 doing = (
                     "retrying failed records"
@@ -312,12 +355,20 @@ class PipelineRunner:
                     with contextlib.suppress(OutputWriteError):
                         self._save(state)
                     raise
-                current.status = "completed"
                 current.finished_at = utc_now().isoformat()
                 current.duration_s = round(time.perf_counter() - started, 3)
-                current.outputs = _output_hashes(folder, self._outputs(step))
                 current.summary = summary
-                state.cost = run_cost(folder.root)
+                try:
+                    current.outputs = _output_hashes(folder, self._outputs(step))
+                    state.cost = run_cost(folder.root)
+                except BaseException as exc:
+                    # The stage finished, but what follows it did not: the state must not say "running".
+                    current.status = "failed" if isinstance(exc, Exception) else "running"
+                    current.error = f"after the stage finished: {type(exc).__name__}: {exc}"
+                    with contextlib.suppress(OutputWriteError):
+                        self._save(state)
+                    raise
+                current.status = "completed"
                 self._save(state)
                 server = step.config.get("server")
                 if server and last_use.get(server) == index:

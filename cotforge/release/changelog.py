@@ -81,14 +81,36 @@ def snapshot(rows: Mapping[Any, Iterable[Mapping[str, Any]]]) -> Snapshot:
 
 
 def read_snapshot(release_dir: Path, configs: Mapping[str, Any]) -> Snapshot:
-    """The snapshot of a built release folder, from its Parquet files (``configs``: its release.json's)."""
+    """The snapshot of a built release folder, from its Parquet files (``configs``: its release.json's).
+
+    A file is read only when its SHA-256 is the one release.json lists: a half-copied or edited file is a
+    :class:`~cotforge.errors.StageInputError` naming it, not a pyarrow traceback.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from cotforge.errors import StageInputError
+    from cotforge.runfolder import file_sha256
 
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, entry in configs.items():
         file = entry.get("file") if isinstance(entry, Mapping) else None
-        if file and (release_dir / file).is_file():
-            rows[name] = pq.read_table(release_dir / file).to_pylist()
+        path = release_dir / str(file)
+        if not file or not path.is_file():
+            continue
+        what = f"{path}: the previous release's {name} file"
+        todo = (
+            f"restore that release, delete {release_dir} (the changelog then starts afresh), or pass --previous "
+            "pointing at an intact one"
+        )
+        if entry.get("sha256") and file_sha256(path) != entry["sha256"]:
+            raise StageInputError(
+                f"{what} is not the file its release.json lists (half-copied or edited); {todo}"
+            )
+        try:
+            rows[name] = pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            raise StageInputError(f"{what} cannot be read as Parquet ({exc}); {todo}", file=path) from None
     return snapshot(rows)
 
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from cotforge.errors import CotforgeError
 from cotforge.runfolder import RunFiles, RunFolder, RunFolderError
 from cotforge.runfolder.declaration import canonical_stage
+from cotforge.runfolder.files import special_file
+from cotforge.runfolder.identity import PIPELINE_STATE, RUN_IDENTITY, read_manifest
 from cotforge.schemas import (
     Candidate,
     JudgeScores,
@@ -29,7 +31,6 @@ from cotforge.schemas import (
 
 T = TypeVar("T", bound=BaseModel)
 
-PIPELINE_STATE = "pipeline.json"
 METRICS_FILE = "metrics.jsonl"
 TRAINER_STATE = "trainer_state.json"
 
@@ -110,6 +111,12 @@ class RunContents:
 def _read(folder: RunFolder, name: str, model: type[T], present: set[str]) -> list[T]:
     if not folder.exists(name):
         return []
+    special = special_file(folder.path(name))
+    if special is not None or folder.path(name).is_dir():
+        raise RunFolderError(
+            f"{folder.path(name)}: {special or 'a folder'}, not a run file (reading it may never end); move it away",
+            file=folder.path(name),
+        )
     present.add(name)
     return folder.read(name, model)
 
@@ -127,16 +134,20 @@ def read_manifests(
     skipped: dict[str, str] = {}
     base = folder.path(RunFiles.MANIFESTS)
     for path in sorted(base.glob("*.json")) if base.is_dir() else []:
-        text = path.read_text(encoding="utf-8")
+        if path.name == RUN_IDENTITY or not path.is_file():
+            continue
         if path.name == PIPELINE_STATE:
-            pipeline = _pipeline_summary(text)
+            pipeline = _pipeline_summary(path)
             if pipeline is None:
                 skipped[path.name] = "not a pipeline state"
             continue
         try:
-            manifest = RunManifest.model_validate_json(text)
-        except ValidationError as exc:
-            skipped[path.name] = f"not a stage manifest ({exc.errors()[0]['msg']})"
+            manifest = read_manifest(path, foreign_ok=True)
+        except RunFolderError as exc:
+            skipped[path.name] = f"not a stage manifest: {exc}"
+            continue
+        if manifest is None:
+            skipped[path.name] = "not a stage manifest (no `stage` key)"
             continue
         # A folder written before the stage had one name may hold it under old names: the newest counts.
         stage = canonical_stage(manifest.stage)
@@ -145,14 +156,14 @@ def read_manifests(
     return manifests, pipeline, skipped
 
 
-def _pipeline_summary(text: str) -> PipelineSummary | None:
+def _pipeline_summary(path: Path) -> PipelineSummary | None:
     try:
-        data = json.loads(text)
+        data = json.loads(path.read_bytes())
         steps = {name: str(step.get("status", "?")) for name, step in (data.get("steps") or {}).items()}
         return PipelineSummary(
             name=str(data["name"]), config_hash=str(data.get("config_hash", "")), steps=steps
         )
-    except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, AttributeError, TypeError):
         return None
 
 

@@ -20,7 +20,23 @@ from typing import Any
 from pydantic import BaseModel
 
 from cotforge.errors import ConfigError, StageInputError
-from cotforge.runfolder.files import RunFiles, RunFolder
+from cotforge.runfolder.files import RunFiles, RunFolder, special_file
+from cotforge.runfolder.integrity import accepted_changes, verify_inputs
+from cotforge.runfolder.stage_names import LEGACY_STAGE_NAMES, canonical_stage, rerun_command, stage_command
+
+__all__ = [
+    "LEGACY_STAGE_NAMES",
+    "MODEL_CALL_FILES",
+    "WRITTEN_BY",
+    "StageDeclaration",
+    "attribute",
+    "canonical_stage",
+    "check_input",
+    "rerun_command",
+    "result_identity",
+    "stage_command",
+    "usable_run_folder",
+]
 
 # The stage that writes each run-folder file or folder (a test checks it against every declaration's outputs).
 WRITTEN_BY: dict[str, str] = {
@@ -39,26 +55,6 @@ WRITTEN_BY: dict[str, str] = {
     f"{RunFiles.MODELS}/awdpo": "train-awdpo",
     RunFiles.EVAL_RESULTS: "eval",
 }
-
-# Names older run folders and pipeline files used for a stage: read, never written.
-LEGACY_STAGE_NAMES: dict[str, str] = {
-    "train_sft": "train-sft",
-    "train_awdpo": "train-awdpo",
-    "review-auto": "review",
-    "review-pull": "review",
-    "review-push": "review",
-}
-
-
-def canonical_stage(name: str) -> str:
-    """The stage's one name for any name it was ever given (``train_awdpo`` → ``train-awdpo``)."""
-    return LEGACY_STAGE_NAMES.get(name, name)
-
-
-def stage_command(name: str) -> str:
-    """The command that runs a stage: its name with ``-`` read as a space (``cotforge train awdpo``)."""
-    return "cotforge " + canonical_stage(name).replace("-", " ")
-
 
 # Files every model-calling stage reads and writes besides its results: the request cache and usage ledger.
 MODEL_CALL_FILES = (RunFiles.CACHE, RunFiles.USAGE)
@@ -83,7 +79,9 @@ class StageDeclaration:
     ``outputs`` (plus ``conditional_outputs`` of the config: a configurable output folder) are every run file
     the stage writes; a stage that ``calls_models`` also reads and writes the request cache and usage ledger
     (:data:`MODEL_CALL_FILES`), which are bookkeeping, not results. A test runs every stage and fails if it
-    touches a run file its declaration does not name.
+    touches a run file its declaration does not name. ``resumes`` are the outputs the stage appends to and
+    reads back on a re-run: like inputs, they are checked against the manifest that wrote them (a file changed
+    since the stage completed is refused; one it left unfinished is resumed).
     """
 
     name: str
@@ -98,6 +96,7 @@ class StageDeclaration:
     main_model_key: str | None = None
     calls_models: bool = False
     creates_run: bool = False
+    resumes: tuple[str, ...] | Callable[[Any], Iterable[str]] = ()
     # True (for a config) when the step reads state outside the run folder, such as reviewers' responses in
     # Argilla: an unchanged fingerprint then proves nothing, so the step always runs.
     volatile: Callable[[Any], bool] | None = None
@@ -126,11 +125,20 @@ class StageDeclaration:
         extra = tuple(self.conditional_outputs(config)) if self.conditional_outputs is not None else ()
         return tuple(dict.fromkeys(self.outputs + extra))
 
+    def resumed_outputs(self, config: Any) -> tuple[str, ...]:
+        """The outputs the stage appends to and reads back on a re-run, for ``config``."""
+        return tuple(self.resumes(config)) if callable(self.resumes) else self.resumes
+
     def open_run(self, run_dir: str | Path, config: Any) -> RunFolder:
-        """The run folder, once it and every required input are usable; else :class:`StageInputError`."""
+        """The run folder, once it and every required input are usable and every input present is vouched for
+        by the manifest that wrote it (:mod:`cotforge.runfolder.integrity`); else :class:`StageInputError`."""
         folder = usable_run_folder(run_dir, self.name, create=self.creates_run)
         for name in self.required_inputs(config):
             check_input(folder, self.name, name)
+        checked = (*self.all_inputs(config), *self.resumed_outputs(config))
+        for name in checked:
+            check_regular(folder, self.name, name)
+        verify_inputs(folder, self.name, checked, accepted_changes())
         return folder
 
 
@@ -183,6 +191,7 @@ def check_input(folder: RunFolder, stage: str, name: str) -> None:
     expects_dir = name.startswith(RunFiles.MODELS + "/")
     if not path.exists():
         raise StageInputError(f"{stage}: input {path} is missing{hint}", stage=stage, file=path)
+    check_regular(folder, stage, name)
     if expects_dir:
         if not path.is_dir() or not any(path.iterdir()):
             raise StageInputError(
@@ -203,6 +212,21 @@ def check_input(folder: RunFolder, stage: str, name: str) -> None:
         ) from None
     if not has_content:
         raise StageInputError(f"{stage}: input {path} is empty{hint}", stage=stage, file=path)
+
+
+def check_regular(folder: RunFolder, stage: str, name: str) -> None:
+    """Refuse input ``name`` when it is a device, FIFO or socket (reading one may never end), or a folder where a
+    file (a name with a suffix) is expected."""
+    path = folder.path(name)
+    special = special_file(path)
+    if special is None and Path(name).suffix and path.is_dir():
+        special = "a folder, but a file is expected"
+    if special is not None:
+        raise StageInputError(
+            f"{stage}: input {path} is {special} (move it away){_writer_hint(folder, name)}",
+            stage=stage,
+            file=path,
+        )
 
 
 def _has_content(path: Path) -> bool:

@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -29,6 +30,10 @@ T = TypeVar("T", bound=BaseModel)
 
 class RunFolderError(StageInputError):
     """A run-folder input is missing or unreadable; the message says which file and what to do."""
+
+
+class DuplicateRecordError(RunFolderError):
+    """Two lines of one run file hold different records under one id; the message names both lines."""
 
 
 class RunFiles:
@@ -165,28 +170,82 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
     """
     if not path.exists():
         raise RunFolderError(f"{path}: not found; run the stage that writes it first")
-    with path.open("r", encoding="utf-8") as fh:
+    key = getattr(model, "record_key", None)
+    seen: dict[Any, tuple[int, T]] = {}
+    # Bytes split on "\n" only: model text may hold U+2028 or a bare "\r", which text mode would split on.
+    with path.open("rb") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                yield model.model_validate_json(line)
+                record = model.model_validate_json(line)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "record"
                 raise RunFolderError(
                     f"{path}:{lineno}: not a valid {model.__name__} ({where}: {first['msg']}); "
-                    "fix or remove the line, or re-run the stage that wrote the file"
+                    "fix or remove the line, or re-run the stage that wrote the file",
+                    file=path,
+                    line=lineno,
                 ) from None
+            if key is not None:
+                value = getattr(record, key)
+                first_seen = seen.get(value)
+                if first_seen is not None:
+                    if first_seen[1] == record:
+                        continue  # the same record written twice is one record
+                    raise DuplicateRecordError(
+                        f"{path}:{first_seen[0]} and line {lineno}: two different {model.__name__} records "
+                        f"with {key} {value!r}; a run file holds one record per {key}: delete the wrong "
+                        "line, or re-run the stage that wrote the file",
+                        file=path,
+                        line=lineno,
+                        record_id=str(value),
+                    )
+                seen[value] = (lineno, record)
+            yield record
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files under an output folder, sorted, less a ``manifests/`` folder inside it: the bookkeeping of what
+    is later done with the folder (a release's push record), not part of what its stage wrote."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] != RunFiles.MANIFESTS
+    )
+
+
+def special_file(path: Path) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder (a device, a FIFO, a socket: reading one
+    may never end), following symlinks; ``None`` otherwise (or when it does not exist)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes (streamed)."""
+    return file_digest(path)[0]
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 of a file's bytes and its number of lines (``\\n`` counted; a last line without one counts)."""
     digest = hashlib.sha256()
+    lines = 0
+    last = b"\n"
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return digest.hexdigest(), lines + (last != b"\n")
 
 
 def tree_sha256(root: Path, names: Iterable[str]) -> str:
@@ -274,9 +333,24 @@ class RunFolder:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._digests: dict[Path, tuple[tuple[int, int, int], tuple[str, int]]] = {}
 
     def path(self, name: str) -> Path:
         return self.root / name
+
+    def digest(self, path: Path) -> tuple[str, int]:
+        """:func:`file_digest` of ``path``, remembered while its size, modification time and inode stay the same.
+
+        The integrity check, the running manifest and the final manifest all hash the same inputs: once is enough.
+        """
+        stat = path.stat()
+        signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        known = self._digests.get(path)
+        if known is not None and known[0] == signature:
+            return known[1]
+        value = file_digest(path)
+        self._digests[path] = (signature, value)
+        return value
 
     def ensure(self) -> RunFolder:
         self.root.mkdir(parents=True, exist_ok=True)

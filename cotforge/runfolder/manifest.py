@@ -1,8 +1,9 @@
 """Run manifests: every stage run records its config, versions, counts, timings and token usage.
 
-:class:`StageRun` is a context manager around a stage's edge: it writes a ``running`` manifest on entry and a
-``completed`` or ``failed`` one on exit, with input and output file hashes. Configs pass through
-:func:`scrub_secrets` first, so keys and tokens never reach a manifest.
+:class:`StageRun` is a context manager around a stage's edge: it writes a ``running`` manifest on entry (its
+declared outputs marked unfinished) and a ``completed`` or ``failed`` one on exit, with input and output file
+hashes, output records and the run's id: what :mod:`cotforge.runfolder.integrity` checks before the next stage
+reads. Configs pass through :func:`scrub_secrets` first, so keys and tokens never reach a manifest.
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from cotforge import __version__
 from cotforge.errors import FailedRecordsError, OutputWriteError
-from cotforge.runfolder.declaration import LEGACY_STAGE_NAMES, StageDeclaration
-from cotforge.runfolder.files import RunFolder, atomic_write_text, file_sha256
-from cotforge.schemas import RunManifest, StageUsage, TokenUsage, utc_now
+from cotforge.runfolder.declaration import StageDeclaration
+from cotforge.runfolder.files import RunFolder, RunFolderError, atomic_write_text, folder_files
+from cotforge.runfolder.identity import ensure_run_id, load_manifest
+from cotforge.schemas import AcceptedChange, RunManifest, StageUsage, TokenUsage, utc_now
+
+__all__ = ["REDACTED", "StageRun", "config_hash", "load_manifest", "package_versions", "scrub_secrets"]
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{12,}|hf_[A-Za-z0-9]{20,}|Bearer\s+\S+)")
@@ -47,6 +52,10 @@ _TRACKED_PACKAGES = (
     "argilla",
     "huggingface_hub",
 )
+
+
+def _under(key: str, name: str) -> bool:
+    return key == name or key.startswith(name.rstrip("/") + "/")
 
 
 def scrub_secrets(value: Any) -> Any:
@@ -118,6 +127,11 @@ class StageRun:
         self.allow_failures = bool(getattr(config, "allow_failures", False))
         self._started = utc_now()
         self._t0 = time.perf_counter()
+        self.run_id: str | None = None
+        self._previous: RunManifest | None = None
+        self._entry: dict[str, tuple[int, int, int]] = {}
+        # Inputs are hashed once (the stage does not change them); outputs at every write.
+        self._inputs: dict[str, str] | None = None
 
     @classmethod
     def declared(cls, folder: RunFolder, declaration: StageDeclaration, config: Any) -> StageRun:
@@ -144,20 +158,70 @@ class StageRun:
         self.requests += 1
         self.cached_requests += int(cached)
 
-    def _hashes(self, names: list[str]) -> dict[str, str]:
-        """SHA-256 of each named file, and of each file inside each named folder (by run-relative path)."""
-        hashes: dict[str, str] = {}
+    def _files(self, names: list[str]) -> dict[str, Path]:
+        """Each named file, and each file inside each named folder, by run-relative name."""
+        files: dict[str, Path] = {}
         for name in names:
             path = self.folder.path(name)
             if path.is_file():
-                hashes[name] = file_sha256(path)
+                files[name] = path
             elif path.is_dir():
-                for inner in sorted(p for p in path.rglob("*") if p.is_file()):
-                    hashes[f"{name.rstrip('/')}/{inner.relative_to(path).as_posix()}"] = file_sha256(inner)
-        return hashes
+                for inner in folder_files(path):
+                    files[f"{name.rstrip('/')}/{inner.relative_to(path).as_posix()}"] = inner
+        return files
+
+    def _hashes(self, names: list[str]) -> dict[str, str]:
+        """SHA-256 of each named file, and of each file inside each named folder (by run-relative path)."""
+        return {key: self.folder.digest(path)[0] for key, path in self._files(names).items()}
+
+    def _stats(self) -> dict[str, tuple[int, int, int]]:
+        stats = {}
+        for key, path in self._files(self.outputs).items():
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                stats[key] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return stats
+
+    def _rows(self, outputs: dict[str, str]) -> dict[str, int]:
+        rows = {}
+        for key in outputs:
+            if key.endswith(".jsonl") and self.folder.path(key).is_file():
+                rows[key] = self.folder.digest(self.folder.path(key))[1]
+        return rows
+
+    def _outputs(self, status: str) -> tuple[dict[str, str], dict[str, int], list[str], list[AcceptedChange]]:
+        """Outputs vouched for (SHA-256, records), outputs left unfinished, and acceptances still standing.
+
+        Running, every declared output may change. Completed, every output is vouched for as it is. Failed, the
+        outputs this run changed are unfinished, and so stay those an earlier run left unfinished; the others keep
+        what the last run vouched for.
+        """
+        if status == "running":
+            return {}, {}, list(self.outputs), []
+        if status == "completed":
+            outputs = self._hashes(self.outputs)
+            return outputs, self._rows(outputs), [], []
+        now = self._stats()
+        changed = sorted(k for k in now.keys() | self._entry.keys() if now.get(k) != self._entry.get(k))
+        prev = self._previous
+        left = list(prev.unfinished or []) if prev is not None else []
+        vouched: dict[str, str] = {}
+        if prev is not None and prev.status != "running":
+            vouched = {k: v for k, v in prev.outputs.items() if not any(_under(k, u) for u in left)}
+        files = self._files(self.outputs)
+        outputs = {k: self.folder.digest(files[k])[0] for k in changed if k in files}
+        kept = {k: vouched[k] for k in now if k not in changed and k in vouched}
+        rows = self._rows(outputs)
+        rows.update({k: prev.rows[k] for k in kept if prev is not None and k in prev.rows})
+        accepted = [a for a in (prev.accepted_changes if prev else []) if a.file in kept]
+        unfinished = sorted({*changed, *left})
+        return {**outputs, **kept}, rows, unfinished, accepted
 
     def manifest(self, status: str, error: str | None = None) -> RunManifest:
         finished = None if status == "running" else utc_now()
+        if self._inputs is None:
+            self._inputs = self._hashes(self.inputs)
+        outputs, rows, unfinished, accepted = self._outputs(status)
         return RunManifest(
             stage=self.stage,
             status=status,  # type: ignore[arg-type]
@@ -167,8 +231,8 @@ class StageRun:
             duration_s=None if finished is None else round(time.perf_counter() - self._t0, 3),
             config=self.config,
             config_hash=config_hash(self.config),
-            inputs=self._hashes(self.inputs),
-            outputs={} if status == "running" else self._hashes(self.outputs),
+            inputs=self._inputs,
+            outputs=outputs,
             versions=package_versions(),
             counts=dict(self.counts),
             timings={k: round(v, 4) for k, v in self.timings.items()},
@@ -181,6 +245,10 @@ class StageRun:
             ),
             extra=scrub_secrets(self.extra),
             error=None if error is None else _SECRET_VALUE.sub(REDACTED, error),
+            run_id=self.run_id,
+            rows=rows,
+            unfinished=unfinished,
+            accepted_changes=accepted,
         )
 
     def write(self, status: str, error: str | None = None) -> RunManifest:
@@ -189,6 +257,11 @@ class StageRun:
         return manifest
 
     def __enter__(self) -> StageRun:
+        self.run_id = ensure_run_id(self.folder)
+        # An unreadable manifest of this stage is about to be replaced: it vouches for nothing.
+        with contextlib.suppress(RunFolderError):
+            self._previous = load_manifest(self.folder, self.stage)
+        self._entry = self._stats()
         self.write("running")
         return self
 
@@ -204,18 +277,3 @@ class StageRun:
             self.write("failed", str(error))
             raise error
         self.write("completed")
-
-
-def load_manifest(folder: RunFolder, stage: str) -> RunManifest | None:
-    """The stage's last manifest in the folder, or ``None``.
-
-    A run folder written before the stage had its one name may hold it under an old name (``review-pull``,
-    ``review-auto``); the newest of those is read then.
-    """
-    paths = [folder.manifest_path(stage)]
-    if not paths[0].exists():
-        paths = [folder.manifest_path(old) for old, new in LEGACY_STAGE_NAMES.items() if new == stage]
-    found = [
-        RunManifest.model_validate_json(path.read_text(encoding="utf-8")) for path in paths if path.exists()
-    ]
-    return max(found, key=lambda m: m.started_at) if found else None

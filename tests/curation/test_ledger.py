@@ -75,10 +75,12 @@ def test_ledger_is_sorted_in_row_groups_and_goes_stale(run) -> None:
     assert pq.ParquetFile(path).metadata.row_group(0).num_rows <= ROW_GROUP_SIZE
     assert not ledger_is_stale(run.root)
     samples = run.root / "samples.jsonl"
-    samples.touch()
     import os
 
+    # Freshness is by content: a newer file time alone changes nothing, a changed line does.
     os.utime(samples, (path.stat().st_mtime + 5, path.stat().st_mtime + 5))
+    assert not ledger_is_stale(run.root)
+    samples.write_text(samples.read_text().replace("Here is a clear answer", "Here is a plain answer", 1))
     assert ledger_is_stale(run.root)
 
 

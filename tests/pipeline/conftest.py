@@ -40,19 +40,19 @@ def candidate(prompt: PromptRecord, index: int, reasoning: str, answer: str) -> 
     )
 
 
-def build_finished_run(root: Path) -> RunFolder:
+def build_finished_run(root: Path, prompts: list[PromptRecord] = PROMPTS) -> RunFolder:
     folder = RunFolder(root).ensure()
-    atomic_write_jsonl(folder.path(RunFiles.PROMPTS), PROMPTS)
+    atomic_write_jsonl(folder.path(RunFiles.PROMPTS), prompts)
     steps = ["The user asks for something that could hurt another person.", "Helping would enable harm."]
     samples = [
-        make_sample(p, steps, REFUSAL if p.kind == "safety" else "About nine minutes.") for p in PROMPTS
+        make_sample(p, steps, REFUSAL if p.kind == "safety" else "About nine minutes.") for p in prompts
     ]
     atomic_write_jsonl(folder.path(RunFiles.SAMPLES), samples)
     validate_in_run(root, ValidationConfig(min_steps=2))
     auto_review_in_run(root)
     candidates = [
         c
-        for p in PROMPTS
+        for p in prompts
         for c in (
             candidate(p, 0, "This could hurt someone, so I decline.", REFUSAL),
             candidate(p, 1, "The user wants this; I will explain every step.", HARMFUL),

@@ -13,7 +13,8 @@ from cotforge.cli import app
 from cotforge.errors import EXIT_FAILED_RECORDS, FailedRecordsError
 from cotforge.llm.config import LLMConfig
 from cotforge.pairs.judging import JudgeConfig, judge_in_run
-from cotforge.runfolder import RunFiles, read_jsonl
+from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
+from cotforge.runfolder.integrity import accept_file
 from cotforge.schemas import JudgeScores, RejectRecord
 from cotforge.serving.vllm_server import VLLMServer
 
@@ -24,6 +25,8 @@ def _leave_one_unjudged(run: Path) -> str:
     path = run / RunFiles.JUDGMENTS
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]))
+    # A hand edit of a judged run: recorded as intended (`--accept-changed`), else judge refuses the file.
+    accept_file(RunFolder(run), RunFiles.JUDGMENTS, by="test")
     return JudgeScores.model_validate_json(lines[-1]).candidate_id
 
 
