@@ -13,7 +13,7 @@ from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine
-from cotforge.runfolder import RunFolder
+from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord, Sample
 from cotforge.templates import default_templates
 
@@ -72,7 +72,9 @@ def llm_refusal_decisions(
     decisions: dict[str, bool] = {}
     cache = open_cache(folder, True, False)
     try:
-        RequestEngine(model, cache, progress=False, label="refusal check").run(
+        RequestEngine(
+            model, cache, progress=False, label="validate", ledger_path=folder.path(RunFiles.USAGE)
+        ).run(
             requests,
             parse_refuses,
             lambda o: decisions.__setitem__(o.request.key, o.value) if o.value is not None else None,

@@ -55,6 +55,23 @@ class ValidationConfig(FailurePolicy):
         default=None,
         description="A model asked about answers the patterns would fail on refusal consistency.",
     )
+    reask: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Send a rejected sample back to the teacher with the reasons in words, up to N times; the "
+        "first answer that passes is kept.",
+    )
+    teacher: LLMConfig | None = Field(
+        default=None,
+        description="The teacher to re-ask; default: the one in manifests/generate.json (fields given here win).",
+    )
+    use_cache: bool = Field(
+        default=True, description="Serve re-asks from the request cache (a re-run is free)."
+    )
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
+    )
 
 
 # Answers the patterns misjudge can be re-decided by an LLM check: (sample, prompt) -> refuses?
@@ -147,6 +164,8 @@ VALIDATE = StageDeclaration(
     inputs=(RunFiles.SAMPLES, RunFiles.PROMPTS),
     optional_inputs=(RunFiles.AUGMENTED,),
     outputs=(RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS),
+    main_model_key="teacher",
+    calls_models=True,  # with reask (or llm_check): the request cache and usage ledger are its bookkeeping
 )
 
 
@@ -155,6 +174,8 @@ class ValidateResult(BaseModel):
     accepted: int
     rejected: int
     reasons: dict[str, int]
+    reasked: int = 0
+    reask_accepted: int = 0
 
 
 def validate_in_run(
@@ -181,6 +202,43 @@ def validate_in_run(
         with gc_paused():  # many short-lived acyclic objects: collections would scan every sample, often
             verdicts = validate_samples(samples, prompts, config, override)
         accepted = [s for s, v in zip(samples, verdicts, strict=True) if v.outcome == "accepted"]
+        fixed: dict[str, str] = {}
+        extra_verdicts: list[Verdict] = []
+        extra_rejects: list[RejectRecord] = []
+        if config.reask:
+            from cotforge.generation.validate_reask import generate_config, reask_rejected
+
+            def check(sample: Sample, prompt: PromptRecord) -> list[str]:
+                return validate_samples([sample], {prompt.id: prompt}, config, override)[0].reasons
+
+            to_reask = [
+                (s, v.reasons)
+                for s, v in zip(samples, verdicts, strict=True)
+                if v.outcome == "rejected" and "unknown_prompt" not in v.reasons
+            ]
+            generate = generate_config(folder, config.teacher)
+            with run.timer("reask"):
+                reasked = reask_rejected(
+                    folder,
+                    to_reask,
+                    prompts,
+                    generate,
+                    config.reask,
+                    check,
+                    config.use_cache,
+                    config.progress,
+                )
+            accepted += reasked.accepted
+            extra_verdicts = reasked.verdicts
+            extra_rejects = reasked.rejects
+            fixed = reasked.fixed
+            run.usage, run.requests, run.cached_requests = reasked.usage, reasked.sent, reasked.cached
+            run.cost_usd = reasked.cost_usd
+            run.failed = run.failed + reasked.failed_requests
+            run.counts.update(
+                reasked=len(to_reask), reask_accepted=len(fixed), reask_failed_attempts=len(reasked.rejects)
+            )
+            run.extra["reask"] = {"rounds": config.reask, "attempts": reasked.attempts, **reasked.summary}
         rejects = [
             RejectRecord(
                 stage="validate",
@@ -188,18 +246,26 @@ def validate_in_run(
                 line=line,
                 record_id=s.id,
                 reasons=v.reasons,
-                message=f"sample {s.id} (prompt {s.prompt_id}) failed: {', '.join(v.reasons)}",
+                message=f"sample {s.id} (prompt {s.prompt_id}) failed: {', '.join(v.reasons)}"
+                + (f"; re-asked, accepted as {fixed[s.id]}" if s.id in fixed else ""),
                 raw=s.raw_text,
             )
             for line, (s, v) in enumerate(zip(samples, verdicts, strict=True), start=1)
             if v.outcome == "rejected"
         ]
         atomic_write_jsonl(folder.path(RunFiles.ACCEPTED), accepted)
-        atomic_write_jsonl(folder.path(RunFiles.VERDICTS), verdicts)
-        atomic_write_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), rejects)
+        atomic_write_jsonl(folder.path(RunFiles.VERDICTS), verdicts + extra_verdicts)
+        atomic_write_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), rejects + extra_rejects)
         reasons = Counter(r for v in verdicts for r in v.reasons)
-        run.counts.update(samples=len(samples), accepted=len(accepted), rejected=len(rejects))
+        # A slot re-asked into shape counts as accepted; its first, rejected answer stays in the rejects file.
+        rejected = len(rejects) - len(fixed)
+        run.counts.update(samples=len(samples), accepted=len(accepted), rejected=rejected)
         run.extra["reasons"] = dict(reasons)
     return ValidateResult(
-        samples=len(samples), accepted=len(accepted), rejected=len(rejects), reasons=dict(reasons)
+        samples=len(samples),
+        accepted=len(accepted),
+        rejected=rejected,
+        reasons=dict(reasons),
+        reasked=run.counts.get("reasked", 0),
+        reask_accepted=len(fixed),
     )

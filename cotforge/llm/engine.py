@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from cotforge.errors import CotforgeError
@@ -124,6 +125,7 @@ class RequestEngine:
         backend: Backend | None = None,
         progress: bool = True,
         label: str = "requests",
+        ledger_path: Path | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
@@ -137,10 +139,11 @@ class RequestEngine:
         self._limiter = RateLimiter(
             config.rate_limits.requests_per_minute, config.rate_limits.tokens_per_minute
         )
-        # What the server answered is paid for: kept in the run folder (beside the cache) across resumes.
-        self._ledger = (
-            UsageLedger(cache.path.parent / LEDGER_FILE, label, config) if cache is not None else None
-        )
+        # What the server answered is paid for: kept in the run folder (beside the cache) across resumes, and
+        # counted with the cache off too when the stage names its ledger.
+        if ledger_path is None and cache is not None:
+            ledger_path = cache.path.parent / LEDGER_FILE
+        self._ledger = UsageLedger(ledger_path, label, config) if ledger_path is not None else None
 
     # --- what is sent ---------------------------------------------------------------------------------------
 
@@ -393,3 +396,30 @@ def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
     # Cached answers were paid for by an earlier run: they cost nothing here.
     out["cost_usd"] = cost_of(stats.usage, price_for(config), batch=config.mode == "batch")
     return out
+
+
+@dataclass
+class StageSpend:
+    """A stage's tokens, requests and cost over every engine run it makes (several models, several rounds)."""
+
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    sent: int = 0
+    cached: int = 0
+    cost_usd: float | None = 0.0
+    engines: int = 0
+
+    def add(self, stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
+        """Count one engine's run (its stats are cumulative: add each engine once); returns its summary."""
+        summary = usage_summary(stats, config)
+        self.usage = self.usage + stats.usage
+        self.sent += stats.sent
+        self.cached += stats.cached
+        cost = summary["cost_usd"]
+        self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 6)
+        self.engines += 1
+        return summary
+
+    def record(self, run: Any) -> None:
+        """Write the totals into a :class:`~cotforge.runfolder.manifest.StageRun` (cost unknown if none ran)."""
+        run.usage, run.requests, run.cached_requests = self.usage, self.sent, self.cached
+        run.cost_usd = self.cost_usd if self.engines else None

@@ -104,7 +104,9 @@ def _ask(
     spend: JudgeSpend,
 ) -> None:
     name = judge.judge_id
-    engine = RequestEngine(judge.llm, cache, progress=config.progress, label="judge")
+    engine = RequestEngine(
+        judge.llm, cache, progress=config.progress, label="judge", ledger_path=folder.path(RunFiles.USAGE)
+    )
     requests = [
         r for c in todo for r in judge_requests(c, prompts[c.prompt_id], judge.llm, templates, judge.prompts)
     ]

@@ -169,11 +169,10 @@ def apply_calibration(
             thresholds[field] = fitted.threshold.value
         low = cal.agreement.low
         if low is None or low < min_agreement:
-            shown = (
-                "undefined"
-                if cal.agreement.value is None
-                else f"{cal.agreement.value:.2f} [{low}, {cal.agreement.high}]"
-            )
+            a = cal.agreement
+            shown = "undefined" if a.value is None else f"{a.value:.2f}"
+            if a.low is not None and a.high is not None:
+                shown += f" [{a.low:.2f}, {a.high:.2f}]"
             raise CalibrationError(
                 f"calibration {file}: judge {judge} agrees with people at κ = {shown} on {cal.n} labelled "
                 f"decisions, under min_agreement {min_agreement} at the interval's lower bound; "

@@ -62,7 +62,9 @@ def test_weights_pull_the_mean_and_the_vote_toward_the_trusted_judge() -> None:
     two = {"a": {"x": _s("x", "a", 0.9, 0.9, 0.9)}, "b": {"x": _s("x", "b", 0.1, 0.1, 0.1)}}
     weights = {"a": {"h_rs": 3.0, "h_rp": 1.0, "h_f": 0.0}, "b": {"h_rs": 1.0, "h_rp": 1.0, "h_f": 1.0}}
     mean = combine_judges(two, "mean", weights=weights)["x"].scores
-    assert mean.h_rs == pytest.approx(0.7) and mean.h_rp == pytest.approx(0.5) and mean.h_f == pytest.approx(0.1)
+    assert (
+        mean.h_rs == pytest.approx(0.7) and mean.h_rp == pytest.approx(0.5) and mean.h_f == pytest.approx(0.1)
+    )
     # The vote: a's weight 0 on h_f leaves b alone, harmless; on h_rs a outweighs b, harmful.
     vote = combine_judges(two, "majority", weights=weights)["x"].scores
     assert vote.h_f == pytest.approx(0.1) and vote.h_rs == pytest.approx(0.9)
