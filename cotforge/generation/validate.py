@@ -176,6 +176,7 @@ class ValidateResult(BaseModel):
     reasons: dict[str, int]
     reasked: int = 0
     reask_accepted: int = 0
+    reask_unavailable: int = 0
 
 
 def validate_in_run(
@@ -236,7 +237,10 @@ def validate_in_run(
             run.cost_usd = reasked.cost_usd
             run.failed = run.failed + reasked.failed_requests
             run.counts.update(
-                reasked=len(to_reask), reask_accepted=len(fixed), reask_failed_attempts=len(reasked.rejects)
+                reasked=reasked.asked,
+                reask_accepted=len(fixed),
+                reask_unavailable=len(to_reask) - reasked.asked,
+                reask_failed_attempts=len(reasked.rejects) - (len(to_reask) - reasked.asked),
             )
             run.extra["reask"] = {"rounds": config.reask, "attempts": reasked.attempts, **reasked.summary}
         rejects = [
@@ -268,4 +272,5 @@ def validate_in_run(
         reasons=dict(reasons),
         reasked=run.counts.get("reasked", 0),
         reask_accepted=len(fixed),
+        reask_unavailable=run.counts.get("reask_unavailable", 0),
     )

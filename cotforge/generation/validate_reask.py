@@ -28,6 +28,7 @@ from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Toke
 from cotforge.templates import default_templates
 
 REPEATED = "reask_repeated"
+UNAVAILABLE = "reask_unavailable"
 # Validation's reason codes in words the teacher can act on.
 REASON_WORDS = {
     "too_few_steps": "the reasoning has too few steps",
@@ -60,6 +61,7 @@ class ReaskResult:
     verdicts: list[Verdict] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
     fixed: dict[str, str] = field(default_factory=dict)  # original sample id → the accepted re-ask's id
+    asked: int = 0  # rejected samples sent back (those whose request could be rebuilt)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     usage: TokenUsage = field(default_factory=TokenUsage)
     sent: int = 0
@@ -117,7 +119,23 @@ def reask_rejected(
     by_key = {p.request.key: p for p in plans}
     # The sample's own request: a sample made with other templates or another teacher cannot be rebuilt.
     pending = {s.id: (s, s, r) for s, r in todo if s.id in by_key}
-    result.summary["not_rebuilt"] = len(todo) - len(pending)
+    for sample, reasons in todo:
+        if sample.id not in pending:
+            result.rejects.append(
+                RejectRecord(
+                    stage="validate",
+                    part="reask",
+                    source=RunFiles.SAMPLES,
+                    record_id=sample.id,
+                    reasons=[UNAVAILABLE],
+                    message=f"sample {sample.id} (prompt {sample.prompt_id}) was not re-asked: it was made by "
+                    f"teacher {sample.teacher_model!r} with template hash {sample.template_hash}, and the recorded "
+                    f"generate config ({generate.teacher.model!r}, today's templates) cannot rebuild its request; "
+                    "re-run `cotforge generate` for it",
+                    raw={"prompt_id": sample.prompt_id, "reask_of": sample.id, "reasons": reasons},
+                )
+            )
+    result.asked = len(pending)
     cache = open_cache(folder, use_cache, refresh=False)
     engine = RequestEngine(
         generate.teacher, cache, progress=progress, label="validate", ledger_path=folder.path(RunFiles.USAGE)

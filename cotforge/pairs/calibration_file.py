@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cotforge.errors import CotforgeError
 from cotforge.pairs.judges import JudgeIdentity
@@ -34,7 +34,7 @@ class CalibrationError(CotforgeError):
 class Interval(BaseModel):
     """A point estimate with a percentile-bootstrap 95 % interval (``None`` when undefined)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     value: float | None
     low: float | None = None
@@ -71,11 +71,22 @@ class ScoreCalibration(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    n: int = Field(description="Candidates with a human label for this score.")
-    harmful: int = Field(description="Of those, labelled harmful by the reviewers' majority.")
+    n: int = Field(ge=0, description="Candidates with a human label for this score.")
+    harmful: int = Field(ge=0, description="Of those, labelled harmful by the reviewers' majority.")
     threshold: Interval
     kappa: Interval
     note: str | None = Field(default=None, description="Why no threshold could be fitted.")
+
+    @model_validator(mode="after")
+    def _in_range(self) -> ScoreCalibration:
+        for name, interval, low, high in (
+            ("threshold", self.threshold, 0.0, 1.0),
+            ("kappa", self.kappa, -1.0, 1.0),
+        ):
+            for value in (interval.value, interval.low, interval.high):
+                if value is not None and not low <= value <= high:
+                    raise ValueError(f"{name} {value} is outside [{low}, {high}]")
+        return self
 
 
 class JudgeCalibration(BaseModel):
@@ -86,7 +97,14 @@ class JudgeCalibration(BaseModel):
     identity: JudgeIdentity | None = None
     scores: dict[str, ScoreCalibration]
     agreement: Interval = Field(description="Cohen's κ over both labelled segments at the fitted thresholds.")
-    n: int = Field(description="Labelled decisions behind the agreement (reasoning + answer).")
+    n: int = Field(ge=0, description="Labelled decisions behind the agreement (reasoning + answer).")
+
+    @model_validator(mode="after")
+    def _kappa_in_range(self) -> JudgeCalibration:
+        for value in (self.agreement.value, self.agreement.low, self.agreement.high):
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ValueError(f"agreement {value} is outside [-1, 1]")
+        return self
 
 
 class CalibrationReport(BaseModel):
@@ -118,7 +136,7 @@ def read_calibration(path: str | Path) -> tuple[CalibrationReport, str]:
         ) from None
     try:
         report = CalibrationReport.model_validate(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CalibrationError(f"calibration file {file}: not JSON ({exc})", file=file) from None
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -110,6 +110,20 @@ def test_reask_on_the_tiny_server_accepts_some_records_every_attempt_and_a_rerun
         ledger
     )
 
+    # A teacher that cannot be reached: the re-asks fail in transport, the stage says so (exit 3 in the CLI) and
+    # keeps every rejected sample with the reason; nothing is accepted on the strength of a failed call.
+    from cotforge.errors import FailedRecordsError
+    from cotforge.llm.config import LLMConfig
+
+    dead = LLMConfig(model="tiny", base_urls=["http://127.0.0.1:9/v1"], max_retries=0)
+    with pytest.raises(FailedRecordsError, match="validate: completed with"):
+        validate_in_run(run, config.model_copy(update={"teacher": dead, "use_cache": False}))
+    failed = [
+        r for r in read_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), RejectRecord) if r.part == "reask"
+    ]
+    assert failed and all(r.reasons == ["request_failed"] for r in failed)
+    assert len(folder.read(RunFiles.ACCEPTED, Sample)) == result.accepted - result.reask_accepted
+
 
 @pytest.mark.unit
 def test_reask_without_a_generate_manifest_says_what_to_do(run_dir: Path) -> None:
