@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
+from cotforge.llm.engine import StageSpend
 from cotforge.runfolder import RunFiles, atomic_write_jsonl, gc_paused
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import FailurePolicy
@@ -186,13 +187,14 @@ def validate_in_run(
     config = config or ValidationConfig()
     folder = VALIDATE.open_run(run_dir, config)
     with StageRun.declared(folder, VALIDATE, config) as run:
+        spend = StageSpend()  # the LLM refusal check's and the re-asks' calls
         samples = folder.read(RunFiles.SAMPLES, Sample)
         prompts = {p.id: p for p in read_run_prompts(folder)}
         if override is None and config.llm_check is not None and config.refusal_consistency:
             from cotforge.generation.refusal_llm import doubtful, llm_refusal_decisions
 
             detector = RefusalDetector(config.patterns)
-            decisions = llm_refusal_decisions(folder, samples, prompts, config.llm_check, detector)
+            decisions = llm_refusal_decisions(folder, samples, prompts, config.llm_check, detector, spend)
             run.extra["llm_refusal_checks"] = len(decisions)
             # A check that failed would silently fall back to the patterns: count it (a re-run asks again).
             asked = sum(
@@ -228,13 +230,12 @@ def validate_in_run(
                     check,
                     config.use_cache,
                     config.progress,
+                    spend,
                 )
             accepted += reasked.accepted
             extra_verdicts = reasked.verdicts
             extra_rejects = reasked.rejects
             fixed = reasked.fixed
-            run.usage, run.requests, run.cached_requests = reasked.usage, reasked.sent, reasked.cached
-            run.cost_usd = reasked.cost_usd
             run.failed = run.failed + reasked.failed_requests
             run.counts.update(
                 reasked=reasked.asked,
@@ -257,6 +258,8 @@ def validate_in_run(
             for line, (s, v) in enumerate(zip(samples, verdicts, strict=True), start=1)
             if v.outcome == "rejected"
         ]
+        if spend.engines:
+            spend.record(run)
         atomic_write_jsonl(folder.path(RunFiles.ACCEPTED), accepted)
         atomic_write_jsonl(folder.path(RunFiles.VERDICTS), verdicts + extra_verdicts)
         atomic_write_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), rejects + extra_rejects)

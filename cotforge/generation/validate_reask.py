@@ -20,11 +20,11 @@ from cotforge.errors import ConfigError
 from cotforge.generation.requests import GenerateConfig, parse_rationale, plan_samples, sample_of
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, StageSpend
 from cotforge.llm.reask import reask_messages
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.runfolder.manifest import load_manifest
-from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, TokenUsage, Verdict, content_id
+from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict, content_id
 from cotforge.templates import default_templates
 
 REPEATED = "reask_repeated"
@@ -63,10 +63,7 @@ class ReaskResult:
     fixed: dict[str, str] = field(default_factory=dict)  # original sample id → the accepted re-ask's id
     asked: int = 0  # rejected samples sent back (those whose request could be rebuilt)
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    sent: int = 0
-    cached: int = 0
-    cost_usd: float | None = 0.0
+    spend: StageSpend = field(default_factory=StageSpend)
     failed_requests: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -105,9 +102,11 @@ def reask_rejected(
     check: Check,
     use_cache: bool = True,
     progress: bool = True,
+    spend: StageSpend | None = None,
 ) -> ReaskResult:
-    """Re-ask each rejected sample up to ``rounds`` times; ``check`` gives a sample's reasons (empty: accepted)."""
-    result = ReaskResult()
+    """Re-ask each rejected sample up to ``rounds`` times; ``check`` gives a sample's reasons (empty: accepted).
+    What the re-asks sent is added to ``spend`` (the stage's, when it makes other calls too)."""
+    result = ReaskResult(spend=spend if spend is not None else StageSpend())
     todo = [(s, r) for s, r in rejected if s.prompt_id in prompts]
     plans = plan_samples(
         sorted({prompts[s.prompt_id].id: prompts[s.prompt_id] for s, _ in todo}.values(), key=lambda p: p.id),
@@ -169,10 +168,7 @@ def reask_rejected(
     finally:
         if cache is not None:
             cache.close()
-    stats = engine.stats
-    result.usage, result.sent, result.cached = stats.usage, stats.sent, stats.cached
-    result.summary.update(usage_summary(stats, generate.teacher))
-    result.cost_usd = result.summary.get("cost_usd")
+    result.summary.update(result.spend.add(engine.stats, generate.teacher))
     return result
 
 

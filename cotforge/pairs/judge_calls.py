@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cotforge.llm.cache import open_cache
-from cotforge.llm.engine import RequestEngine, RequestOutcome, usage_summary
+from cotforge.llm.engine import RequestEngine, RequestOutcome, StageSpend
 from cotforge.pairs.judges import SEGMENTS, JudgeConfig, LLMJudge, judge_requests, parse_score
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.runfolder.failures import (
@@ -21,21 +21,18 @@ from cotforge.runfolder.failures import (
     take_failed_requests,
     take_retryable_rejects,
 )
-from cotforge.schemas import Candidate, JudgeScores, PromptRecord, RejectRecord, TokenUsage
+from cotforge.schemas import Candidate, JudgeScores, PromptRecord, RejectRecord
 from cotforge.templates import PromptTemplates
 
 
 @dataclass
 class JudgeSpend:
-    """What the LLM judges of one run sent, were served from the cache, cost and failed."""
+    """What the LLM judges of one run sent and paid (``spend``), each judge's usage summary, what failed."""
 
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    sent: int = 0
-    cached: int = 0
-    cost_usd: float | None = 0.0
+    spend: StageSpend = field(default_factory=StageSpend)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: int = 0
     transport_failures: int = 0
-    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _owner(reject: RejectRecord, first_judge: str) -> str:
@@ -146,13 +143,7 @@ def _ask(
                 log.flush(durable=False)
 
         stats = engine.run(requests, parse_score, store)
-    summary = usage_summary(stats, judge.llm)
-    spend.summaries[name] = summary
-    spend.usage = spend.usage + stats.usage
-    spend.sent += stats.sent
-    spend.cached += stats.cached
-    cost = summary.get("cost_usd")
-    spend.cost_usd = None if cost is None or spend.cost_usd is None else round(spend.cost_usd + cost, 6)
+    spend.summaries[name] = spend.spend.add(stats, judge.llm)
     spend.failed += len(failures)
     spend.transport_failures += len(transport)
 

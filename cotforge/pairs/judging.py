@@ -152,10 +152,10 @@ def judge_in_run(
         if llm_judges:
             spend = judge_with_models(folder, config, llm_judges, split, prompts, templates, by_judge)
             failed = spend.failed
-            run.usage, run.requests, run.cached_requests = spend.usage, spend.sent, spend.cached
-            run.cost_usd = spend.cost_usd
+            spend.spend.record(run)
             run.failed, run.failed_file = spend.transport_failures, RunFiles.JUDGE_REJECTS
-            run.extra["usage"] = spend.summaries[ids[0]] if len(spend.summaries) == 1 else spend.summaries
+            summaries = list(spend.summaries.values())
+            run.extra["usage"] = summaries[0] if len(summaries) == 1 else spend.summaries
         agreement_report = None
         if config.crosscheck and llm_judges and RULES not in judges:
             atomic_write_jsonl(folder.path(CROSSCHECK_FILE), rules.values())
