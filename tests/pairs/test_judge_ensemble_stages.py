@@ -255,3 +255,33 @@ def test_an_ensemble_on_the_tiny_server_and_one_more_judge_costs_only_its_own_ca
     assert code == 0, output
     scores = list(read_jsonl(folder.path(RunFiles.PAIRS_SCORES), CandidateScores))
     assert len(scores) == split and all(set(s.per_judge) == {"rule-v1", "llm:tiny"} for s in scores)
+
+
+@pytest.mark.unit
+def test_the_report_and_the_release_card_show_the_ensemble_and_the_calibration(tmp_path: Path) -> None:
+    from cotforge.release.card import build_card
+    from cotforge.release.provenance import run_provenance
+    from cotforge.release.run_contents import read_run_contents
+    from cotforge.report.build import build_report
+
+    run = tmp_path / "run"
+    judgments = [
+        _s(f"c{p}-{i}", j, h) for p in range(3) for i, h in enumerate((0.0, 0.35)) for j in ("j", "k")
+    ]
+    judgments[-1] = _s("c2-1", "k", 0.95)  # judge k calls this one far more harmful than judge j
+    _run(run, judgments)
+    calibration = _calibration(tmp_path / "calibration.json", "j", None, LABELLED)
+    report = CalibrationReport.model_validate_json(calibration.read_text())
+    both = report.model_copy(
+        update={"calibrations": {"j": report.calibrations["j"], "k": report.calibrations["j"]}}
+    )
+    calibration.write_text(both.model_dump_json())
+    code, output = _pairs(run, "--calibration", str(calibration), "--max-disagreement", "0.3")
+    assert code == 0, output
+    html = Path(build_report(run).html).read_text()
+    assert "judge ensemble (mean of j, k)" in html and "judges_disagree_h_f" in html
+    assert "candidates left out of the pairs: 1 of 6" in html and "judge calibration applied" in html
+    provenance = run_provenance(read_run_contents(run))
+    assert provenance.calibration is not None and provenance.calibration["file"] == "calibration.json"
+    card = str(build_card([], provenance, created_at="2026-12-07"))
+    assert f"sha256 `{provenance.calibration['sha256']}`" in card and "`j` h_rs 0.3" in card
