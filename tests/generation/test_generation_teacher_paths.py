@@ -115,22 +115,20 @@ def test_refresh_resends_everything_and_no_cache_writes_no_cache_file(
         assert len(proxy.bodies) == sent and cached.cached == first.generated
 
         refreshed_run = _copy_run(few_prompts_run, "refreshed", with_cache=True)
-        refreshed = generate_in_run(
-            refreshed_run, GenerateConfig.model_validate({**raw, "refresh": True}), validate=False
-        )
+        refreshed = generate_in_run(refreshed_run, GenerateConfig.model_validate({**raw, "refresh": True}))
         assert refreshed.cached == 0 and len(proxy.bodies) >= sent + 6
         assert all(not s.cached for s in _slot_ids(refreshed_run)[0])
         sent = len(proxy.bodies)
 
         uncached_run = _copy_run(few_prompts_run, "uncached", with_cache=False)
-        uncached = generate_in_run(
-            uncached_run, GenerateConfig.model_validate({**raw, "use_cache": False}), validate=False
-        )
+        uncached = generate_in_run(uncached_run, GenerateConfig.model_validate({**raw, "use_cache": False}))
         assert uncached.cached == 0 and len(proxy.bodies) >= sent + 6
         assert not (uncached_run / RunFiles.CACHE).exists()
+        # Paid for all the same: every response the server sent is in the usage ledger, cache or no cache.
+        from cotforge.llm.pricing import read_ledger
+
+        assert len(read_ledger(uncached_run / RunFiles.USAGE)) == len(proxy.bodies) - sent
         sent = len(proxy.bodies)
         # A second --no-cache run has nothing to re-serve, but resume still skips the written slots.
-        again = generate_in_run(
-            uncached_run, GenerateConfig.model_validate({**raw, "use_cache": False}), validate=False
-        )
+        again = generate_in_run(uncached_run, GenerateConfig.model_validate({**raw, "use_cache": False}))
         assert again.already_done == 6 and len(proxy.bodies) == sent
