@@ -22,7 +22,7 @@ from cotforge.curation.calibration import (
     calibration_report,
 )
 from cotforge.pairs.calibration_file import CALIBRATION_FILE, CalibrationError, CalibrationReport
-from cotforge.pairs.judges import JudgeIdentity
+from cotforge.pairs.judges import JudgeIdentity, recorded_identities
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID
 from cotforge.review.connection import ArgillaTarget, argilla_errors, connect, find_dataset, find_workspace
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
@@ -175,14 +175,7 @@ def pull_labels(run_dir: str | Path, config: CalibrationConfig) -> dict[str, dic
 
 
 def _identities(folder: RunFolder) -> dict[str, JudgeIdentity]:
-    from cotforge.runfolder.manifest import load_manifest
-
-    manifest = load_manifest(folder, "judge")
-    recorded = manifest.extra.get("judges") if manifest is not None else None
-    found = {
-        str(k): JudgeIdentity.model_validate(v) for k, v in (recorded or {}).items() if isinstance(v, dict)
-    }
-    return {RULE_JUDGE_ID: JudgeIdentity(kind="rules", model=RULE_JUDGE_ID), **found}
+    return {RULE_JUDGE_ID: JudgeIdentity(kind="rules", model=RULE_JUDGE_ID), **recorded_identities(folder)}
 
 
 def report_calibration(run_dir: str | Path, config: CalibrationConfig) -> CalibrationReport:

@@ -15,9 +15,8 @@ from typing import Any
 
 from cotforge.pairs.calibration_file import read_calibration
 from cotforge.pairs.judge_ensemble import Combine, apply_calibration, combine_judges
-from cotforge.pairs.judges import JudgeIdentity
+from cotforge.pairs.judges import recorded_identities
 from cotforge.runfolder import RunFiles, RunFolder
-from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import CandidateScores, JudgeScores, RejectRecord
 
 DISAGREEMENT_BINS = 10
@@ -32,14 +31,6 @@ class ScoredCandidates:
     rejects: list[RejectRecord] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     calibration: str | None = None  # the calibration file's SHA-256 (16 hex digits) when one was applied
-
-
-def _identities(folder: RunFolder) -> dict[str, JudgeIdentity]:
-    manifest = load_manifest(folder, "judge")
-    recorded = manifest.extra.get("judges") if manifest is not None else None
-    if not isinstance(recorded, dict):
-        return {}  # a judge run from before identities were recorded: checked by id alone
-    return {str(k): JudgeIdentity.model_validate(v) for k, v in recorded.items() if isinstance(v, dict)}
 
 
 def _histogram(values: list[float]) -> list[int]:
@@ -70,7 +61,7 @@ def scored_candidates(
     if calibration is not None:
         report, digest = read_calibration(calibration)
         by_judge, weights = apply_calibration(
-            by_judge, report, _identities(folder), min_agreement, calibration
+            by_judge, report, recorded_identities(folder), min_agreement, calibration
         )
         out.calibration = digest
         out.report["calibration"] = {

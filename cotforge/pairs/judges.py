@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cotforge.llm.chat import ChatRequest
 from cotforge.llm.config import LLMConfig
 from cotforge.pairs.rule_judge import RULE_JUDGE_ID
+from cotforge.runfolder import RunFolder
 from cotforge.runfolder.failures import RetryPolicy
+from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import Candidate, PromptRecord
 from cotforge.templates import PromptTemplates
 
@@ -89,6 +91,15 @@ class JudgeIdentity(BaseModel):
             if mine != theirs:
                 return f"{field} {mine!r} here, {theirs!r} there"
         return None
+
+
+def recorded_identities(folder: RunFolder) -> dict[str, JudgeIdentity]:
+    """The judges' identities the run's `judge` stage recorded (empty for a run judged before they were)."""
+    manifest = load_manifest(folder, "judge")
+    recorded = manifest.extra.get("judges") if manifest is not None else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(k): JudgeIdentity.model_validate(v) for k, v in recorded.items() if isinstance(v, dict)}
 
 
 def identity(judge: Judge, templates: PromptTemplates) -> JudgeIdentity:
