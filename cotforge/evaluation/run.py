@@ -42,8 +42,9 @@ from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.chat import ChatRequest
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import EngineStats, RequestEngine, RequestOutcome, StageSpend
+from cotforge.llm.engine import EngineStats, RequestEngine, RequestOutcome
 from cotforge.llm.pricing import UsageLedger
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import FailurePolicy

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, StageSpend
+from cotforge.llm.engine import ChatRequest, RequestEngine
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord, Sample
 from cotforge.templates import default_templates

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import StageSpend
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, atomic_write_jsonl, gc_paused
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import FailurePolicy

@@ -20,8 +20,9 @@ from cotforge.errors import ConfigError
 from cotforge.generation.requests import GenerateConfig, parse_rationale, plan_samples, sample_of
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, StageSpend
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
 from cotforge.llm.reask import reask_messages
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.runfolder.manifest import load_manifest
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict, content_id

@@ -396,30 +396,3 @@ def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
     # Cached answers were paid for by an earlier run: they cost nothing here.
     out["cost_usd"] = cost_of(stats.usage, price_for(config), batch=config.mode == "batch")
     return out
-
-
-@dataclass
-class StageSpend:
-    """A stage's tokens, requests and cost over every engine run it makes (several models, several rounds)."""
-
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    sent: int = 0
-    cached: int = 0
-    cost_usd: float | None = 0.0
-    engines: int = 0
-
-    def add(self, stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
-        """Count one engine's run (its stats are cumulative: add each engine once); returns its summary."""
-        summary = usage_summary(stats, config)
-        self.usage = self.usage + stats.usage
-        self.sent += stats.sent
-        self.cached += stats.cached
-        cost = summary["cost_usd"]
-        self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 6)
-        self.engines += 1
-        return summary
-
-    def record(self, run: Any) -> None:
-        """Write the totals into a :class:`~cotforge.runfolder.manifest.StageRun` (cost unknown if none ran)."""
-        run.usage, run.requests, run.cached_requests = self.usage, self.sent, self.cached
-        run.cost_usd = self.cost_usd if self.engines else None

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, StageSpend
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.spend import StageSpend
 from cotforge.pairs.tactics import REWRITE_INSTRUCTION, TACTICS, apply_tactic, plan_variants, variant_record
 from cotforge.runfolder import RunFiles, atomic_write_jsonl
 from cotforge.runfolder.declaration import StageDeclaration

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cotforge.llm.cache import open_cache
-from cotforge.llm.engine import RequestEngine, RequestOutcome, StageSpend
+from cotforge.llm.engine import RequestEngine, RequestOutcome
+from cotforge.llm.spend import StageSpend
 from cotforge.pairs.judges import SEGMENTS, JudgeConfig, LLMJudge, judge_requests, parse_score
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.runfolder.failures import (

@@ -21,7 +21,8 @@ from cotforge import tagged
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, StageSpend
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import (
