@@ -147,5 +147,6 @@ def test_a_priced_run_on_the_tiny_server_costs_per_kept_item_the_sum_over_stages
     kept_pairs = (run / RunFiles.PAIRS).read_text().count("\n")
     assert kept_samples > 0 and kept_pairs > 0
     assert cost["total_usd"] == pytest.approx(total, rel=1e-3) and cost["unpriced_models"] == []
-    assert cost["per_kept_sample_usd"] == pytest.approx(total / kept_samples, rel=1e-3) > 0
-    assert cost["per_kept_pair_usd"] == pytest.approx(total / kept_pairs, rel=1e-3) > 0
+    assert cost["per_kept_sample_usd"] > 0 and cost["per_kept_pair_usd"] > 0
+    assert cost["per_kept_sample_usd"] == pytest.approx(total / kept_samples, rel=1e-3)
+    assert cost["per_kept_pair_usd"] == pytest.approx(total / kept_pairs, rel=1e-3)
