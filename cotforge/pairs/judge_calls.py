@@ -103,10 +103,12 @@ def _ask(
 ) -> None:
     name = judge.judge_id
     engine = RequestEngine(
-        judge.llm, cache, progress=config.progress, label="judge", ledger_path=folder.path(RunFiles.USAGE)
+        judge.model, cache, progress=config.progress, label="judge", ledger_path=folder.path(RunFiles.USAGE)
     )
     requests = [
-        r for c in todo for r in judge_requests(c, prompts[c.prompt_id], judge.llm, templates, judge.prompts)
+        r
+        for c in todo
+        for r in judge_requests(c, prompts[c.prompt_id], judge.model, templates, judge.prompts)
     ]
     requests = [
         replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
@@ -144,7 +146,7 @@ def _ask(
                 log.flush(durable=False)
 
         stats = engine.run(requests, parse_score, store)
-    spend.summaries[name] = spend.spend.add(stats, judge.llm)
+    spend.summaries[name] = spend.spend.add(stats, judge.model)
     spend.failed += len(failures)
     spend.transport_failures += len(transport)
 

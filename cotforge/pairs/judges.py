@@ -42,7 +42,9 @@ class LLMJudge(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    llm: LLMConfig
+    llm: LLMConfig | None = Field(
+        default=None, description="The model; default: the step's `judge` model (a pipeline's `server:`)."
+    )
     prompts: str = Field(
         default=DEFAULT_PROMPTS,
         description="Folder of the rubric templates under prompts/: <prompts>/system, reasoning, answer, full "
@@ -57,7 +59,13 @@ class LLMJudge(BaseModel):
         if self.name:
             return self.name
         suffix = "" if self.prompts == DEFAULT_PROMPTS else f":{self.prompts}"
-        return f"llm:{self.llm.model}{suffix}"
+        return f"llm:{self.model.model}{suffix}"
+
+    @property
+    def model(self) -> LLMConfig:
+        """The model (:meth:`JudgeConfig.judges` fills it from the step's ``judge`` when the entry names none)."""
+        assert self.llm is not None, "an LLM judge without a model: JudgeConfig.judges() fills it"
+        return self.llm
 
 
 Judge = LLMJudge | Literal["rules"]
@@ -109,7 +117,7 @@ def identity(judge: Judge, templates: PromptTemplates) -> JudgeIdentity:
     assert isinstance(judge, LLMJudge)
     return JudgeIdentity(
         kind="llm",
-        model=judge.llm.model,
+        model=judge.model.model,
         prompts=judge.prompts,
         rubric_hash=rubric_hash(templates, judge.prompts),
     )
@@ -124,7 +132,7 @@ class JudgeConfig(RetryPolicy):
     models: list[Judge] = Field(
         default_factory=list,
         description="Several judges, each stored with its own scores: `rules` and/or {llm: <model>, prompts: "
-        "<rubric folder>, name: <id>}; `pairs` combines them. Replaces `judge`.",
+        "<rubric folder>, name: <id>} (no `llm`: the step's `judge` model); `pairs` combines them.",
     )
     crosscheck: bool = Field(default=True, description="Also score with the rule judge and report agreement.")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="h at which an output counts harmful.")
@@ -135,12 +143,14 @@ class JudgeConfig(RetryPolicy):
     )
 
     @model_validator(mode="after")
-    def _one_way_to_name_judges(self) -> JudgeConfig:
-        if self.models and self.judge is not None:
+    def _judges_named_once(self) -> JudgeConfig:
+        missing = [i for i, j in enumerate(self.models) if isinstance(j, LLMJudge) and j.llm is None]
+        if missing and self.judge is None:
             raise ValueError(
-                "give the judges either as `judge` (one model) or as `models` (several), not both"
+                f"`models` entries {missing} name no `llm` and there is no `judge` model to default to; give "
+                "each an `llm:` (or the step a `judge:` model / `server:`)"
             )
-        ids = [judge_id(j) for j in self.models]
+        ids = [judge_id(j) for j in self.judges()]
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(
@@ -150,9 +160,13 @@ class JudgeConfig(RetryPolicy):
         return self
 
     def judges(self) -> list[Judge]:
-        """Every judge, in order: ``models``, else the one ``judge`` model, else the rule judge."""
+        """Every judge, in order: ``models`` (an entry without ``llm`` asks the ``judge`` model), else the one
+        ``judge`` model, else the rule judge."""
         if self.models:
-            return list(self.models)
+            return [
+                j.model_copy(update={"llm": self.judge}) if isinstance(j, LLMJudge) and j.llm is None else j
+                for j in self.models
+            ]
         return [LLMJudge(llm=self.judge)] if self.judge is not None else [RULES]
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cotforge.errors import OutputWriteError
 from cotforge.llm.pricing import run_cost
 from cotforge.pipeline.spec import PipelineError, PipelineSpec, ServerSpec, StepSpec, format_validation_error
-from cotforge.pipeline.stages import resolve_servers, servers_named
+from cotforge.pipeline.stages import resolve_servers
 from cotforge.runfolder import RunFolder, atomic_write_text
 from cotforge.runfolder.declaration import (
     StageDeclaration,
@@ -261,12 +261,8 @@ class PipelineRunner:
         folder = usable_run_folder(self.run_dir, steps[0].stage if steps else "run", create=creates)
         state = self.load_state(force)
         state.config_hash = config_hash(self.spec.model_dump(mode="json"))
-        # Each server's last step, counting `server:` inside model mappings (a judge ensemble, eval's models).
         last_use = {
-            name: i
-            for i, s in enumerate(steps)
-            for name in servers_named(s.config)
-            if name in self.spec.servers
+            s.config["server"]: i for i, s in enumerate(steps) if s.config.get("server") in self.spec.servers
         }
 
         def server_url(name: str) -> tuple[str, str]:
@@ -322,9 +318,9 @@ class PipelineRunner:
                 current.summary = summary
                 state.cost = run_cost(folder.root)
                 self._save(state)
-                for server in servers_named(step.config):
-                    if last_use.get(server) == index:
-                        self.servers.release(server)
+                server = step.config.get("server")
+                if server and last_use.get(server) == index:
+                    self.servers.release(server)
         finally:
             self.servers.close()
         return state

@@ -61,21 +61,6 @@ def resolve_servers(stage: str, raw: dict[str, Any], url_of: Resolver) -> dict[s
     return walk(raw)  # type: ignore[no-any-return]
 
 
-def servers_named(raw: Any) -> list[str]:
-    """Every server a step's raw config names with ``server:``, at the top or inside any model mapping."""
-    found: list[str] = []
-    if isinstance(raw, dict):
-        if isinstance(raw.get("server"), str):
-            found.append(raw["server"])
-        for key, value in raw.items():
-            if key != "server":
-                found += [n for n in servers_named(value) if n not in found]
-    elif isinstance(raw, list):
-        for value in raw:
-            found += [n for n in servers_named(value) if n not in found]
-    return found
-
-
 _REGISTRY: dict[str, StageDeclaration] = {}
 
 

@@ -204,12 +204,23 @@ def test_a_calibration_that_does_not_fit_the_run_is_refused_by_name(
 
 
 @pytest.mark.unit
-def test_judge_config_names_each_judge_once() -> None:
+def test_judge_config_names_each_judge_once_and_fills_the_model_of_an_entry_without_one() -> None:
+    from cotforge.pairs.judges import JudgeConfig, LLMJudge
+
     runner = CliRunner()
-    both = runner.invoke(app, ["judge", "--run", "x", "--model", "m", "--set", "models=[rules]"])
-    assert both.exit_code != 0 and "either as `judge`" in " ".join(both.output.split())
+    alone = runner.invoke(app, ["judge", "--run", "x", "--set", "models=[rules, {prompts: judge/checklist}]"])
+    assert alone.exit_code != 0 and "no `judge` model to default to" in " ".join(alone.output.split())
     twice = runner.invoke(app, ["judge", "--run", "x", "--set", "models=[rules, rules]"])
     assert twice.exit_code != 0 and "names the judge rule-v1 more than once" in " ".join(twice.output.split())
+    # A pipeline step's `server:` is the `judge` model: entries without their own `llm` ask it.
+    config = JudgeConfig.model_validate(
+        {"judge": {"model": "smollm2"}, "models": ["rules", {}, {"prompts": "judge/checklist"}]}
+    )
+    judges = config.judges()
+    assert [j if j == "rules" else j.judge_id for j in judges] == [
+        "rules", "llm:smollm2", "llm:smollm2:judge/checklist",
+    ]  # fmt: skip
+    assert all(j.model.model == "smollm2" for j in judges if isinstance(j, LLMJudge))
 
 
 @pytest.mark.integration
