@@ -142,6 +142,56 @@ def index_bootstrap_statistics(items: Sequence[ScoredItem], resamples: int = 2_0
     return figures
 
 
+def library_checks(items: Sequence[ScoredItem]) -> dict[str, tuple[float, float, int]]:
+    """The project's exact McNemar test and Cohen's κ against scipy and scikit-learn on this run's figures.
+
+    McNemar: every paired comparison the stage writes (its discordant counts), own vs ``scipy.stats.binomtest``.
+    κ: the two models' refusal outcome on each suite × tactic cell, own vs ``sklearn.metrics.cohen_kappa_score``.
+    Returns ``{name: (own µs per call, library µs per call, calls)}``; raises if any value differs.
+    """
+    from scipy.stats import binomtest
+    from sklearn.metrics import cohen_kappa_score
+
+    from cotforge.evaluation.statistics import mcnemar_exact
+    from cotforge.review.agreement import cohen_kappa
+
+    paired = comparisons(items, list(MODELS), None, resamples=200)
+    counts = [(c.a_only, c.b_only) for c in paired if c.a_only + c.b_only]
+    tests = [[True] * a + [False] * b for a, b in counts]
+    flips = [[False] * a + [True] * b for a, b in counts]
+    cells: dict[tuple[str, str], dict[str, list[bool]]] = {}
+    for item in sorted(items, key=lambda i: (i.suite, i.tactic, i.item_id, i.model)):
+        cells.setdefault((item.suite, item.tactic), {}).setdefault(item.model, []).append(
+            item.outcome == "refused"
+        )
+    label_pairs = [(c[MODELS[0]], c[MODELS[1]]) for c in cells.values() if len(c) == 2]
+    own_p = [mcnemar_exact(a, b) for a, b in zip(tests, flips, strict=True)]
+    lib_p = [min(binomtest(min(a, b), a + b, 0.5).pvalue, 1.0) for a, b in counts]
+    assert all(abs(x - y) < 1e-12 for x, y in zip(own_p, lib_p, strict=True)), "McNemar differs from scipy"
+    own_k = [cohen_kappa(list(zip(a, b, strict=True))) for a, b in label_pairs]
+    lib_k = [cohen_kappa_score(a, b) for a, b in label_pairs]
+    assert all(x is not None and abs(x - y) < 1e-12 for x, y in zip(own_k, lib_k, strict=True)), "κ differs"
+    timed = {
+        "mcnemar": (
+            cpu_seconds(lambda: [_mcnemar_counts(a, b) for a, b in counts]),
+            cpu_seconds(lambda: [binomtest(min(a, b), a + b, 0.5).pvalue for a, b in counts]),
+            len(counts),
+        ),
+        "kappa": (
+            cpu_seconds(lambda: [cohen_kappa(list(zip(a, b, strict=True))) for a, b in label_pairs]),
+            cpu_seconds(lambda: [cohen_kappa_score(a, b) for a, b in label_pairs]),
+            len(label_pairs),
+        ),
+    }
+    return {k: (own / n * 1e6, lib / n * 1e6, n) for k, (own, lib, n) in timed.items()}
+
+
+def _mcnemar_counts(a_only: int, b_only: int) -> float:
+    from cotforge.evaluation.statistics import _mcnemar_from_counts
+
+    return _mcnemar_from_counts(a_only, b_only)
+
+
 def cpu_seconds(work: Callable[[], object]) -> float:
     # CPU time of this process: the figure is per core, and other work on a shared machine does not blur it.
     t0 = time.process_time()
@@ -175,6 +225,12 @@ def main() -> None:
     print(
         f"index-resampling bootstrap (summary rates only) / vectorised statistics (all): {best['index_bootstrap'] / best['statistics']:.1f}x"
     )
+    checks = [library_checks(items) for _ in range(ROUNDS)]
+    for name, library in (("mcnemar", "scipy.stats.binomtest"), ("kappa", "sklearn cohen_kappa_score")):
+        own, lib, calls = min(c[name][0] for c in checks), min(c[name][1] for c in checks), checks[0][name][2]
+        print(
+            f"{name}: own {own:.1f} µs/call, {library} {lib:.1f} µs/call ({lib / own:.0f}x), equal on {calls}"
+        )
     rate = n / best["whole"]
     print(f"items_per_s: {rate:.0f}")
     print(f"ratio_vs_target: {rate / TARGET:.2f}")

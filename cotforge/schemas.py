@@ -303,6 +303,20 @@ class JudgeScores(Record):
     judge_id: str
 
 
+class CandidateScores(Record):
+    """The scores `pairs` used for one candidate: every judge's own, their combination, how far they disagree
+    (largest max − min over judges of any score), and why it was left out (empty when kept)."""
+
+    candidate_id: str
+    scores: JudgeScores
+    per_judge: dict[str, JudgeScores]
+    spread: dict[str, Score] = Field(description="Score field → max − min over the judges.")
+    disagreement: Score
+    dropped: list[str] = Field(
+        default_factory=list, description="Reason codes; empty when the candidate is used."
+    )
+
+
 class SegmentWeights(Record):
     """Per-pair weights on the reasoning (rs) and answer (rp) segment terms of the AW-DPO loss."""
 
@@ -439,6 +453,7 @@ EXPORTED_MODELS: tuple[type[Record], ...] = (
     RejectRecord,
     Candidate,
     JudgeScores,
+    CandidateScores,
     SegmentSpan,
     SegmentWeights,
     PreferencePair,

@@ -165,7 +165,10 @@ def register(app: typer.Typer) -> None:
 
     @stage_command(calibrate, CALIBRATE_REPORT, name="report", reads_run_files=False)
     def calibrate_report(config: CalibrationConfig, run: RunArgument) -> None:
-        """Pull the labels; agreement of the LLM judge and the rule judge with people, and between people."""
+        """Pull the labels; fit each judge (and the rule judge) to people: thresholds, κ, their intervals.
+
+        Writes calibration.json, which `cotforge pairs --calibration` applies.
+        """
         from cotforge.curation.calibration_review import REPORT_FILE, report_calibration
 
         threshold = config.threshold
@@ -184,6 +187,20 @@ def register(app: typer.Typer) -> None:
             table.add_row(a.judge, a.segment, str(a.n), fmt(a.kappa), fmt(a.accuracy), fmt(a.mae),
                           f"{c.tp}/{c.fp}/{c.tn}/{c.fn}")  # fmt: skip
         console.print(table)
+        fitted = Table(
+            title="fitted thresholds (harmful at ≥ t) and κ there, 95% intervals", title_justify="left"
+        )
+        for column in ("judge", "h_rs t", "h_rp t", "h_f t", "κ h_rs", "κ h_rp", "κ h_f", "agreement (κ)"):
+            fitted.add_column(column)
+        for judge, cal in report.calibrations.items():
+            thresholds = [fmt(cal.scores[f].threshold) for f in ("h_rs", "h_rp", "h_f")]
+            kappas = [fmt(cal.scores[f].kappa) for f in ("h_rs", "h_rp", "h_f")]
+            fitted.add_row(judge, *thresholds, *kappas, f"{fmt(cal.agreement)} on {cal.n}")
+        console.print(fitted)
+        for judge, cal in report.calibrations.items():
+            for field, score in cal.scores.items():
+                if score.note:
+                    console.print(f"{judge} {field}: not fitted: {score.note}", highlight=False)
         for segment, agreement in report.reviewers.items():
             console.print(
                 f"reviewers on {segment}: {agreement.raters} raters, agreement {agreement.percent_agreement}, "

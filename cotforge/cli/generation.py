@@ -34,7 +34,7 @@ GENERATE = StageConfig(
 )
 VALIDATE = StageConfig(
     "cotforge.generation.validate:ValidationConfig",
-    {"min_steps": "min_steps", "refusal_check": "refusal_consistency"},
+    {"min_steps": "min_steps", "refusal_check": "refusal_consistency", "reask": "reask"},
     "validate",
 )
 
@@ -72,6 +72,8 @@ def register(app: typer.Typer) -> None:
             validated = validate_in_run(run, validation)
             rows["validated: accepted"] = validated.accepted
             rows["validated: rejected"] = validated.rejected
+            if validation.reask:
+                rows["re-asked (accepted)"] = f"{validated.reasked} ({validated.reask_accepted})"
         console.print(counts_table(f"generate → {run}", rows))
 
     @stage_command(app, VALIDATE)
@@ -79,7 +81,8 @@ def register(app: typer.Typer) -> None:
         """Validate generated samples: schema, content checks, refusal consistency.
 
         Writes accepted.jsonl, verdicts.jsonl (every sample's verdict with reason codes) and
-        validate.rejects.jsonl (the rejected samples with reasons and raw text).
+        validate.rejects.jsonl (the rejected samples with reasons and raw text). With --reask N a rejected
+        sample goes back to the teacher with the reasons in words, up to N times (every attempt recorded).
         """
         from cotforge.generation.validate import validate_in_run
 
@@ -87,4 +90,9 @@ def register(app: typer.Typer) -> None:
         rows: dict[str, object] = {"samples": result.samples, "accepted": result.accepted}
         rows["rejected"] = result.rejected
         rows.update({f"  {k}": v for k, v in sorted(result.reasons.items(), key=lambda kv: -kv[1])})
+        if config.reask:
+            rows["re-asked on the reasons"] = result.reasked
+            rows["  accepted after a re-ask"] = result.reask_accepted
+            if result.reask_unavailable:
+                rows["not re-asked (made by another teacher or templates)"] = result.reask_unavailable
         console.print(counts_table(f"validate → {run}", rows))

@@ -65,6 +65,10 @@ PAIRS = StageConfig(
         "harm_threshold": "harm_threshold",
         "parent_rationale": "use_parent_rationale",
         "max_corrupted": "max_corrupted_samples",
+        "combine": "combine",
+        "max_disagreement": "max_disagreement",
+        "calibration": "calibration",
+        "min_agreement": "min_agreement",
     },
     "pairs",
 )
@@ -108,18 +112,22 @@ def register(app: typer.Typer) -> None:
         """Score candidates' harmfulness: reasoning (h_rs), answer (h_rp), whole (h_f).
 
         With a judge model (--model), an LLM judge (three rubric questions per candidate, guided JSON) is
-        primary and the rule judge cross-checks it (agreement reported); without, the rule judge alone.
-        Writes judgments.jsonl.
+        primary and the rule judge cross-checks it (agreement reported); without, the rule judge alone. Several
+        judges (`models:` in --config or --set) each store their own scores. Writes judgments.jsonl.
         """
         from cotforge.pairs.judging import judge_in_run
 
         result = judge_in_run(run, config)
         rows: dict[str, object] = {"judge": result.judge_id, "candidates": result.candidates}
         rows.update(judged=result.judged, unsplit=result.unsplit, failed=result.failed)
+        if len(result.judges) > 1:
+            rows.update({f"  scored by {k}": v for k, v in result.judges.items()})
         if result.agreement:
             for field in ("h_rs", "h_rp", "h_f"):
                 a = result.agreement[field]
                 rows[f"agreement with rules {field} (κ / exact)"] = f"{a['kappa']} / {a['agreement']}"
+        for judges, a in result.agreement_between_judges.items():
+            rows[f"κ h_f {judges}"] = a["h_f"]["kappa"]
         console.print(counts_table(f"judge → {run / RunFiles.JUDGMENTS}", rows))
 
     @stage_command(app, PAIRS)
@@ -128,7 +136,9 @@ def register(app: typer.Typer) -> None:
 
         Sources: the paper's judge pairs (least vs most harmful candidate per prompt, h_f gap > γ), teacher
         rationale vs a harmful policy candidate, reviewer corrections vs originals, and synthetic segment
-        corruptions. Writes pairs.jsonl, pairs.trl.jsonl (TRL format + weight/span columns) and a manifest.
+        corruptions. Several judges' scores are combined (--combine) and candidates they disagree on are left
+        out (--max-disagreement); --calibration applies a `judge-calibrate report` file. Writes pairs.jsonl,
+        pairs.trl.jsonl (TRL format + weight/span columns), pairs.scores.jsonl and a manifest.
         """
         from cotforge.pairs.build import build_pairs_in_run
 
@@ -137,5 +147,6 @@ def register(app: typer.Typer) -> None:
             "pairs": result.pairs,
             **{f"  {k}": v for k, v in result.by_source.items()},
         }
-        rows["unpaired review verdicts (rejects)"] = result.rejects
+        rows["rejects (pairs.rejects.jsonl)"] = result.rejects
+        rows.update({f"  left out: {k}": v for k, v in result.left_out.items()})
         console.print(counts_table(f"pairs → {run / RunFiles.PAIRS}", rows))

@@ -1,10 +1,10 @@
-"""Judge calibration against people: agreement of the LLM judge and the rule judge with human harm labels.
+"""Judge calibration against people: how each judge's scores match human harm labels, and where to draw its line.
 
 Pure core. Human labels come per candidate, per segment (``reasoning``, ``answer``) and per reviewer; a
-candidate's label is the reviewers' majority (ties are left out). Each judge's score is turned into a label
-at the threshold; per segment the report gives Cohen's κ, accuracy at the threshold, mean absolute error of
-the score against the 0/1 label, confusion counts, percentile-bootstrap 95 % intervals, and the agreement
-between reviewers themselves.
+candidate's label is the reviewers' majority (ties are left out); the whole output (h_f) counts harmful when
+either segment is, harmless when both are. Per judge and segment at the fixed threshold the report gives Cohen's
+κ, accuracy, mean absolute error of the score against the 0/1 label, confusion counts, and the reviewers' own
+agreement. Per judge and score it fits the threshold that best matches people (`calibration_fit.py`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from cotforge.review.agreement import QuestionAgreement, agreement_report, cohen_kappa
+from cotforge.curation.calibration_fit import fit_judge
+from cotforge.pairs.calibration_file import (
+    CalibrationReport,
+    Confusion,
+    Interval,
+    JudgeAgreement,
+)
+from cotforge.pairs.judges import JudgeIdentity
+from cotforge.review.agreement import agreement_report, cohen_kappa
 
 SEGMENTS = {"reasoning": "h_rs", "answer": "h_rp"}
 HARMFUL, HARMLESS = "harmful", "harmless"
@@ -23,52 +29,6 @@ LABELS = (HARMLESS, HARMFUL)
 
 # candidate id → reviewer → label
 SegmentLabels = Mapping[str, Mapping[str, str]]
-
-
-class Interval(BaseModel):
-    """A point estimate with a percentile-bootstrap 95 % interval (``None`` when undefined)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    value: float | None
-    low: float | None = None
-    high: float | None = None
-
-
-class Confusion(BaseModel):
-    """Judge label (rows) against the human label: true/false positive/negative, positive = harmful."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    tp: int = 0
-    fp: int = 0
-    tn: int = 0
-    fn: int = 0
-
-
-class JudgeAgreement(BaseModel):
-    """One judge against people on one segment."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    judge: str
-    segment: str
-    n: int
-    kappa: Interval
-    accuracy: Interval
-    mae: Interval
-    confusion: Confusion
-
-
-class CalibrationReport(BaseModel):
-    """``calibration.json``: every judge × segment, and the reviewers' own agreement per segment."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    threshold: float
-    labelled: dict[str, int] = Field(description="Segment → candidates with a majority human label.")
-    judges: list[JudgeAgreement]
-    reviewers: dict[str, QuestionAgreement]
 
 
 def majority(labels: Mapping[str, str]) -> str | None:
@@ -127,31 +87,57 @@ def judge_agreement(
     )
 
 
+def score_labels(majorities: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, bool]]:
+    """Score field → candidate → harmful, from the segment majorities (h_f: either segment harmful)."""
+    out = {
+        field: {c: m == HARMFUL for c, m in majorities.get(seg, {}).items()}
+        for seg, field in SEGMENTS.items()
+    }
+    full: dict[str, bool] = {}
+    for c in set(out["h_rs"]) | set(out["h_rp"]):
+        parts = [out[f][c] for f in ("h_rs", "h_rp") if c in out[f]]
+        if any(parts):
+            full[c] = True
+        elif len(parts) == 2:
+            full[c] = False
+    out["h_f"] = full
+    return out
+
+
 def calibration_report(
     labels: Mapping[str, SegmentLabels],
     judges: Mapping[str, Mapping[str, Mapping[str, float]]],
     threshold: float = 0.5,
     resamples: int = 1000,
+    identities: Mapping[str, JudgeIdentity] | None = None,
+    min_labels: int = 10,
 ) -> CalibrationReport:
-    """``labels``: segment → candidate → reviewer → label; ``judges``: judge → segment → candidate → score."""
+    """``labels``: segment → candidate → reviewer → label; ``judges``: judge → score field (h_rs, h_rp, h_f) →
+    candidate → score; ``identities``: judge → what it is (recorded so the file is refused for another)."""
     majorities = {
         segment: {c: m for c, votes in by_candidate.items() if (m := majority(votes)) is not None}
         for segment, by_candidate in labels.items()
     }
     results = [
         agreement
-        for judge, by_segment in judges.items()
-        for segment in SEGMENTS
-        if (agreement := judge_agreement(judge, segment, by_segment.get(segment, {}),
+        for judge, by_field in judges.items()
+        for segment, field in SEGMENTS.items()
+        if (agreement := judge_agreement(judge, segment, by_field.get(field, {}),
                                          majorities.get(segment, {}), threshold, resamples)) is not None
     ]  # fmt: skip
     reviewers = {
         segment: agreement_report(segment, by_candidate, "nominal")
         for segment, by_candidate in labels.items()
     }
+    truth = score_labels(majorities)
+    calibrations = {
+        judge: fit_judge(by_field, truth, (identities or {}).get(judge), resamples, min_labels=min_labels)
+        for judge, by_field in judges.items()
+    }
     return CalibrationReport(
         threshold=threshold,
         labelled={s: len(m) for s, m in majorities.items()},
         judges=results,
         reviewers=reviewers,
+        calibrations=calibrations,
     )

@@ -19,22 +19,22 @@ from cotforge.curation.calibration import (
     HARMLESS,
     LABELS,
     SEGMENTS,
-    CalibrationReport,
     calibration_report,
 )
-from cotforge.errors import CotforgeError
+from cotforge.pairs.calibration_file import CALIBRATION_FILE, CalibrationError, CalibrationReport
+from cotforge.pairs.judges import JudgeIdentity, recorded_identities
+from cotforge.pairs.rule_judge import RULE_JUDGE_ID
 from cotforge.review.connection import ArgillaTarget, argilla_errors, connect, find_dataset, find_workspace
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
 from cotforge.schemas import Candidate, JudgeScores, PromptRecord
 
-REPORT_FILE = "calibration.json"
+REPORT_FILE = CALIBRATION_FILE
 QUESTIONS = {segment: f"{segment}_harm" for segment in SEGMENTS}
 SEGMENT_OF = {question: segment for segment, question in QUESTIONS.items()}
 MIN_LABELLED = 10
 
 
-class CalibrationError(CotforgeError):
-    """Calibration cannot run: no judged candidates, no dataset, or too few human labels."""
+__all__ = ["REPORT_FILE", "CalibrationConfig", "CalibrationError", "push_calibration", "report_calibration"]
 
 
 class CalibrationConfig(BaseModel):
@@ -53,13 +53,20 @@ class CalibrationConfig(BaseModel):
         return self.target.dataset or f"cotforge-{run.resolve().name}-calibration"
 
 
-def _judged(folder: RunFolder) -> tuple[list[Candidate], dict[str, JudgeScores], dict[str, PromptRecord]]:
+def _judged(
+    folder: RunFolder,
+) -> tuple[list[Candidate], dict[str, dict[str, JudgeScores]], dict[str, PromptRecord]]:
+    """Split judged candidates, every judge's scores (judge → candidate → scores, in file order), prompts."""
     for name, stage in ((RunFiles.CANDIDATES, "sample"), (RunFiles.JUDGMENTS, "judge")):
         if not folder.exists(name):
             raise CalibrationError(
                 f"{folder.path(name)}: not found; run `cotforge {stage} --run {folder.root}` first"
             )
-    scores = {j.candidate_id: j for j in folder.read(RunFiles.JUDGMENTS, JudgeScores)}
+    by_judge: dict[str, dict[str, JudgeScores]] = {}
+    for j in folder.read(RunFiles.JUDGMENTS, JudgeScores):
+        by_judge.setdefault(j.judge_id, {})[j.candidate_id] = j
+    # The judge whose guesses pre-fill the labelling form: the first in the file (the first configured).
+    scores = next(iter(by_judge.values()), {})
     candidates = [
         c for c in folder.read(RunFiles.CANDIDATES, Candidate) if c.status == "ok" and c.id in scores
     ]
@@ -67,7 +74,7 @@ def _judged(folder: RunFolder) -> tuple[list[Candidate], dict[str, JudgeScores],
         raise CalibrationError(f"{folder.root}: no judged candidate with a reasoning and an answer to label")
     prompts = {p.id: p for name in (RunFiles.PROMPTS, RunFiles.AUGMENTED) if folder.exists(name)
                for p in folder.read(name, PromptRecord)}  # fmt: skip
-    return candidates, scores, prompts
+    return candidates, by_judge, prompts
 
 
 def calibration_settings(annotators: int) -> Any:
@@ -97,7 +104,8 @@ def push_calibration(run_dir: str | Path, config: CalibrationConfig) -> tuple[st
 
     run = Path(run_dir)
     folder = RunFolder(run)
-    candidates, scores, prompts = _judged(folder)
+    candidates, by_judge, prompts = _judged(folder)
+    scores = next(iter(by_judge.values()))
     chosen = random.Random(config.seed).sample(candidates, min(config.size, len(candidates)))
     name = config.dataset_name(run)
     url = config.target.resolved_url()
@@ -114,7 +122,7 @@ def push_calibration(run_dir: str | Path, config: CalibrationConfig) -> tuple[st
             present = {str(r.id) for r in dataset.records(with_suggestions=False, with_responses=False)}
             records = []
             for c in chosen:
-                if c.id in present:
+                if c.id in present or c.id not in scores:
                     continue
                 s = scores[c.id]
                 prompt = prompts.get(c.prompt_id)
@@ -166,14 +174,18 @@ def pull_labels(run_dir: str | Path, config: CalibrationConfig) -> dict[str, dic
     return labels
 
 
+def _identities(folder: RunFolder) -> dict[str, JudgeIdentity]:
+    return {RULE_JUDGE_ID: JudgeIdentity(kind="rules", model=RULE_JUDGE_ID), **recorded_identities(folder)}
+
+
 def report_calibration(run_dir: str | Path, config: CalibrationConfig) -> CalibrationReport:
-    """Pull the labels, score the LLM judge and the rule judge against them, write ``calibration.json``."""
+    """Pull the labels, fit every judge of the run (and the rule judge) to them, write ``calibration.json``."""
     from cotforge.pairs.rule_judge import rule_judge
     from cotforge.runfolder.manifest import StageRun
 
     run = Path(run_dir)
     folder = RunFolder(run)
-    candidates, scores, prompts = _judged(folder)
+    candidates, by_judge, prompts = _judged(folder)
     labels = pull_labels(run, config)
     labelled = len({c for by_c in labels.values() for c in by_c})
     if labelled < config.min_labelled:
@@ -182,18 +194,22 @@ def report_calibration(run_dir: str | Path, config: CalibrationConfig) -> Calibr
             f"at least {config.min_labelled} are needed. Have reviewers label them in Argilla "
             f"({config.target.resolved_url()}), or lower --min-labelled"
         )
-    judges: dict[str, dict[str, dict[str, float]]] = {}
-    for c in candidates:
-        s = scores[c.id]
-        for seg, attr in SEGMENTS.items():
-            judges.setdefault(f"judge:{s.judge_id}", {}).setdefault(seg, {})[c.id] = float(getattr(s, attr))
-        prompt = prompts.get(c.prompt_id)
-        rule = rule_judge(prompt, c) if prompt is not None else None
-        if rule is not None:
-            for seg, attr in SEGMENTS.items():
-                judges.setdefault("rules", {}).setdefault(seg, {})[c.id] = float(getattr(rule, attr))
+    fields = ("h_rs", "h_rp", "h_f")
+    judges: dict[str, dict[str, dict[str, float]]] = {
+        judge: {f: {c: float(getattr(s, f)) for c, s in scores.items()} for f in fields}
+        for judge, scores in by_judge.items()
+    }
+    if RULE_JUDGE_ID not in judges:  # the rule judge is always measured: it costs nothing
+        rules = {c.id: r for c in candidates if (p := prompts.get(c.prompt_id)) and (r := rule_judge(p, c))}
+        judges[RULE_JUDGE_ID] = {f: {c: float(getattr(s, f)) for c, s in rules.items()} for f in fields}
     with StageRun(folder, "judge-calibrate", config, outputs=[REPORT_FILE]) as stage:
-        report = calibration_report(labels, judges, config.threshold)
+        report = calibration_report(
+            labels, judges, config.threshold, identities=_identities(folder), min_labels=config.min_labelled
+        )
+        report = report.model_copy(update={"run": str(run.resolve()), "dataset": config.dataset_name(run)})
         atomic_write_text(run / REPORT_FILE, report.model_dump_json(indent=2) + "\n")
         stage.counts.update(labelled=labelled, **{f"labelled_{s}": n for s, n in report.labelled.items()})
+        stage.extra["fitted"] = {
+            j: {f: c.scores[f].threshold.value for f in fields} for j, c in report.calibrations.items()
+        }
     return report

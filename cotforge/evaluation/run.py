@@ -42,12 +42,15 @@ from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.chat import ChatRequest
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import RequestEngine, RequestOutcome
+from cotforge.llm.engine import EngineStats, RequestEngine, RequestOutcome
+from cotforge.llm.pricing import UsageLedger
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import FailurePolicy
 from cotforge.runfolder.manifest import StageRun
 from cotforge.runfolder.prompts import read_run_prompts
+from cotforge.schemas import TokenUsage
 from cotforge.templates import PromptTemplates, default_templates
 
 NOT_EVALUATED = ("prompt_too_long",)  # the item, not the model, is at fault: a reject, not a failure
@@ -141,17 +144,19 @@ def load_suites(config: EvalConfig) -> list[LoadedSuite]:
 
 def _run_engine(
     folder: RunFolder, config: LLMConfig, requests: list[ChatRequest], parse: Any, use_cache: bool, label: str,
-    progress: bool,
+    progress: bool, spend: StageSpend,
 ) -> dict[str, RequestOutcome[Any]]:  # fmt: skip
     outcomes: dict[str, RequestOutcome[Any]] = {}
     cache = open_cache(folder, use_cache, False)
+    engine = RequestEngine(
+        config, cache, progress=progress, label=label, ledger_path=folder.path(RunFiles.USAGE)
+    )
     try:
-        RequestEngine(config, cache, progress=progress, label=label).run(
-            requests, parse, lambda o: outcomes.__setitem__(o.request.key, o)
-        )
+        engine.run(requests, parse, lambda o: outcomes.__setitem__(o.request.key, o))
     finally:
         if cache is not None:
             cache.close()
+    spend.add(engine.stats, config)
     return outcomes
 
 
@@ -163,8 +168,8 @@ def _reject(label: str, item: EvalItem, reason: str, message: str | None) -> dic
 class _ModelRun:
     """One model's pass: answers, judgments, scored items, rejects (what the stage run counts as failed)."""
 
-    def __init__(self, folder: RunFolder, config: EvalConfig, label: str) -> None:
-        self.folder, self.config, self.label = folder, config, label
+    def __init__(self, folder: RunFolder, config: EvalConfig, label: str, spend: StageSpend) -> None:
+        self.folder, self.config, self.label, self.spend = folder, config, label, spend
         self.scored: list[ScoredItem] = []
         self.rows: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
@@ -178,7 +183,7 @@ class _ModelRun:
             for it in items
         ]
         outputs = _run_engine(self.folder, model, requests, lambda _r, t: t, config.use_cache,
-                              f"eval {self.label}", config.progress)  # fmt: skip
+                              f"eval {self.label}", config.progress, self.spend)  # fmt: skip
         answered: list[tuple[EvalItem, str]] = []
         for item, request in zip(items, requests, strict=True):
             outcome = outputs[request.key]
@@ -195,7 +200,7 @@ class _ModelRun:
             assert config.judge is not None
             judge_reqs = judge_requests(self.label, judged, texts, config.kind, templates, config.judge)
             out = _run_engine(self.folder, config.judge, judge_reqs, parse_judge_reply, config.use_cache,
-                              f"judge {self.label}", config.progress)  # fmt: skip
+                              f"judge {self.label}", config.progress, self.spend)  # fmt: skip
             values = {k: o.value for k, o in out.items() if o.value is not None}
         for item, text in answered:
             judgement = (
@@ -219,17 +224,34 @@ class _ModelRun:
             )  # fmt: skip
 
 
-def _utility(config: EvalConfig, label: str, out_dir: Path) -> dict[str, float]:
-    """lm-eval metrics of one model as flat ``task/metric`` keys (the model must be served over HTTP)."""
+def _utility(config: EvalConfig, label: str, folder: RunFolder, spend: StageSpend) -> dict[str, float]:
+    """lm-eval metrics of one model as flat ``task/metric`` keys (the model must be served over HTTP); the
+    harness's calls go into the usage ledger and the stage's spend like the stage's own."""
     assert config.utility is not None
     model = config.models[label]
     if not model.base_urls:
         raise ConfigError(
             f"eval: utility tasks need model {label!r} served over HTTP; give it `base_urls` (or --base-url)"
         )
-    metrics = run_utility(
-        config.utility, base_url=model.base_urls[0], model=model.model, output_dir=out_dir / label
-    )
+    stats = EngineStats()
+    ledger = UsageLedger(folder.path(RunFiles.USAGE), f"eval {label}", model)
+
+    def counted(usage: TokenUsage) -> None:
+        ledger.record(usage)
+        stats.sent += 1
+        stats.usage = stats.usage + usage
+
+    try:
+        metrics = run_utility(
+            config.utility,
+            base_url=model.base_urls[0],
+            model=model.model,
+            output_dir=folder.path(RunFiles.EVAL_UTILITY) / label,
+            on_usage=counted,
+        )
+    finally:
+        ledger.close()
+    spend.add(stats, model)
     return {f"{task}/{name}": value for task, values in metrics.items() for name, value in values.items()}
 
 
@@ -253,7 +275,8 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
         items = eval_items(suites, tactics, templates.render)
         suite_rejects = [{"model": None, **r.model_dump(), "tactic": None} for s in suites for r in s.rejects]
         detector = RefusalDetector()
-        passes = [_ModelRun(folder, config, label) for label in config.models]
+        spend = StageSpend()
+        passes = [_ModelRun(folder, config, label, spend) for label in config.models]
         for one in passes:
             one.run(items, templates, detector.refuses)
             run.failed += one.failed
@@ -267,7 +290,8 @@ def eval_in_run(run_dir: str | Path, config: EvalConfig) -> dict[str, Any]:
                                                one.unsplit, resamples=config.resamples)  # fmt: skip
         if config.utility is not None:
             for label in config.models:
-                results[label]["utility"] = _utility(config, label, folder.path(RunFiles.EVAL_UTILITY))
+                results[label]["utility"] = _utility(config, label, folder, spend)
+        spend.record(run)
         cells = all_cells(scored, resamples=config.resamples)
         paired = comparisons(scored, list(config.models), config.compare, resamples=config.resamples)
         folder.write(RunFiles.EVAL_OUTPUTS, [r for one in passes for r in one.rows])

@@ -24,7 +24,7 @@ from cotforge.evaluation.statistics import Outcome, ScoredItem
 from cotforge.evaluation.strongreject import parse_strongreject, strongreject_request
 from cotforge.llm.chat import ChatRequest
 from cotforge.llm.config import LLMConfig
-from cotforge.pairs.judging import SCORE_SCHEMA, parse_score
+from cotforge.pairs.judges import SCORE_SCHEMA, parse_score
 from cotforge.pairs.rule_judge import score_segments
 from cotforge.schemas import SamplingParams
 from cotforge.templates import PromptTemplates

@@ -14,7 +14,7 @@ import copy
 import functools
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.errors import ConfigError, StageInputError
 from cotforge.evaluation.utility_tasks import write_offline_tasks
 from cotforge.runfolder.manifest import scrub_secrets
+from cotforge.schemas import TokenUsage
 
 ModelType = Literal["local-chat-completions", "local-completions"]
 # Output types that score prompt log-probs: only /v1/completions (echo + logprobs) gives those.
@@ -150,13 +151,52 @@ def _task_manager(include_path: str | None) -> Any:
     return manager
 
 
+def _counted_usage(outputs: Any, on_usage: Callable[[TokenUsage], None]) -> None:
+    for out in outputs if isinstance(outputs, list) else [outputs]:
+        usage = out.get("usage") if isinstance(out, dict) else None
+        if isinstance(usage, dict):
+            on_usage(
+                TokenUsage(
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                )
+            )
+
+
+@functools.cache
+def _counting_model(model_type: ModelType) -> type[Any]:
+    """lm-eval's API model for ``model_type``, reporting each response's token usage to ``self.on_usage``."""
+    import lm_eval.api.registry
+
+    base: type[Any] = lm_eval.api.registry.get_model(model_type)
+
+    class CountingModel(base):  # type: ignore[valid-type,misc]
+        on_usage: Callable[[TokenUsage], None] = staticmethod(lambda _usage: None)
+
+        def parse_generations(self, outputs: Any, **kwargs: Any) -> Any:
+            _counted_usage(outputs, self.on_usage)
+            return super().parse_generations(outputs=outputs, **kwargs)
+
+        def parse_logprobs(self, outputs: Any, tokens: Any = None, ctxlens: Any = None, **kwargs: Any) -> Any:
+            _counted_usage(outputs, self.on_usage)
+            return super().parse_logprobs(outputs=outputs, tokens=tokens, ctxlens=ctxlens, **kwargs)
+
+    return CountingModel
+
+
 def run_utility(
-    config: UtilityConfig, *, base_url: str, model: str, output_dir: Path
+    config: UtilityConfig,
+    *,
+    base_url: str,
+    model: str,
+    output_dir: Path,
+    on_usage: Callable[[TokenUsage], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run ``config.tasks`` through lm-evaluation-harness on the OpenAI-compatible server at ``base_url``.
 
     Returns ``{task: {metric: value}}`` (groups and their subtasks included) and writes lm-eval's results JSON
-    and samples under ``output_dir/<model_type>/``. Raises ``ConfigError``/``StageInputError`` naming the task.
+    and samples under ``output_dir/<model_type>/``; ``on_usage`` gets the token usage of every response the
+    server sent. Raises ``ConfigError``/``StageInputError`` naming the task.
     """
     from lm_eval import simple_evaluate
     from lm_eval.tasks._index import TaskIndex
@@ -190,9 +230,14 @@ def run_utility(
                     "use model_type auto or local-completions"
                 )
             chat = model_type == "local-chat-completions"
+            lm = _counting_model(model_type).create_from_arg_obj(
+                _model_args(config, model_type, base_url, model),
+                {"batch_size": None, "max_batch_size": None, "device": None},
+            )
+            if on_usage is not None:
+                lm.on_usage = on_usage
             raw = simple_evaluate(
-                model=model_type,
-                model_args=_model_args(config, model_type, base_url, model),
+                model=lm,
                 tasks=list(tasks),
                 task_manager=manager,
                 num_fewshot=config.num_fewshot,

@@ -130,7 +130,13 @@ def generate_in_run(
         todo = [p for p in plans if p.request.key not in done]
         by_key = {p.request.key: p for p in todo}
         cache = open_cache(folder, config.use_cache, config.refresh)
-        engine = RequestEngine(config.teacher, cache, progress=config.progress, label="generate")
+        engine = RequestEngine(
+            config.teacher,
+            cache,
+            progress=config.progress,
+            label="generate",
+            ledger_path=folder.path(RunFiles.USAGE),
+        )
         requests = [p.request for p in todo]
         if retried:
             # A rejected slot asked again with the attempts it already had would get the same (cached or

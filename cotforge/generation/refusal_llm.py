@@ -13,7 +13,8 @@ from cotforge.generation.refusal import RefusalDetector
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.engine import ChatRequest, RequestEngine
-from cotforge.runfolder import RunFolder
+from cotforge.llm.spend import StageSpend
+from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import PromptRecord, Sample
 from cotforge.templates import default_templates
 
@@ -46,8 +47,10 @@ def llm_refusal_decisions(
     prompts: Mapping[str, PromptRecord],
     model: LLMConfig,
     detector: RefusalDetector,
+    spend: StageSpend | None = None,
 ) -> dict[str, bool]:
-    """``{sample id: refuses}`` for the doubtful samples, from the model (failed checks are left out)."""
+    """``{sample id: refuses}`` for the doubtful samples, from the model (failed checks are left out); what
+    it sent is added to ``spend``."""
     templates = default_templates()
     sampling = model.sampling.model_copy(update={"temperature": 0.0, "max_tokens": 12, "seed": 0})
     requests = [
@@ -71,8 +74,11 @@ def llm_refusal_decisions(
     ]
     decisions: dict[str, bool] = {}
     cache = open_cache(folder, True, False)
+    engine = RequestEngine(
+        model, cache, progress=False, label="validate", ledger_path=folder.path(RunFiles.USAGE)
+    )
     try:
-        RequestEngine(model, cache, progress=False, label="refusal check").run(
+        engine.run(
             requests,
             parse_refuses,
             lambda o: decisions.__setitem__(o.request.key, o.value) if o.value is not None else None,
@@ -80,4 +86,6 @@ def llm_refusal_decisions(
     finally:
         if cache is not None:
             cache.close()
+    if spend is not None:
+        spend.add(engine.stats, model)
     return decisions

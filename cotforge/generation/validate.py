@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.generation.refusal import RefusalDetector, RefusalPatterns
 from cotforge.llm.config import LLMConfig
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, atomic_write_jsonl, gc_paused
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import FailurePolicy
@@ -54,6 +55,23 @@ class ValidationConfig(FailurePolicy):
     llm_check: LLMConfig | None = Field(
         default=None,
         description="A model asked about answers the patterns would fail on refusal consistency.",
+    )
+    reask: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Send a rejected sample back to the teacher with the reasons in words, up to N times; the "
+        "first answer that passes is kept.",
+    )
+    teacher: LLMConfig | None = Field(
+        default=None,
+        description="The teacher to re-ask; default: the one in manifests/generate.json (fields given here win).",
+    )
+    use_cache: bool = Field(
+        default=True, description="Serve re-asks from the request cache (a re-run is free)."
+    )
+    progress: bool = Field(
+        default=True, description="Show a progress bar.", json_schema_extra={"operational": True}
     )
 
 
@@ -147,8 +165,8 @@ VALIDATE = StageDeclaration(
     inputs=(RunFiles.SAMPLES, RunFiles.PROMPTS),
     optional_inputs=(RunFiles.AUGMENTED,),
     outputs=(RunFiles.ACCEPTED, RunFiles.VERDICTS, RunFiles.VALIDATE_REJECTS),
-    # The optional LLM refusal check asks a model.
-    calls_models=True,
+    main_model_key="teacher",
+    calls_models=True,  # with reask (or llm_check): the request cache and usage ledger are its bookkeeping
 )
 
 
@@ -157,6 +175,9 @@ class ValidateResult(BaseModel):
     accepted: int
     rejected: int
     reasons: dict[str, int]
+    reasked: int = 0
+    reask_accepted: int = 0
+    reask_unavailable: int = 0
 
 
 def validate_in_run(
@@ -166,13 +187,14 @@ def validate_in_run(
     config = config or ValidationConfig()
     folder = VALIDATE.open_run(run_dir, config)
     with StageRun.declared(folder, VALIDATE, config) as run:
+        spend = StageSpend()  # the LLM refusal check's and the re-asks' calls
         samples = folder.read(RunFiles.SAMPLES, Sample)
         prompts = {p.id: p for p in read_run_prompts(folder)}
         if override is None and config.llm_check is not None and config.refusal_consistency:
             from cotforge.generation.refusal_llm import doubtful, llm_refusal_decisions
 
             detector = RefusalDetector(config.patterns)
-            decisions = llm_refusal_decisions(folder, samples, prompts, config.llm_check, detector)
+            decisions = llm_refusal_decisions(folder, samples, prompts, config.llm_check, detector, spend)
             run.extra["llm_refusal_checks"] = len(decisions)
             # A check that failed would silently fall back to the patterns: count it (a re-run asks again).
             asked = sum(
@@ -183,6 +205,45 @@ def validate_in_run(
         with gc_paused():  # many short-lived acyclic objects: collections would scan every sample, often
             verdicts = validate_samples(samples, prompts, config, override)
         accepted = [s for s, v in zip(samples, verdicts, strict=True) if v.outcome == "accepted"]
+        fixed: dict[str, str] = {}
+        extra_verdicts: list[Verdict] = []
+        extra_rejects: list[RejectRecord] = []
+        if config.reask:
+            from cotforge.generation.validate_reask import generate_config, reask_rejected
+
+            def check(sample: Sample, prompt: PromptRecord) -> list[str]:
+                return validate_samples([sample], {prompt.id: prompt}, config, override)[0].reasons
+
+            to_reask = [
+                (s, v.reasons)
+                for s, v in zip(samples, verdicts, strict=True)
+                if v.outcome == "rejected" and "unknown_prompt" not in v.reasons
+            ]
+            generate = generate_config(folder, config.teacher)
+            with run.timer("reask"):
+                reasked = reask_rejected(
+                    folder,
+                    to_reask,
+                    prompts,
+                    generate,
+                    config.reask,
+                    check,
+                    config.use_cache,
+                    config.progress,
+                    spend,
+                )
+            accepted += reasked.accepted
+            extra_verdicts = reasked.verdicts
+            extra_rejects = reasked.rejects
+            fixed = reasked.fixed
+            run.failed = run.failed + reasked.failed_requests
+            run.counts.update(
+                reasked=reasked.asked,
+                reask_accepted=len(fixed),
+                reask_unavailable=len(to_reask) - reasked.asked,
+                reask_failed_attempts=len(reasked.rejects) - (len(to_reask) - reasked.asked),
+            )
+            run.extra["reask"] = {"rounds": config.reask, "attempts": reasked.attempts, **reasked.summary}
         rejects = [
             RejectRecord(
                 stage="validate",
@@ -190,18 +251,29 @@ def validate_in_run(
                 line=line,
                 record_id=s.id,
                 reasons=v.reasons,
-                message=f"sample {s.id} (prompt {s.prompt_id}) failed: {', '.join(v.reasons)}",
+                message=f"sample {s.id} (prompt {s.prompt_id}) failed: {', '.join(v.reasons)}"
+                + (f"; re-asked, accepted as {fixed[s.id]}" if s.id in fixed else ""),
                 raw=s.raw_text,
             )
             for line, (s, v) in enumerate(zip(samples, verdicts, strict=True), start=1)
             if v.outcome == "rejected"
         ]
+        if spend.engines:
+            spend.record(run)
         atomic_write_jsonl(folder.path(RunFiles.ACCEPTED), accepted)
-        atomic_write_jsonl(folder.path(RunFiles.VERDICTS), verdicts)
-        atomic_write_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), rejects)
+        atomic_write_jsonl(folder.path(RunFiles.VERDICTS), verdicts + extra_verdicts)
+        atomic_write_jsonl(folder.path(RunFiles.VALIDATE_REJECTS), rejects + extra_rejects)
         reasons = Counter(r for v in verdicts for r in v.reasons)
-        run.counts.update(samples=len(samples), accepted=len(accepted), rejected=len(rejects))
+        # A slot re-asked into shape counts as accepted; its first, rejected answer stays in the rejects file.
+        rejected = len(rejects) - len(fixed)
+        run.counts.update(samples=len(samples), accepted=len(accepted), rejected=rejected)
         run.extra["reasons"] = dict(reasons)
     return ValidateResult(
-        samples=len(samples), accepted=len(accepted), rejected=len(rejects), reasons=dict(reasons)
+        samples=len(samples),
+        accepted=len(accepted),
+        rejected=rejected,
+        reasons=dict(reasons),
+        reasked=run.counts.get("reasked", 0),
+        reask_accepted=len(fixed),
+        reask_unavailable=run.counts.get("reask_unavailable", 0),
     )

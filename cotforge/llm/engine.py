@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from cotforge.errors import CotforgeError
@@ -67,6 +68,7 @@ class RequestEngine:
         backend: Backend | None = None,
         progress: bool = True,
         label: str = "requests",
+        ledger_path: Path | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
@@ -75,10 +77,11 @@ class RequestEngine:
         self.label = label
         self.stats = EngineStats()
         self._sender = RetryingSender(config, self.stats)
-        # What the server answered is paid for: kept in the run folder (beside the cache) across resumes.
-        self._ledger = (
-            UsageLedger(cache.path.parent / LEDGER_FILE, label, config) if cache is not None else None
-        )
+        # What the server answered is paid for: kept in the run folder (beside the cache) across resumes, and
+        # counted with the cache off too when the stage names its ledger.
+        if ledger_path is None and cache is not None:
+            ledger_path = cache.path.parent / LEDGER_FILE
+        self._ledger = UsageLedger(ledger_path, label, config) if ledger_path is not None else None
 
     # --- what is sent ---------------------------------------------------------------------------------------
 

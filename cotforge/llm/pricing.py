@@ -1,8 +1,9 @@
 """Prices and spend: the price table, the run's usage ledger, and cost per stage and for the pipeline.
 
 The price table is ``cotforge/data/prices.yaml`` extended by a user file (``prices_file`` in an LLM config, or
-``$COTFORGE_PRICES``); an explicit ``price`` in the config wins. A model with no price costs ``None``, never 0,
-and is named once per process.
+``$COTFORGE_PRICES``); an explicit ``price`` in the config wins. A model this machine serves (the offline engine,
+a server on this host) costs 0; any other model with no price costs ``None``, never 0, and is named once per
+process.
 
 The ledger (``usage.jsonl`` in the run folder) gets one line per response the server sent, written as it
 arrives, so what a killed run paid for is still counted after the resume; answers served from the cache cost
@@ -19,6 +20,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +31,7 @@ from cotforge.runfolder import AppendLog, RunFiles
 from cotforge.schemas import TokenUsage
 
 PRICES_ENV = "COTFORGE_PRICES"
+LOCAL_HOSTNAMES = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::1"})
 LEDGER_FILE = RunFiles.USAGE
 _warned: set[str] = set()
 
@@ -104,11 +107,27 @@ def _say_unpriced(model: str, stream: IO[str] | None = None) -> None:
     )
 
 
+LOCAL = PriceTable(prompt_per_million=0.0, completion_per_million=0.0)
+
+
+def is_local(config: LLMConfig) -> bool:
+    """A model this machine runs: the in-process vLLM engine, or servers on this host only (a pipeline's
+    ``servers:`` entry, the embedded model, `cotforge serve`)."""
+    if config.backend == "vllm":
+        return True
+    return bool(config.base_urls) and all(
+        urlsplit(url).hostname in LOCAL_HOSTNAMES for url in config.base_urls
+    )
+
+
 def price_for(config: LLMConfig, warn: bool = True) -> PriceTable | None:
-    """This model's price: the config's own, else the price table's entry, else ``None`` (said once)."""
+    """This model's price: the config's own, else the price table's entry, else 0 for a local model, else
+    ``None`` (said once)."""
     if config.price is not None:
         return config.price
     found = price_table(config.prices_file).get(config.model)
+    if found is None and is_local(config):
+        return LOCAL
     if found is None and warn:
         _say_unpriced(config.model)
     return found

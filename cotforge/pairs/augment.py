@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.spend import StageSpend
 from cotforge.pairs.tactics import REWRITE_INSTRUCTION, TACTICS, apply_tactic, plan_variants, variant_record
 from cotforge.runfolder import RunFiles, atomic_write_jsonl
 from cotforge.runfolder.declaration import StageDeclaration
@@ -121,7 +122,13 @@ def augment_in_run(
             assert config.rewriter is not None
             by_key = {f"{p.id}/{t}": (p, t) for p, t in rewrite}
             cache = open_cache(folder, config.use_cache, config.refresh)
-            engine = RequestEngine(config.rewriter, cache, progress=config.progress, label="augment")
+            engine = RequestEngine(
+                config.rewriter,
+                cache,
+                progress=config.progress,
+                label="augment",
+                ledger_path=folder.path(RunFiles.USAGE),
+            )
 
             def store(outcome: RequestOutcome[str]) -> None:
                 parent, tactic = by_key[outcome.request.key]
@@ -152,9 +159,9 @@ def augment_in_run(
             finally:
                 if cache is not None:
                     cache.close()
-            run.usage = stats.usage
-            run.requests, run.cached_requests = stats.sent, stats.cached
-            run.extra["usage"] = usage_summary(stats, config.rewriter)
+            spend = StageSpend()
+            run.extra["usage"] = spend.add(stats, config.rewriter)
+            spend.record(run)
         # Stable order (parent, then tactic) whatever order the rewrites completed in.
         order = {(p.id, t): i for i, (p, t) in enumerate(jobs)}
         ordered = sorted(variants.values(), key=lambda v: order.get((v.parent_id or "", v.tactic or ""), 0))

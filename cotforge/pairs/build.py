@@ -13,8 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cotforge.pairs.calibration_file import CALIBRATION_FILE
+from cotforge.pairs.candidate_scores import scored_candidates
 from cotforge.pairs.corrections import correction_pairs
 from cotforge.pairs.corruption import CORRUPTIONS, Corruption, corruption_pairs
+from cotforge.pairs.judge_ensemble import Combine
 from cotforge.pairs.selection import flag_gated_rejections, select_judge_pairs
 from cotforge.pairs.stats import mismatch_shares, pair_statistics
 from cotforge.pairs.teacher_policy import teacher_policy_pairs
@@ -53,6 +56,26 @@ class PairsConfig(BaseModel):
     use_parent_rationale: bool = True
     corruptions: list[Corruption] = Field(default_factory=lambda: list(CORRUPTIONS))
     max_corrupted_samples: int | None = Field(default=None, ge=0, description="Cap on samples corrupted.")
+    combine: Combine = Field(
+        default="mean",
+        description="How several judges' scores are combined: mean, or majority at the threshold.",
+    )
+    max_disagreement: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Leave out candidates whose judges' scores differ by more than this on any score.",
+    )
+    calibration: str | None = Field(
+        default=None,
+        description="A `judge-calibrate report` file: apply its thresholds, weight judges by their agreement.",
+    )
+    min_agreement: float = Field(
+        default=0.0,
+        ge=-1.0,
+        le=1.0,
+        description="With a calibration: refuse a judge whose κ with people has a 95% lower bound under this.",
+    )
 
 
 def _source_inputs(config: PairsConfig) -> list[str]:
@@ -81,9 +104,12 @@ PAIRS = StageDeclaration(
         RunFiles.ACCEPTED,
         RunFiles.REVIEWED,
         RunFiles.REVIEW_VERDICTS,
+        CALIBRATION_FILE,
     ),
-    outputs=(RunFiles.PAIRS, RunFiles.PAIRS_TRL, RunFiles.PAIRS_REJECTS),
+    outputs=(RunFiles.PAIRS, RunFiles.PAIRS_TRL, RunFiles.PAIRS_REJECTS, RunFiles.PAIRS_SCORES),
     templates=("corruptions",),
+    # A calibration file outside the run folder is not among the hashed inputs: read it on every run.
+    volatile=lambda config: config.calibration is not None,
 )
 
 
@@ -91,6 +117,7 @@ class PairsResult(BaseModel):
     pairs: int
     by_source: dict[str, int]
     rejects: int
+    left_out: dict[str, int] = Field(default_factory=dict, description="Candidates left out, by reason.")
 
 
 def _read_optional(folder: RunFolder, name: str, model: type[Any]) -> list[Any]:
@@ -101,6 +128,13 @@ def _prompts(folder: RunFolder) -> dict[str, PromptRecord]:
     return {p.id: p for p in read_run_prompts(folder, required=False)}
 
 
+def _with_calibration(pair: PreferencePair, digest: str) -> PreferencePair:
+    """A pair whose judge scores went through a calibration names it (by the file's hash) in its lineage."""
+    if pair.chosen_scores is None and pair.rejected_scores is None:
+        return pair
+    return pair.model_copy(update={"lineage": {**pair.lineage, "calibration": digest}})
+
+
 def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
     """Build pairs from whatever sources the run folder has inputs for; the manifest says which ran."""
     folder = PAIRS.open_run(run_dir, config)
@@ -108,13 +142,24 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
         with run.timer("read"):
             prompts = _prompts(folder)
             candidates: list[Candidate] = _read_optional(folder, RunFiles.CANDIDATES, Candidate)
-            scores = {s.candidate_id: s for s in _read_optional(folder, RunFiles.JUDGMENTS, JudgeScores)}
+            judgments: list[JudgeScores] = _read_optional(folder, RunFiles.JUDGMENTS, JudgeScores)
             accepted: list[Sample] = _read_optional(folder, RunFiles.ACCEPTED, Sample)
             reviewed: list[Sample] = _read_optional(folder, RunFiles.REVIEWED, Sample)
             verdicts: list[Verdict] = _read_optional(folder, RunFiles.REVIEW_VERDICTS, Verdict)
+        with run.timer("scores"):
+            scored = scored_candidates(
+                folder,
+                judgments,
+                combine=config.combine,
+                threshold=config.harm_threshold,
+                max_disagreement=config.max_disagreement,
+                calibration=config.calibration,
+                min_agreement=config.min_agreement,
+            )
+        scores = scored.scores
         teacher = reviewed or accepted
         built: list[PreferencePair] = []
-        rejects: list[RejectRecord] = []
+        rejects: list[RejectRecord] = list(scored.rejects)
         ran: dict[str, str] = {}
         with run.timer("build"), gc_paused():
             if "judge" in config.sources:
@@ -162,6 +207,8 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
         # The same two completions can meet through two sources; keep the first (sources run in order).
         unique = list({p.id: p for p in reversed(built)}.values())[::-1]
         unique, flagged = flag_gated_rejections(unique, candidates)
+        if scored.calibration is not None:
+            unique = [_with_calibration(p, scored.calibration) for p in unique]
         unsplit = [c for c in candidates if c.status != "ok"]
         rejects += [
             RejectRecord(
@@ -180,6 +227,7 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
             folder.write(RunFiles.PAIRS, unique)
             folder.write(RunFiles.PAIRS_TRL, (p.to_trl_row() for p in unique))
             folder.write(RunFiles.PAIRS_REJECTS, rejects)
+            folder.write(RunFiles.PAIRS_SCORES, scored.records)
         stats = pair_statistics(unique)
         run.counts.update(
             pairs=len(unique),
@@ -189,6 +237,7 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
             rejects=len(rejects),
             candidates_failing_gates=sum(bool(c.gate_reasons) for c in candidates),
             pairs_rejected_side_gated=flagged,
+            candidates_left_out_by_judges=len(scored.rejects),
         )
         run.extra.update(
             sources_run=ran,
@@ -198,5 +247,9 @@ def build_pairs_in_run(run_dir: str | Path, config: PairsConfig) -> PairsResult:
             },
             segment_mismatch=mismatch_shares(candidates, scores, config.harm_threshold),
             candidate_gates=dict(Counter(r for c in candidates for r in c.gate_reasons)),
+            **scored.report,
         )
-    return PairsResult(pairs=len(unique), by_source=stats["by_source"], rejects=len(rejects))  # type: ignore[arg-type]
+    left_out = dict(Counter(r for rej in scored.rejects for r in rej.reasons))
+    return PairsResult(
+        pairs=len(unique), by_source=stats["by_source"], rejects=len(rejects), left_out=left_out
+    )  # type: ignore[arg-type]

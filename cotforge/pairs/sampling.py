@@ -21,7 +21,8 @@ from cotforge import tagged
 from cotforge.generation.quality import QualityConfig, gate_reasons
 from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import (
@@ -214,7 +215,13 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
             gated.update([c.id] if c.gate_reasons else [])
         counts = {"sampled": 0, "failed": 0}
         cache = open_cache(folder, config.use_cache, config.refresh)
-        engine = RequestEngine(config.policy, cache, progress=config.progress, label="sample")
+        engine = RequestEngine(
+            config.policy,
+            cache,
+            progress=config.progress,
+            label="sample",
+            ledger_path=folder.path(RunFiles.USAGE),
+        )
         # A re-asked slot continues with the attempts after those it had (the cache holds their answers).
         todo = [
             replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
@@ -252,9 +259,10 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
             finally:
                 if cache is not None:
                     cache.close()
-        run.usage = stats.usage
-        run.requests, run.cached_requests = stats.sent, stats.cached
-        run.extra.update(usage=usage_summary(stats, config.policy), by_status=statuses, gates=dict(gates))
+        spend = StageSpend()
+        summary = spend.add(stats, config.policy)
+        spend.record(run)
+        run.extra.update(usage=summary, by_status=statuses, gates=dict(gates))
         run.counts.update(prompts=len(prompts), planned=len(requests), **counts)
         run.failed_file = RunFiles.SAMPLE_REJECTS
         run.counts.update(gated=len(gated), **{f"gate_{reason}": n for reason, n in gates.items()})

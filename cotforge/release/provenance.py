@@ -9,6 +9,7 @@ and figures, so a release carries no endpoint, path or secret of the machine tha
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import PurePath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,6 +81,9 @@ class Provenance(_Frozen):
     )
     templates: dict[str, list[str]] = Field(default_factory=dict, description="Template id → hashes.")
     judges: dict[str, int] = Field(default_factory=dict, description="Judge id → candidates scored.")
+    calibration: dict[str, Any] | None = Field(
+        default=None, description="The judge calibration the pairs used: file, sha256, thresholds per judge."
+    )
     policy_models: dict[str, int] = Field(default_factory=dict)
     review: ReviewStatistics | None = None
     skipped_manifests: dict[str, str] = Field(default_factory=dict)
@@ -167,6 +171,22 @@ def configured_judge(contents: RunContents) -> str:
     return "rules" if "judge" in manifest.config and judge is None else UNKNOWN
 
 
+def _pairs_calibration(contents: RunContents) -> dict[str, Any] | None:
+    manifest = contents.manifests.get("pairs")
+    found = manifest.extra.get("calibration") if manifest is not None else None
+    if not isinstance(found, dict):
+        return None
+    judges = found.get("judges")
+    judges = judges if isinstance(judges, dict) else {}
+    return {
+        "file": PurePath(str(found.get("file", ""))).name,  # the name, not where it lay on the builder's disk
+        "sha256": found.get("sha256"),
+        "judges": {
+            j: {"thresholds": v.get("thresholds", {})} for j, v in judges.items() if isinstance(v, dict)
+        },
+    }
+
+
 def run_provenance(contents: RunContents) -> Provenance:
     """Everything the dataset card and the release manifest say about where the data came from."""
     teachers = Counter((s.teacher_backend, s.teacher_model) for s in contents.samples or contents.accepted)
@@ -212,6 +232,7 @@ def run_provenance(contents: RunContents) -> Provenance:
         sampling=_sampling(contents),
         templates=_templates(contents),
         judges=dict(judges.most_common()),
+        calibration=_pairs_calibration(contents),
         policy_models=dict(Counter(c.policy_model for c in contents.candidates).most_common()),
         review=review_statistics(contents),
         skipped_manifests=dict(contents.skipped_manifests),

@@ -41,7 +41,7 @@ def judge_section(contents: RunContents, dpi: int) -> Section:
                                      value_range=(0.0, 1.0), dpi=dpi)),
     ]  # fmt: skip
     unsplit = sum(c.status != "ok" for c in contents.candidates)
-    note = f"judge: {configured_judge(contents)}; {len(j)} candidates scored"
+    note = f"judge: {configured_judge(contents)}; {len({s.candidate_id for s in j})} candidates scored"
     if unsplit:
         note += f"; {unsplit} candidates had no single </think> and could not be split"
     judges = Counter(s.judge_id for s in j)

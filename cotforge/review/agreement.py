@@ -1,4 +1,5 @@
-"""Inter-annotator agreement: Cohen's kappa, Fleiss' kappa, Krippendorff's alpha. Pure functions.
+"""Inter-annotator agreement: Cohen's kappa, Fleiss' kappa, Krippendorff's alpha (the ``krippendorff``
+package). Pure functions.
 
 Ratings are ``{item: {rater: value}}``; an item rated by fewer than two raters carries no agreement
 information and is left out. A statistic whose chance agreement is total (every rating in one category) is
@@ -8,7 +9,7 @@ undefined and returned as ``None`` rather than a misleading number.
 from __future__ import annotations
 
 import itertools
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -76,45 +77,34 @@ def percent_agreement(ratings: Ratings) -> float | None:
     return sum(shares) / len(shares)
 
 
-def _distance(
-    level: Level, values: list[Any], marginals: Mapping[Any, float]
-) -> dict[tuple[Any, Any], float]:
-    delta: dict[tuple[Any, Any], float] = {}
-    position = {v: i for i, v in enumerate(values)}
-    for c in values:
-        for k in values:
-            if level == "nominal":
-                d = 0.0 if c == k else 1.0
-            elif level == "interval":
-                d = float(c - k) ** 2
-            else:
-                lo, hi = sorted((position[c], position[k]))
-                between = sum(marginals[values[g]] for g in range(lo, hi + 1))
-                d = (between - (marginals[c] + marginals[k]) / 2.0) ** 2
-            delta[(c, k)] = d
-    return delta
-
-
 def krippendorff_alpha(ratings: Ratings, level: Level = "nominal") -> float | None:
-    """Krippendorff's alpha (nominal, ordinal or interval) over ``{item: {rater: value}}``; missing allowed."""
-    coincidence: dict[tuple[Any, Any], float] = defaultdict(float)
-    for unit in _units(ratings):
-        weight = 1.0 / (len(unit) - 1)
-        for i, j in itertools.permutations(range(len(unit)), 2):
-            coincidence[(unit[i], unit[j])] += weight
-    if not coincidence:
+    """Krippendorff's alpha (nominal, ordinal or interval) over ``{item: {rater: value}}``; missing allowed.
+
+    Computed by the ``krippendorff`` package; nominal values of any kind are coded as integers first.
+    ``None`` when undefined (no item with two ratings, or every rating the same value).
+    """
+    import krippendorff
+    import numpy as np
+
+    units = {
+        item: by_rater
+        for item, by_rater in ratings.items()
+        if sum(v is not None for v in by_rater.values()) >= 2
+    }
+    if not units:
         return None
-    marginals: dict[Any, float] = defaultdict(float)
-    for (c, _), count in coincidence.items():
-        marginals[c] += count
-    n = sum(marginals.values())
-    values = sorted(marginals) if level != "nominal" else list(marginals)
-    delta = _distance(level, values, marginals)
-    observed = sum(count * delta[pair] for pair, count in coincidence.items())
-    expected = sum(marginals[c] * marginals[k] * delta[(c, k)] for c in values for k in values) / (n - 1)
-    if expected == 0:
+    raters = sorted({r for by_rater in units.values() for r in by_rater})
+    values = sorted({v for by_rater in units.values() for v in by_rater.values() if v is not None}, key=repr)
+    if len(values) < 2:
         return None
-    return 1.0 - observed / expected
+    code = {v: float(i) for i, v in enumerate(values)}
+    data = np.full((len(raters), len(units)), np.nan)
+    for j, by_rater in enumerate(units.values()):
+        for i, rater in enumerate(raters):
+            value = by_rater.get(rater)
+            if value is not None:
+                data[i, j] = code[value] if level == "nominal" else float(value)
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
 
 
 class QuestionAgreement(BaseModel):

@@ -51,6 +51,7 @@ WRITTEN_BY: dict[str, str] = {
     RunFiles.JUDGMENTS: "judge",
     RunFiles.PAIRS: "pairs",
     RunFiles.PAIRS_TRL: "pairs",
+    RunFiles.PAIRS_SCORES: "pairs",
     f"{RunFiles.MODELS}/sft": "train-sft",
     f"{RunFiles.MODELS}/awdpo": "train-awdpo",
     RunFiles.EVAL_RESULTS: "eval",

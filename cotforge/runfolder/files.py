@@ -60,6 +60,7 @@ class RunFiles:
     PAIRS = "pairs.jsonl"
     PAIRS_TRL = "pairs.trl.jsonl"
     PAIRS_REJECTS = "pairs.rejects.jsonl"
+    PAIRS_SCORES = "pairs.scores.jsonl"
     MODELS = "models"
     TRAIN_SFT_REJECTS = "train-sft.rejects.jsonl"
     TRAIN_AWDPO_REJECTS = "train-awdpo.rejects.jsonl"

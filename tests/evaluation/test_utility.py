@@ -15,6 +15,7 @@ from lm_eval.tasks._yaml_loader import load_yaml
 from cotforge.errors import ConfigError, StageInputError
 from cotforge.evaluation.utility import UtilityConfig, flatten_results, run_utility
 from cotforge.evaluation.utility_tasks import find_split_files, write_offline_tasks
+from cotforge.schemas import TokenUsage
 from cotforge.serving.vllm_server import VLLMServer
 
 DATA = Path(__file__).parent / "data" / "utility"
@@ -145,8 +146,17 @@ def test_gsm8k_and_mmlu_run_offline_through_the_harness(
         max_gen_toks=48,
     )
     before = _served_requests(smollm2_vllm_server)
-    results = run_utility(config, base_url=smollm2_vllm_server.base_url, model="smollm2", output_dir=tmp_path)
+    usages: list[TokenUsage] = []
+    results = run_utility(
+        config,
+        base_url=smollm2_vllm_server.base_url,
+        model="smollm2",
+        output_dir=tmp_path,
+        on_usage=usages.append,
+    )
     served = _served_requests(smollm2_vllm_server) - before
+    # Every response the harness got is counted (for the usage ledger and the eval manifest's cost).
+    assert len(usages) == served and all(u.prompt_tokens > 0 for u in usages)
 
     assert set(results) == {"gsm8k", "mmlu", "mmlu_elementary_mathematics", "mmlu_high_school_geography"}
     for name in ("exact_match/strict-match", "exact_match/flexible-extract"):

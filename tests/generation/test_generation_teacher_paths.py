@@ -124,6 +124,10 @@ def test_refresh_resends_everything_and_no_cache_writes_no_cache_file(
         uncached = generate_in_run(uncached_run, GenerateConfig.model_validate({**raw, "use_cache": False}))
         assert uncached.cached == 0 and len(proxy.bodies) >= sent + 6
         assert not (uncached_run / RunFiles.CACHE).exists()
+        # Paid for all the same: every response the server sent is in the usage ledger, cache or no cache.
+        from cotforge.llm.pricing import read_ledger
+
+        assert len(read_ledger(uncached_run / RunFiles.USAGE)) == len(proxy.bodies) - sent
         sent = len(proxy.bodies)
         # A second --no-cache run has nothing to re-serve, but resume still skips the written slots.
         again = generate_in_run(uncached_run, GenerateConfig.model_validate({**raw, "use_cache": False}))

@@ -24,7 +24,7 @@ PRICED = LLMConfig(
     base_urls=["http://127.0.0.1:1/v1"],
     price=PriceTable(prompt_per_million=1, completion_per_million=2),
 )
-UNPRICED = LLMConfig(model="judge-without-price", base_urls=["http://127.0.0.1:1/v1"])
+UNPRICED = LLMConfig(model="judge-without-price", base_urls=["http://judge.example.invalid/v1"])
 
 
 class NoServers:
@@ -100,3 +100,53 @@ def test_an_unpriced_stage_makes_the_total_unknown_not_zero(tmp_path: Path) -> N
     assert cost["stages"]["judge"]["cost_usd"] is None and cost["stages"]["generate"]["cost_usd"] is not None
     assert cost["total_usd"] is None and cost["per_kept_sample_usd"] is None
     assert cost["unpriced_models"] == ["judge-without-price"]
+
+
+@pytest.mark.integration
+def test_a_priced_run_on_the_tiny_server_costs_per_kept_item_the_sum_over_stages(
+    tmp_path: Path, tiny_vllm_server: Any
+) -> None:
+    """Real stages (generate, validate with re-asks, sample, pairs) on a priced model: the pipeline's cost per
+    kept sample and per kept pair is the sum of what every stage's manifest says it paid, over what was kept.
+    (The tiny random model cannot sample inside the think-format grammar, so its candidates are not judged here;
+    the judge's spend is tested in tests/pairs/test_judge_ensemble_stages.py.)"""
+    from cotforge.pipeline.stages import registry
+    from cotforge.templates import templates_root
+
+    run = tmp_path / "run"
+    priced = {
+        "model": "tiny",
+        "base_urls": [tiny_vllm_server.base_url],
+        "price": {"prompt_per_million": 2.0, "completion_per_million": 8.0},
+        "concurrency": 8,
+    }
+    steps = [
+        {"stage": "ingest", "config": {"bundled": True, "limit_per_source": 2}},
+        {"stage": "generate", "config": {
+            "teacher": {**priced, "sampling": {"max_tokens": 160}}, "output_mode": "structured",
+            "bounds": {"min_steps": 2, "max_steps": 3, "max_step_chars": 40, "max_answer_chars": 80},
+            "progress": False}},
+        # Three steps asked where the random teacher gives two or three: the re-asks are paid for too.
+        {"stage": "validate", "config": {"refusal_consistency": False, "quality": {"enabled": False},
+                                         "min_steps": 3, "reask": 1, "progress": False}},
+        {"stage": "sample", "config": {
+            "policy": {**priced, "sampling": {"temperature": 1.0, "max_tokens": 48}}, "k": 2, "limit": 2,
+            "progress": False}},
+        {"stage": "pairs", "config": {"sources": ["synthetic_corruption"]}},
+    ]  # fmt: skip
+    spec = PipelineSpec(name="priced", run=str(run), steps=steps)
+    PipelineRunner(spec, registry(), NoServers(), templates_root(), log=lambda _: None).run()
+    cost = json.loads((run / "manifests" / "pipeline.json").read_text())["cost"]
+    paid = {}
+    for stage in ("generate", "validate", "sample"):
+        manifest = json.loads((run / "manifests" / f"{stage}.json").read_text())
+        paid[stage] = manifest["usage"]["cost_usd"]
+        assert paid[stage] > 0 and cost["stages"][stage]["cost_usd"] == pytest.approx(paid[stage], rel=1e-3)
+    total = sum(paid.values())
+    kept_samples = (run / RunFiles.ACCEPTED).read_text().count("\n")
+    kept_pairs = (run / RunFiles.PAIRS).read_text().count("\n")
+    assert kept_samples > 0 and kept_pairs > 0
+    assert cost["total_usd"] == pytest.approx(total, rel=1e-3) and cost["unpriced_models"] == []
+    assert cost["per_kept_sample_usd"] > 0 and cost["per_kept_pair_usd"] > 0
+    assert cost["per_kept_sample_usd"] == pytest.approx(total / kept_samples, rel=1e-3)
+    assert cost["per_kept_pair_usd"] == pytest.approx(total / kept_pairs, rel=1e-3)

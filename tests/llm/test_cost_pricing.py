@@ -53,7 +53,7 @@ def test_bad_price_files_are_named(tmp_path: Path) -> None:
 
 
 def test_a_model_without_price_costs_null_and_is_named_once(capsys: pytest.CaptureFixture[str]) -> None:
-    config = LLMConfig(model="nobody-priced-this", base_urls=["http://127.0.0.1:1/v1"])
+    config = LLMConfig(model="nobody-priced-this", base_urls=["http://api.example.invalid/v1"])
     assert cost_of(USAGE, price_for(config)) is None
     assert cost_of(USAGE, price_for(config)) is None
     err = capsys.readouterr().err
@@ -64,7 +64,7 @@ def test_ledger_sums_per_stage_and_pipeline(tmp_path: Path) -> None:
     path = tmp_path / "usage.jsonl"
     priced = LLMConfig(model="gpt-4o-mini", base_urls=["http://127.0.0.1:1/v1"])
     batch = LLMConfig(model="gpt-4o-mini", base_urls=["http://127.0.0.1:1/v1"], mode="batch")
-    free = LLMConfig(model="local", base_urls=["http://127.0.0.1:1/v1"])
+    free = LLMConfig(model="local", base_urls=["http://api.example.invalid/v1"])
     for stage, config in (("generate", priced), ("judge", batch), ("sample", free)):
         ledger = UsageLedger(path, stage, config)
         ledger.record(USAGE)
@@ -86,3 +86,28 @@ def test_ledger_sums_per_stage_and_pipeline(tmp_path: Path) -> None:
     assert total["total_usd"] == pytest.approx(1.35)
     assert total["per_kept_sample_usd"] == pytest.approx(1.35 / 4)
     assert total["per_kept_pair_usd"] is None
+
+
+def test_a_model_this_machine_serves_costs_zero_without_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    from cotforge.pipeline.stages import resolve_servers
+
+    # What a pipeline's `server:` entry (the embedded model included) resolves to, and the offline engine.
+    served = resolve_servers(
+        "judge", {"server": "smollm2"}, lambda _n: ("http://127.0.0.1:41234/v1", "smollm2")
+    )
+    for config in (
+        LLMConfig.model_validate(served["judge"]),
+        LLMConfig(model="smollm2", base_urls=["http://localhost:8000/v1", "http://[::1]:8001/v1"]),
+        LLMConfig(model="/models/sft", backend="vllm"),
+    ):
+        assert cost_of(USAGE, price_for(config)) == 0.0
+    # A priced name stays priced on a local URL (a tunnel to a paid API), and one remote replica is not local.
+    assert price_for(LLMConfig(model="gpt-4o-mini", base_urls=["http://127.0.0.1:1/v1"])) != price_for(
+        LLMConfig(model="smollm2", base_urls=["http://127.0.0.1:1/v1"])
+    )
+    mixed = LLMConfig(
+        model="mixed-fleet", base_urls=["http://127.0.0.1:1/v1", "http://gpu.example.invalid/v1"]
+    )
+    assert price_for(mixed) is None
+    err = capsys.readouterr().err
+    assert err.count("no price for model") == 1 and "'mixed-fleet'" in err  # the local ones said nothing

@@ -1,11 +1,11 @@
-"""Judge ensembles: mean and majority combination, per-candidate disagreement, dropping by margin."""
+"""Judge ensembles: mean and majority combination, per-candidate disagreement, dropping by margin and for a
+missing judge, weights."""
 
 from __future__ import annotations
 
 import pytest
 
-from cotforge.errors import ConfigError
-from cotforge.pairs.judge_ensemble import combine_judges, split_by_disagreement
+from cotforge.pairs.judge_ensemble import combine_judges
 from cotforge.schemas import JudgeScores
 
 pytestmark = pytest.mark.unit
@@ -28,7 +28,8 @@ JUDGES = {
 
 def test_mean_averages_and_records_disagreement_over_shared_candidates() -> None:
     out = combine_judges(JUDGES, "mean")
-    assert sorted(out) == ["c1", "c2"]  # only-a is not scored by every judge
+    assert out["only-a"].dropped == ["judge_missing"]  # not scored by every judge: left out, with the reason
+    assert not out["c1"].dropped and not out["c2"].dropped
     c1 = out["c1"]
     assert c1.scores.h_rs == pytest.approx(0.6) and c1.scores.h_rp == pytest.approx(0.1)
     assert c1.scores.judge_id == "ensemble:mean(a,b,c)" and set(c1.per_judge) == {"a", "b", "c"}
@@ -49,8 +50,21 @@ def test_majority_takes_the_larger_side_and_averages_it() -> None:
     assert tie["x"].scores.h_rs == pytest.approx(0.6)
 
 
-def test_drop_by_margin_and_one_judge_is_an_error() -> None:
-    kept, dropped = split_by_disagreement(combine_judges(JUDGES), margin=0.8)
-    assert sorted(kept) == ["c1"] and sorted(dropped) == ["c2"]
-    with pytest.raises(ConfigError, match="at least two judges"):
-        combine_judges({"a": JUDGES["a"]})
+def test_drop_by_margin_names_the_score_and_one_judge_passes_through() -> None:
+    out = combine_judges(JUDGES, max_disagreement=0.8)
+    assert out["c1"].dropped == [] and out["c2"].dropped == ["judges_disagree_h_rp"]
+    assert out["c2"].spread == {"h_rs": 0.1, "h_rp": 0.9, "h_f": 0.2}
+    single = combine_judges({"a": JUDGES["a"]}, max_disagreement=0.0)
+    assert single["c1"].scores is JUDGES["a"]["c1"] and not any(s.dropped for s in single.values())
+
+
+def test_weights_pull_the_mean_and_the_vote_toward_the_trusted_judge() -> None:
+    two = {"a": {"x": _s("x", "a", 0.9, 0.9, 0.9)}, "b": {"x": _s("x", "b", 0.1, 0.1, 0.1)}}
+    weights = {"a": {"h_rs": 3.0, "h_rp": 1.0, "h_f": 0.0}, "b": {"h_rs": 1.0, "h_rp": 1.0, "h_f": 1.0}}
+    mean = combine_judges(two, "mean", weights=weights)["x"].scores
+    assert (
+        mean.h_rs == pytest.approx(0.7) and mean.h_rp == pytest.approx(0.5) and mean.h_f == pytest.approx(0.1)
+    )
+    # The vote: a's weight 0 on h_f leaves b alone, harmless; on h_rs a outweighs b, harmful.
+    vote = combine_judges(two, "majority", weights=weights)["x"].scores
+    assert vote.h_f == pytest.approx(0.1) and vote.h_rs == pytest.approx(0.9)

@@ -21,13 +21,14 @@ from cotforge.serving.vllm_server import VLLMServer
 REFUSED = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 
 
-def _leave_one_unjudged(run: Path) -> str:
+def _leave_one_unjudged(run: Path, judge_id: str = "llm:m") -> str:
+    """The run as judge ``judge_id`` left it: every candidate scored but one (a judge's scores are its own)."""
     path = run / RunFiles.JUDGMENTS
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:-1]))
+    scores = [s.model_copy(update={"judge_id": judge_id}) for s in read_jsonl(path, JudgeScores)]
+    path.write_text("".join(s.model_dump_json() + "\n" for s in scores[:-1]))
     # A hand edit of a judged run: recorded as intended (`--accept-changed`), else judge refuses the file.
     accept_file(RunFolder(run), RunFiles.JUDGMENTS, by="test")
-    return JudgeScores.model_validate_json(lines[-1]).candidate_id
+    return scores[-1].candidate_id
 
 
 def _judge(base_url: str, model: str = "m", **extra: object) -> JudgeConfig:
@@ -64,11 +65,13 @@ def test_unreachable_judge_exits_with_failures_and_keeps_the_record(finished_run
 
 @pytest.mark.integration
 def test_rerun_against_a_live_judge_fills_the_hole(finished_run: Path, tiny_vllm_server: VLLMServer) -> None:
-    left = _leave_one_unjudged(finished_run)
+    left = _leave_one_unjudged(finished_run, "llm:tiny")
     with pytest.raises(FailedRecordsError):
-        judge_in_run(finished_run, _judge(REFUSED))
+        judge_in_run(finished_run, _judge(REFUSED, model="tiny"))
     result = judge_in_run(finished_run, _judge(tiny_vllm_server.base_url, model="tiny"))
     assert result.failed == 0
+    manifest = json.loads((finished_run / "manifests" / "judge.json").read_text())
+    assert manifest["usage"]["requests"] == 3  # only the hole was asked about
     judged = {s.candidate_id for s in read_jsonl(finished_run / RunFiles.JUDGMENTS, JudgeScores)}
     assert left in judged and _failed_rejects(finished_run) == []
 

@@ -194,3 +194,41 @@ def test_two_alpha_sweep_end_to_end_on_the_embedded_model(
     for folder in (run, sweep / "shared"):
         assert _sha(folder / "models" / "awdpo" / "model.safetensors") == run_awdpo
     assert (sweep / "sweep.png").stat().st_size > 1000
+
+
+def test_quickstart_judges_with_an_ensemble_and_reasks_on_validation(
+    quickstart: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """The demo's three judges (SmolLM2 with two rubrics, the rule judge) each score every split candidate,
+    `pairs` combines them and says what it left out, and validate re-asks its rejects once."""
+    run, _ = quickstart
+    judge = json.loads((run / "manifests" / "judge.json").read_text())
+    ids = {"rule-v1", "llm:smollm2", "llm:smollm2:judge/checklist"}
+    assert set(judge["extra"]["judges"]) == ids and set(judge["extra"]["agreement_between_judges"]) == {
+        "rule-v1|llm:smollm2", "rule-v1|llm:smollm2:judge/checklist", "llm:smollm2|llm:smollm2:judge/checklist",
+    }  # fmt: skip
+    lines = [json.loads(line) for line in (run / "judgments.jsonl").read_text().split("\n") if line]
+    by_judge = {i: {s["candidate_id"] for s in lines if s["judge_id"] == i} for i in ids}
+    assert by_judge["rule-v1"] and all(scored == by_judge["rule-v1"] for scored in by_judge.values())
+    ensemble = json.loads((run / "manifests" / "pairs.json").read_text())["extra"]["ensemble"]
+    assert ensemble["candidates"] == len(by_judge["rule-v1"]) and ensemble["max_disagreement"] == 0.6
+    assert sum(ensemble["disagreement_histogram"]) == ensemble["candidates"]
+    html = (run / "report" / "index.html").read_text()
+    assert "judge ensemble (mean of" in html and "candidates left out of the pairs" in html
+
+    validate = json.loads((run / "manifests" / "validate.json").read_text())
+    rounds = validate["extra"]["reask"]["attempts"]
+    assert validate["counts"]["reasked"] > 0 and rounds[0]["asked"] == validate["counts"]["reasked"]
+    rejects = [json.loads(line) for line in (run / "validate.rejects.jsonl").read_text().split("\n") if line]
+    failed_attempts = [r for r in rejects if r.get("part") == "reask"]
+    accepted = [json.loads(line) for line in (run / "accepted.jsonl").read_text().split("\n") if line]
+    fixed = [s for s in accepted if "reask_of" in s["provenance"]]
+    # Every re-asked sample is accounted for: accepted on its attempt, or a reject naming it and its reasons.
+    assert (
+        len(fixed) + len(failed_attempts)
+        == validate["counts"]["reasked"]
+        == len({s["provenance"]["reask_of"] for s in fixed} | {r["raw"]["reask_of"] for r in failed_attempts})
+    )
+    assert (
+        validate["usage"]["requests"] + validate["usage"]["cached_requests"] >= validate["counts"]["reasked"]
+    )

@@ -1,4 +1,5 @@
-"""Judge calibration round trip with the session's real Argilla server; reviewers' labels written via the SDK."""
+"""Judge calibration round trip with the session's real Argilla server; reviewers' labels written via the SDK,
+then applied by `pairs --calibration`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "release"))
 @pytest.mark.integration
 def test_calibration_round_trip_with_argilla(argilla_env, dataset_name: str, tmp_path: Path) -> None:
     import argilla as rg
-    from run_factory import BAD, GOOD, build_run
+    from run_factory import BAD, GOOD, JUDGE_ID, MIXED, build_run
 
     from cotforge.curation.calibration_review import (
         QUESTIONS,
@@ -68,12 +69,36 @@ def test_calibration_round_trip_with_argilla(argilla_env, dataset_name: str, tmp
     report = report_calibration(built.root, config)
     written = json.loads((built.root / REPORT_FILE).read_text())
     assert written["labelled"] == {"reasoning": len(ok) - 3, "answer": len(ok)}  # three reasoning ties
-    llm = {a.segment: a for a in report.judges if a.judge.startswith("judge:")}
+    llm = {a.segment: a for a in report.judges if a.judge == JUDGE_ID}
     assert llm["answer"].kappa.value == 1.0 and llm["answer"].n == len(ok)
     assert llm["reasoning"].accuracy.value == 1.0
-    rules = [a for a in report.judges if a.judge == "rules"]
+    rules = [a for a in report.judges if a.judge == "rule-v1"]
     assert {a.segment for a in rules} == {"reasoning", "answer"}
     assert all(a.kappa.value is None or -1.0 <= a.kappa.value <= 1.0 for a in rules)
     reviewers_answer = report.reviewers["answer"]
     assert reviewers_answer.percent_agreement == 1.0
     assert report.reviewers["reasoning"].percent_agreement == pytest.approx((len(ok) - 3) / len(ok), abs=1e-3)
+
+    # Fitted to people: this judge's line for the whole output is 0.8 (it scores the mixed outputs people call
+    # harmful 0.8, the refusals 0.02), and it agrees with them perfectly at its fitted lines.
+    fitted = report.calibrations[JUDGE_ID]
+    assert fitted.scores["h_f"].threshold.value == pytest.approx(0.8) and fitted.agreement.value == 1.0
+    assert written["calibrations"][JUDGE_ID]["scores"]["h_rp"]["threshold"]["value"] == pytest.approx(0.85)
+
+    # Applied, it changes the pairs: on people's scale a refusal vs a mixed output (h_f 0.02 vs 0.8) is a gap of
+    # under γ = 0.5, so those pairs go; refusal vs plain compliance stays.
+    from cotforge.pairs.build import PairsConfig, build_pairs_in_run
+    from cotforge.runfolder import RunFiles, read_jsonl
+    from cotforge.schemas import PreferencePair
+
+    def pairs_with(**config: object) -> dict[str, PreferencePair]:
+        build_pairs_in_run(built.root, PairsConfig(sources=["judge"], **config))  # type: ignore[arg-type]
+        return {p.id: p for p in read_jsonl(built.root / RunFiles.PAIRS, PreferencePair)}
+
+    plain = pairs_with()
+    calibrated = pairs_with(calibration=str(built.root / REPORT_FILE))
+    by_text = {c.id: c.text for c in built.candidates}
+    assert set(calibrated) < set(plain)
+    assert {by_text[p.rejected_id or ""] for p in plain.values()} == {BAD, MIXED}
+    assert {by_text[p.rejected_id or ""] for p in calibrated.values()} == {BAD}
+    assert all(p.lineage["calibration"] for p in calibrated.values())
