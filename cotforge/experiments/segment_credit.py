@@ -65,10 +65,13 @@ METHODS: dict[str, Method] = {
     "tis": Method("tis", note="DPO over TIS-DPO token-weighted sums (prompt contrast)"),
     "loss": Method("loss", note="AW-DPO, paper Eq. 4"),
     "reward": Method("reward", note="AW-DPO, one sigmoid over weighted rewards"),
-    # Negative controls: the judge's weights replaced by 1, so nothing tells the loss which segment is flawed.
-    "loss_w1": Method("loss", (1.0, 1.0), "negative control: AW-DPO loss, w_rs = w_rp = 1"),
-    "reward_w1": Method("reward", (1.0, 1.0), "negative control: AW-DPO reward, w = 1 (= DPO)"),
 }
+# Negative controls: the judge's weights replaced by 1, so nothing tells the loss which segment is flawed.
+CONTROLS: dict[str, Method] = {
+    "loss_w1": Method("loss", (1.0, 1.0), "AW-DPO loss with w_rs = w_rp = 1"),
+    "reward_w1": Method("reward", (1.0, 1.0), "AW-DPO reward with w = 1 (= DPO)"),
+}
+ARMS: dict[str, Method] = {**METHODS, **CONTROLS}
 
 
 class ExperimentInputError(CotforgeError):
@@ -176,26 +179,25 @@ class PairSplit:
     train_flaws: dict[str, int] = field(default_factory=dict)
 
 
-def _held_out(root_prompt_id: str, fraction: float) -> bool:
-    return _variant(root_prompt_id, "held-out") % 1000 < fraction * 1000
-
-
 def controlled_split(
-    prompts: Iterable[PromptRecord], design: Design, alpha: float, held_out_fraction: float = 0.25
+    prompts: Iterable[PromptRecord], design: Design, alpha: float, held_out: int, train_pairs: int
 ) -> PairSplit:
-    """Pairs of both flaw types for every safety prompt; a prompt is held out whole (by a hash of its id)."""
-    train: list[PreferencePair] = []
-    held: dict[FlawType, list[PreferencePair]] = {f: [] for f in FLAW_TYPES}
-    for prompt in prompts:
-        if prompt.kind != "safety":
-            continue
-        pairs = {flaw: controlled_pair(prompt, flaw, design, alpha) for flaw in FLAW_TYPES}
-        if _held_out(prompt.id, held_out_fraction):
-            for flaw, pair in pairs.items():
-                held[flaw].append(pair)
-        else:
-            train.extend(pairs.values())
-    return PairSplit(train, held, train_flaws={f: len(train) // 2 for f in FLAW_TYPES})
+    """Pairs of both flaw types from safety prompts: ``held_out`` prompts (chosen by a hash of their id) give
+    the held-out pairs, the next prompts ``train_pairs`` training pairs (flaw types alternating)."""
+    safety = sorted((p for p in prompts if p.kind == "safety"), key=lambda p: _variant(p.id, "held-out"))
+    needed = held_out + (train_pairs + 1) // 2
+    if len(safety) < needed:
+        raise ExperimentInputError(
+            f"design {design!r} needs {needed} safety prompts ({held_out} held out, {train_pairs} training pairs "
+            f"at two per prompt), found {len(safety)}; lower held_out_prompts or train_pairs, or ingest more"
+        )
+    held: dict[FlawType, list[PreferencePair]] = {
+        f: [controlled_pair(p, f, design, alpha) for p in safety[:held_out]] for f in FLAW_TYPES
+    }
+    train = [controlled_pair(p, f, design, alpha) for p in safety[held_out:needed] for f in FLAW_TYPES]
+    train = train[:train_pairs]
+    flaws = Counter(p.lineage["flaw"] for p in train)
+    return PairSplit(train, held, train_flaws=dict(flaws))
 
 
 def flaw_of(pair: PreferencePair, margin: float = 0.25) -> FlawType | None:
@@ -245,7 +247,8 @@ def pipeline_split(
         )
     for line, pair in judged:
         flaw = flaw_of(pair)
-        if not _held_out(root_of.get(pair.prompt_id, pair.prompt_id), held_out_fraction):
+        root = root_of.get(pair.prompt_id, pair.prompt_id)
+        if _variant(root, "held-out") % 1000 >= held_out_fraction * 1000:
             train.append(pair)
             train_flaws[flaw or "mixed"] += 1
         elif flaw is None:
@@ -269,8 +272,8 @@ def check_held_out(split: PairSplit, design: Design) -> None:
     if short:
         raise ExperimentInputError(
             f"design {design!r}: {short} held-out pairs, fewer than the {MIN_HELD_OUT} per flaw type a bootstrap "
-            "interval over pairs needs; raise max_prompts (controlled designs) or build more judged pairs "
-            "(pipeline: raise sample.limit / sample.k in the run)"
+            "interval over pairs needs; raise held_out_prompts (controlled designs) or build more judged "
+            "pairs (pipeline: raise sample.limit / sample.k in the run, or held_out_fraction)"
         )
 
 

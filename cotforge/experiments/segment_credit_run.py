@@ -20,9 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cotforge.errors import CotforgeError
 from cotforge.experiments.segment_credit import (
+    ARMS,
+    CONTROLS,
     DESIGNS,
     FLAW_TYPES,
     METHODS,
+    MIN_HELD_OUT,
     Design,
     ExperimentInputError,
     FlawType,
@@ -40,8 +43,7 @@ from cotforge.train.config import AWDPOTrainConfig, LoRASettings
 STAGE = "experiment-segment-credit"
 RESULTS_FILE = "segment_credit.json"
 PLOT_FILE = "ratio_by_steps.png"
-HEADLINE = ("distinct", "answer_flawed", "loss")
-NEGATIVE_CONTROLS = ("loss_w1", "reward_w1")
+HEADLINE = ("answer_flawed", "loss")
 
 
 class SegmentCreditConfig(BaseModel):
@@ -64,16 +66,34 @@ class SegmentCreditConfig(BaseModel):
     methods: list[str] = Field(
         default_factory=lambda: list(METHODS), min_length=2, description=f"Any of {list(METHODS)}."
     )
+    controls: list[str] = Field(
+        default_factory=lambda: list(CONTROLS),
+        description=f"Negative controls (any of {list(CONTROLS)}), trained on control_design only.",
+    )
+    control_design: Design = Field(
+        default="distinct", description="The design the negative controls and the headline ratio use."
+    )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     measure_at: list[int] = Field(
         default_factory=lambda: [3, 6, 12, 24],
         min_length=1,
         description="Optimizer steps after which held-out pairs are measured; training runs the largest.",
     )
-    max_prompts: int = Field(
-        default=64, ge=4, description="Safety prompts of the controlled designs (one pair per flaw each)."
+    held_out_prompts: int = Field(
+        default=16,
+        ge=MIN_HELD_OUT,
+        description="Held-out safety prompts of the controlled designs (one "
+        "held-out pair per flaw type each).",
     )
-    held_out_fraction: float = Field(default=0.25, gt=0, lt=1, description="Share of prompts held out.")
+    train_pairs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Training pairs of the controlled designs; default: max(measure_at) "
+        "× batch_size, so every pair is trained on once.",
+    )
+    held_out_fraction: float = Field(
+        default=0.25, gt=0, lt=1, description="Share of the pipeline design's root prompts held out."
+    )
     batch_size: int = Field(default=4, ge=1)
     learning_rate: float = Field(default=2e-4, gt=0)
     beta: float = Field(default=0.1, gt=0)
@@ -100,6 +120,14 @@ class SegmentCreditConfig(BaseModel):
             raise ValueError("methods must include 'vanilla': every ratio is against vanilla DPO")
         return list(dict.fromkeys(methods))
 
+    @field_validator("controls")
+    @classmethod
+    def _known_controls(cls, controls: list[str]) -> list[str]:
+        unknown = [m for m in controls if m not in CONTROLS]
+        if unknown:
+            raise ValueError(f"unknown control(s) {unknown}; choose from {list(CONTROLS)}")
+        return list(dict.fromkeys(controls))
+
     @field_validator("measure_at")
     @classmethod
     def _sorted_steps(cls, steps: list[int]) -> list[int]:
@@ -108,7 +136,7 @@ class SegmentCreditConfig(BaseModel):
         return sorted(set(steps))
 
 
-def _prompts(folder: RunFolder, limit: int) -> list[PromptRecord]:
+def _prompts(folder: RunFolder) -> list[PromptRecord]:
     if folder.exists(RunFiles.PROMPTS):
         prompts = [
             p for p in folder.read(RunFiles.PROMPTS, PromptRecord) if p.kind == "safety" and not p.parent_id
@@ -119,11 +147,7 @@ def _prompts(folder: RunFolder, limit: int) -> list[PromptRecord]:
 
         rows = [row for path in bundled_prompt_files() for row in read_rows(str(path))]
         prompts = [p for p in ingest_rows(rows, IngestConfig()).prompts if p.kind == "safety"]
-    if len(prompts) < 4:
-        raise ExperimentInputError(
-            f"{folder.root}: the experiment needs at least 4 safety prompts, found {len(prompts)}"
-        )
-    return prompts[:limit]
+    return prompts
 
 
 def _pipeline_split(run: Path, held_out_fraction: float) -> PairSplit:
@@ -172,7 +196,7 @@ def _train(work: Path, pairs_file: Path, config: SegmentCreditConfig, model: str
         AWDPOTrainConfig(
             model=model, data=pairs_file, output_dir=out, lora=lora, learning_rate=config.learning_rate,
             max_steps=max(config.measure_at), batch_size=config.batch_size, max_length=config.max_length, seed=seed,
-            beta=config.beta, aggregation=METHODS[method].aggregation, progress=config.progress,
+            beta=config.beta, aggregation=ARMS[method].aggregation, progress=config.progress,
             warmup_ratio=0.0, lr_scheduler="constant", precompute_ref_log_probs=config.precompute_ref_log_probs,
         ),
         callbacks=callbacks,
@@ -188,10 +212,10 @@ def _split(design: Design, folder: RunFolder, config: SegmentCreditConfig) -> Pa
         assert config.from_run is not None
         split = _pipeline_split(config.from_run, config.held_out_fraction)
     else:
-        prompts = _prompts(folder, config.max_prompts)
-        split = controlled_split(prompts, design, config.alpha, config.held_out_fraction)
+        train_pairs = config.train_pairs or max(config.measure_at) * config.batch_size
+        split = controlled_split(_prompts(folder), design, config.alpha, config.held_out_prompts, train_pairs)
     if not split.train:
-        raise ExperimentInputError(f"design {design!r}: no training pairs; raise max_prompts")
+        raise ExperimentInputError(f"design {design!r}: no training pairs")
     check_held_out(split, design)
     return split
 
@@ -207,7 +231,9 @@ def run_design(
     split = _split(design, folder, config)
     work = folder.path(f"experiments/segment_credit/{design}")
     work.mkdir(parents=True, exist_ok=True)
-    files = {None: work / "train_pairs.jsonl", (1.0, 1.0): work / "train_pairs_w1.jsonl"}
+    files: dict[tuple[float, float] | None, Path] = {None: work / "train_pairs.jsonl"}
+    if design == config.control_design:
+        files[(1.0, 1.0)] = work / "train_pairs_w1.jsonl"
     for weights, path in files.items():
         pairs = split.train if weights is None else with_weights(split.train, weights)
         atomic_write_text(path, "".join(p.model_dump_json() + "\n" for p in pairs))
@@ -217,14 +243,15 @@ def run_design(
         + (f", {split.unmeasured} held-out pairs of no single flaw type not measured" if split.unmeasured else ""))  # fmt: skip
     held = {f: tokenized(reference.tokenizer, split.held_out[f]) for f in FLAW_TYPES}
     before = {f: pair_logps(reference.model, held[f]) for f in FLAW_TYPES}
+    arms = config.methods + (config.controls if design == config.control_design else [])
     after: dict[str, dict[FlawType, dict[int, list[Any]]]] = {
-        m: {f: {s: [] for s in config.measure_at} for f in FLAW_TYPES} for m in config.methods
+        m: {f: {s: [] for s in config.measure_at} for f in FLAW_TYPES} for m in arms
     }
     for seed in config.seeds:
-        for method in config.methods:
+        for method in arms:
             log(f"{design}: {method}, seed {seed}, {max(config.measure_at)} steps")
             probe = HeldOutProbe(held, config.measure_at)
-            _train(work, files[METHODS[method].weights], config, model, method, seed, [probe])
+            _train(work, files[ARMS[method].weights], config, model, method, seed, [probe])
             for step in config.measure_at:
                 for flaw in FLAW_TYPES:
                     after[method][flaw][step].append(probe.logps[step][flaw])
@@ -233,9 +260,8 @@ def run_design(
 
 def _controls(designs: dict[str, Any], config: SegmentCreditConfig) -> dict[str, Any]:
     """The headline ratio (positive control) and the negative controls, at the last step."""
-    design, flaw, method = HEADLINE
-    if design not in designs:
-        design = next(iter(designs))
+    flaw, method = HEADLINE
+    design = config.control_design if config.control_design in designs else next(iter(designs))
     last = str(max(config.measure_at))
     ratios = designs[design]["ratios"]
     out: dict[str, Any] = {"design": design, "flaw": flaw, "step": int(last)}
@@ -243,7 +269,7 @@ def _controls(designs: dict[str, Any], config: SegmentCreditConfig) -> dict[str,
         out["positive"] = {"method": method, **ratios[method][flaw][last]}
     out["negative"] = {
         m: {**ratios[m][flaw][last], "contains_one": not ratios[m][flaw][last]["excludes_one"]}
-        for m in NEGATIVE_CONTROLS
+        for m in CONTROLS
         if m in ratios
     }
     return out
