@@ -54,7 +54,7 @@ def main() -> int:
         os.environ[REF_CACHE_DIR_ENV] = str(Path(tmp) / "ref-logps")
         sets = ["model=smollm2", f"seeds=[{seeds}]", f"measure_at=[{steps}]", f"batch_size={batch}",
                 f"held_out_prompts={held_out}", "designs=[distinct,exchangeable]", "methods=[vanilla,loss,reward]",
-                "controls=[loss_w1]", "lora_r=8", "learning_rate=2e-4"]  # fmt: skip
+                "controls=[loss_w1]", "lora_r=8", "learning_rate=2e-4", "progress=false"]  # fmt: skip
         args = ["experiment", "segment-credit", "--run", str(Path(tmp) / "run")]
         result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
     wall = time.perf_counter() - started

@@ -51,6 +51,7 @@ def _design_table(design: str, figures: dict[str, Any], step: str) -> Table:
 def _print_segment_credit(results: dict[str, Any], plot: Path) -> None:
     controls = results["controls"]
     step = str(controls["step"])
+    console.print(f"starting model (and reference): {results['model']}", highlight=False)
     for design, figures in results["designs"].items():
         pairs = figures["pairs"]
         console.print(

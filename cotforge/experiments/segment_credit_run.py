@@ -108,7 +108,9 @@ class SegmentCreditConfig(BaseModel):
         "seed) instead of a reference forward pass at every step.",
     )
     resamples: int = Field(default=2000, ge=100, description="Bootstrap resamples of every interval.")
-    progress: bool = Field(default=False, json_schema_extra={"operational": True})
+    progress: bool = Field(
+        default=True, description="A progress bar per training.", json_schema_extra={"operational": True}
+    )
 
     @field_validator("methods")
     @classmethod
@@ -247,14 +249,14 @@ def run_design(
     after: dict[str, dict[FlawType, dict[int, list[Any]]]] = {
         m: {f: {s: [] for s in config.measure_at} for f in FLAW_TYPES} for m in arms
     }
-    for seed in config.seeds:
-        for method in arms:
-            log(f"{design}: {method}, seed {seed}, {max(config.measure_at)} steps")
-            probe = HeldOutProbe(held, config.measure_at)
-            _train(work, files[ARMS[method].weights], config, model, method, seed, [probe])
-            for step in config.measure_at:
-                for flaw in FLAW_TYPES:
-                    after[method][flaw][step].append(probe.logps[step][flaw])
+    runs = [(seed, method) for seed in config.seeds for method in arms]
+    for done, (seed, method) in enumerate(runs):
+        log(f"[{done + 1}/{len(runs)}] {design}: {method}, seed {seed}, {max(config.measure_at)} steps")
+        probe = HeldOutProbe(held, config.measure_at)
+        _train(work, files[ARMS[method].weights], config, model, method, seed, [probe])
+        for step in config.measure_at:
+            for flaw in FLAW_TYPES:
+                after[method][flaw][step].append(probe.logps[step][flaw])
     return {"pairs": counts, **design_figures(before, after, config.resamples)}
 
 

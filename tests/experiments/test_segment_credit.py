@@ -82,7 +82,7 @@ def test_held_out_prompts_are_disjoint_from_training() -> None:
     assert len(held) == 8 and {p.prompt_id for p in split.train}.isdisjoint(held)
     assert {f: len(p) for f, p in split.held_out.items()} == {"answer_flawed": 8, "reasoning_flawed": 8}
     assert len(split.train) == 61 and split.train_flaws == {"answer_flawed": 31, "reasoning_flawed": 30}
-    with pytest.raises(ExperimentInputError, match="needs 48 safety prompts .* found 40"):
+    with pytest.raises(ExperimentInputError, match=r"needs 48 safety prompts .* found 40"):
         controlled_split(PROMPTS[:40], "distinct", 0.2, held_out=8, train_pairs=80)
     short = controlled_split(PROMPTS, "distinct", 0.2, held_out=MIN_HELD_OUT - 1, train_pairs=10)
     with pytest.raises(ExperimentInputError, match=f"fewer than the {MIN_HELD_OUT} per flaw type"):
@@ -209,7 +209,7 @@ def test_segment_credit_end_to_end_on_the_tiny_model(
                                       str(source.root), "--set", f"model={tiny_model_dir}", "--set", "seeds=[0]",
                                       "--set", "measure_at=[1,2]", "--set", "held_out_prompts=8", "--set",
                                       "batch_size=2", "--set", "designs=[distinct,pipeline]", "--set",
-                                      "methods=[vanilla,loss]", "--set", "controls=[reward_w1]"])  # fmt: skip
+                                      "methods=[vanilla,loss]", "--set", "controls=[reward_w1]", "--set", "progress=false"])  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("ratio: ") and any(line.startswith("pipeline: ") for line in lines)
