@@ -164,7 +164,13 @@ def _pipeline_split(run: Path, held_out_fraction: float) -> PairSplit:
             "(e.g. `cotforge run pipelines/quickstart.yaml`)",
             file=path,
         )
-    numbered, _ = read_numbered(path, PreferencePair, STAGE)
+    numbered, rejects = read_numbered(path, PreferencePair, STAGE)
+    if rejects:
+        raise ExperimentInputError(
+            f"{rejects[0].message} ({len(rejects)} invalid line(s) in all); the experiment measures every judge "
+            "pair of the run, so it needs them all readable",
+            file=path, line=rejects[0].line,
+        )  # fmt: skip
     prompts = read_run_prompts(source, required=False)
     root_of = {p.id: p.parent_id or p.id for p in prompts}
     return pipeline_split(numbered, root_of, str(path), held_out_fraction)
@@ -223,14 +229,13 @@ def _split(design: Design, folder: RunFolder, config: SegmentCreditConfig) -> Pa
 
 
 def run_design(
-    design: Design, folder: RunFolder, config: SegmentCreditConfig, model: str, reference: Any,
+    design: Design, split: PairSplit, folder: RunFolder, config: SegmentCreditConfig, model: str, reference: Any,
     log: Callable[[str], None],
 ) -> dict[str, Any]:  # fmt: skip
     """Train every method and seed on one design's pairs; its pair counts and figures."""
     from cotforge.experiments.segment_credit_measures import design_figures
     from cotforge.experiments.segment_credit_probe import HeldOutProbe, pair_logps, tokenized
 
-    split = _split(design, folder, config)
     work = folder.path(f"experiments/segment_credit/{design}")
     work.mkdir(parents=True, exist_ok=True)
     files: dict[tuple[float, float] | None, Path] = {None: work / "train_pairs.jsonl"}
@@ -295,13 +300,14 @@ def run_segment_credit(
     inputs = (
         [str(Path(config.from_run) / RunFiles.PAIRS)] if "pipeline" in designs and config.from_run else []
     )
+    splits = {design: _split(design, folder, config) for design in designs}  # bad inputs fail before any work
     with StageRun(folder, STAGE, config, inputs=inputs) as run:
         with run.timer("load"):
             reference = load_policy(model, "add")
         figures: dict[str, Any] = {}
         for design in designs:
             with run.timer(design):
-                figures[design] = run_design(design, folder, config, model, reference, log)
+                figures[design] = run_design(design, splits[design], folder, config, model, reference, log)
             run.counts[f"{design}_train_pairs"] = figures[design]["pairs"]["train"]
         results = {"config": config.model_dump(mode="json"), "model": model, "designs": figures,
                    "controls": _controls(figures, config)}  # fmt: skip

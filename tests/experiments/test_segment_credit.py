@@ -241,3 +241,30 @@ def test_segment_credit_end_to_end_on_the_tiny_model(
         == last.counts["trained_pairs"]
         == results["designs"]["distinct"]["pairs"]["train"]
     )
+
+
+def test_bad_inputs_fail_before_any_training(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cotforge.cli import app
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(
+            app, ["experiment", "segment-credit", "--run", str(tmp_path / "run"), *args]
+        )
+        assert result.exit_code == 1, result.output
+        return " ".join(result.output.split())
+
+    assert "no pairs file; --from-run must name a finished run" in run("--from-run", str(tmp_path))
+    (tmp_path / "pairs.jsonl").write_text('{"id": 1}\n')
+    assert "pairs.jsonl:1: not a valid PreferencePair" in run("--from-run", str(tmp_path))
+    assert "needs --from-run" in run("--set", "designs=[pipeline]")
+    assert "unknown method(s) ['dpo']" in run("--set", "methods=[vanilla,dpo]")
+    # A run with a handful of judge pairs: too few held out for an interval, and the message says how many.
+    few = tmp_path / "few"
+    few.mkdir()
+    pairs = [_as_judge(controlled_pair(p, "answer_flawed", "exchangeable", 0.2)) for p in PROMPTS[:12]]
+    (few / "pairs.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs))
+    message = run("--from-run", str(few), "--set", "designs=[pipeline]")
+    assert "design 'pipeline'" in message and "fewer than the 8 per flaw type" in message
+    assert not (tmp_path / "run" / "experiments").exists()
