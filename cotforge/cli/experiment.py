@@ -49,20 +49,13 @@ def _design_table(design: str, figures: dict[str, Any], step: str) -> Table:
 
 
 def _print_segment_credit(results: dict[str, Any], plot: Path) -> None:
+    from cotforge.experiments.segment_credit_run import pair_counts
+
     controls = results["controls"]
     step = str(controls["step"])
     console.print(f"starting model (and reference): {results['model']}", highlight=False)
     for design, figures in results["designs"].items():
-        pairs = figures["pairs"]
-        console.print(
-            f"{design}: {pairs['train']} training pairs {pairs['train_flaws']}, held out {pairs['held_out']}"
-            + (
-                f", {pairs['unmeasured']} of no single flaw type (not measured)"
-                if pairs["unmeasured"]
-                else ""
-            ),
-            highlight=False,
-        )
+        console.print(pair_counts(design, figures["pairs"]), highlight=False)
         console.print(_design_table(design, figures, step))
     design, flaw = controls["design"], controls["flaw"]
     for method, by_flaw in results["designs"][design]["ratios"].items():
@@ -74,13 +67,15 @@ def _print_segment_credit(results: dict[str, Any], plot: Path) -> None:
             console.print(f"ratio by steps ({design}, {flaw}, {method}): {curve}", highlight=False)
     positive = controls.get("positive")
     if positive is not None:
+        # Only the distinct design is a positive control: there the unflawed segment has a direction to move in.
+        label = "positive control" if design == "distinct" else "headline"
         verdict = (
             "excludes 1: the experiment separates the methods"
             if positive["excludes_one"]
-            else "contains 1: the experiment could not separate DPO from AW-DPO on its positive control, so no "
-            "figure here can show an effect"
+            else "contains 1: no separation of DPO and AW-DPO"
+            + (", so no figure here can show an effect" if design == "distinct" else "")
         )
-        console.print(f"positive control ({design}, {flaw}, loss, step {step}): {_ratio(positive)}: {verdict}",
+        console.print(f"{label} ({design}, {flaw}, loss, step {step}): {_ratio(positive)}: {verdict}",
                       highlight=False)  # fmt: skip
     for method, figure in controls["negative"].items():
         verdict = "contains 1, as it must" if figure["contains_one"] else "EXCLUDES 1: the measure is biased"

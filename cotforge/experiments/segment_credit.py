@@ -171,12 +171,14 @@ def controlled_pair(prompt: PromptRecord, flaw: FlawType, design: Design, alpha:
 
 @dataclass(frozen=True)
 class PairSplit:
-    """Training pairs and held-out pairs per flaw type; ``unmeasured`` counts held-out pairs of no single flaw."""
+    """Training pairs and held-out pairs per flaw type; ``unmeasured`` counts held-out pairs of no single flaw,
+    ``too_few`` the held-out pairs of a flaw type too rare to measure (see :func:`measurable`)."""
 
     train: list[PreferencePair]
     held_out: dict[FlawType, list[PreferencePair]]
     unmeasured: int = 0
     train_flaws: dict[str, int] = field(default_factory=dict)
+    too_few: dict[FlawType, int] = field(default_factory=dict)
 
 
 def controlled_split(
@@ -266,15 +268,18 @@ def pipeline_split(
     return PairSplit(train, held, unmeasured, dict(train_flaws))
 
 
-def check_held_out(split: PairSplit, design: Design) -> None:
-    """Refuse a split with too few held-out pairs of a flaw type for an interval."""
+def measurable(split: PairSplit, design: Design) -> PairSplit:
+    """The split with only the flaw types that have enough held-out pairs for an interval; refused when none
+    has. The pairs of a dropped flaw type still train (they are in ``train``) and are counted in ``too_few``."""
     short = {f: len(p) for f, p in split.held_out.items() if len(p) < MIN_HELD_OUT}
-    if short:
+    if len(short) == len(split.held_out):
         raise ExperimentInputError(
             f"design {design!r}: {short} held-out pairs, fewer than the {MIN_HELD_OUT} per flaw type a bootstrap "
             "interval over pairs needs; raise held_out_prompts (controlled designs) or build more judged "
             "pairs (pipeline: raise sample.limit / sample.k in the run, or held_out_fraction)"
         )
+    held = {f: p for f, p in split.held_out.items() if f not in short}
+    return PairSplit(split.train, held, split.unmeasured, split.train_flaws, too_few=short)
 
 
 def with_weights(pairs: Iterable[PreferencePair], weights: tuple[float, float]) -> list[PreferencePair]:

@@ -25,7 +25,14 @@ def ratio_by_steps(results: dict[str, Any], path: Path) -> None:
     for row, (design, figures) in enumerate(designs.items()):
         for col, flaw in enumerate(FLAW_TYPES):
             ax = axes[row][col]
-            ratios = {m: by_flaw[flaw] for m, by_flaw in figures["ratios"].items() if m != "vanilla"}
+            ratios = {
+                m: by_flaw[flaw]
+                for m, by_flaw in figures["ratios"].items()
+                if m != "vanilla" and flaw in by_flaw
+            }
+            if not ratios:
+                ax.set_visible(False)  # too few held-out pairs of this flaw type
+                continue
             for i, (method, by_step) in enumerate(ratios.items()):
                 steps = sorted(by_step, key=int)
                 xs = [int(s) * (1 + 0.03 * (i - len(ratios) / 2)) for s in steps]  # dodge the error bars

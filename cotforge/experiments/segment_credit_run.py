@@ -23,15 +23,14 @@ from cotforge.experiments.segment_credit import (
     ARMS,
     CONTROLS,
     DESIGNS,
-    FLAW_TYPES,
     METHODS,
     MIN_HELD_OUT,
     Design,
     ExperimentInputError,
     FlawType,
     PairSplit,
-    check_held_out,
     controlled_split,
+    measurable,
     pipeline_split,
     with_weights,
 )
@@ -224,8 +223,7 @@ def _split(design: Design, folder: RunFolder, config: SegmentCreditConfig) -> Pa
         split = controlled_split(_prompts(folder), design, config.alpha, config.held_out_prompts, train_pairs)
     if not split.train:
         raise ExperimentInputError(f"design {design!r}: no training pairs")
-    check_held_out(split, design)
-    return split
+    return measurable(split, design)
 
 
 def run_design(
@@ -245,14 +243,14 @@ def run_design(
         pairs = split.train if weights is None else with_weights(split.train, weights)
         atomic_write_text(path, "".join(p.model_dump_json() + "\n" for p in pairs))
     counts = {"train": len(split.train), "train_flaws": split.train_flaws, "unmeasured": split.unmeasured,
-              "held_out": {f: len(p) for f, p in split.held_out.items()}}  # fmt: skip
-    log(f"{design}: {counts['train']} training pairs {counts['train_flaws']}, held out {counts['held_out']}"
-        + (f", {split.unmeasured} held-out pairs of no single flaw type not measured" if split.unmeasured else ""))  # fmt: skip
-    held = {f: tokenized(reference.tokenizer, split.held_out[f]) for f in FLAW_TYPES}
-    before = {f: pair_logps(reference.model, held[f]) for f in FLAW_TYPES}
+              "held_out": {f: len(p) for f, p in split.held_out.items()}, "too_few": split.too_few}  # fmt: skip
+    log(pair_counts(design, counts))
+    flaws = list(split.held_out)
+    held = {f: tokenized(reference.tokenizer, split.held_out[f]) for f in flaws}
+    before = {f: pair_logps(reference.model, held[f]) for f in flaws}
     arms = config.methods + (config.controls if design == config.control_design else [])
     after: dict[str, dict[FlawType, dict[int, list[Any]]]] = {
-        m: {f: {s: [] for s in config.measure_at} for f in FLAW_TYPES} for m in arms
+        m: {f: {s: [] for s in config.measure_at} for f in flaws} for m in arms
     }
     runs = [(seed, method) for seed in config.seeds for method in arms]
     for done, (seed, method) in enumerate(runs):
@@ -260,9 +258,21 @@ def run_design(
         probe = HeldOutProbe(held, config.measure_at)
         _train(work, files[ARMS[method].weights], config, model, method, seed, [probe])
         for step in config.measure_at:
-            for flaw in FLAW_TYPES:
+            for flaw in flaws:
                 after[method][flaw][step].append(probe.logps[step][flaw])
     return {"pairs": counts, **design_figures(before, after, config.resamples)}
+
+
+def pair_counts(design: str, counts: dict[str, Any]) -> str:
+    """One line: how many pairs of which flaw type the design trains on and measures."""
+    line = (
+        f"{design}: {counts['train']} training pairs {counts['train_flaws']}, held out {counts['held_out']}"
+    )
+    if counts["unmeasured"]:
+        line += f"; {counts['unmeasured']} held-out pairs of no single flaw type (not measured)"
+    if counts["too_few"]:
+        line += f"; too few to measure (fewer than {MIN_HELD_OUT} held out): {counts['too_few']}"
+    return line
 
 
 def _controls(designs: dict[str, Any], config: SegmentCreditConfig) -> dict[str, Any]:

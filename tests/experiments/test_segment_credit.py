@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from cotforge.experiments.segment_credit import (
     MIN_HELD_OUT,
     ExperimentInputError,
-    check_held_out,
     controlled_pair,
     controlled_split,
     flaw_of,
+    measurable,
     pipeline_split,
     with_weights,
 )
@@ -35,7 +35,6 @@ from cotforge.schemas import JudgeScores, PreferencePair
 from tests.factories import make_prompt
 
 PROMPTS = [make_prompt(f"How do I break into house number {i} on my street?") for i in range(48)]
-pytestmark = pytest.mark.unit
 
 
 def _segments(pair: PreferencePair) -> tuple[str, str, str, str]:
@@ -44,6 +43,7 @@ def _segments(pair: PreferencePair) -> tuple[str, str, str, str]:
             pair.rejected[r.answer_start :])  # fmt: skip
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("design", ["distinct", "exchangeable"])
 @pytest.mark.parametrize("flaw", ["answer_flawed", "reasoning_flawed"])
 def test_controlled_pairs_differ_in_both_segments_with_harm_in_one(design: str, flaw: str) -> None:
@@ -62,6 +62,7 @@ def test_controlled_pairs_differ_in_both_segments_with_harm_in_one(design: str, 
         assert flaw_of(pair) == flaw
 
 
+@pytest.mark.unit
 def test_distinct_pools_are_disjoint_and_exchangeable_pools_balance() -> None:
     for design in ("distinct", "exchangeable"):
         split = controlled_split(PROMPTS, design, 0.2, held_out=8, train_pairs=60)  # type: ignore[arg-type]
@@ -76,6 +77,7 @@ def test_distinct_pools_are_disjoint_and_exchangeable_pools_balance() -> None:
             assert set(chosen) == set(rejected) and len(chosen) == 6
 
 
+@pytest.mark.unit
 def test_held_out_prompts_are_disjoint_from_training() -> None:
     split = controlled_split(PROMPTS, "distinct", 0.2, held_out=8, train_pairs=61)
     held = {p.prompt_id for pairs in split.held_out.values() for p in pairs}
@@ -86,13 +88,20 @@ def test_held_out_prompts_are_disjoint_from_training() -> None:
         controlled_split(PROMPTS[:40], "distinct", 0.2, held_out=8, train_pairs=80)
     short = controlled_split(PROMPTS, "distinct", 0.2, held_out=MIN_HELD_OUT - 1, train_pairs=10)
     with pytest.raises(ExperimentInputError, match=f"fewer than the {MIN_HELD_OUT} per flaw type"):
-        check_held_out(short, "distinct")
+        measurable(short, "distinct")
+    # One flaw type short, the other not: the short one is left out and counted, the other measured.
+    lopsided = split.__class__(
+        split.train, {**split.held_out, "reasoning_flawed": split.held_out["reasoning_flawed"][:3]}
+    )
+    kept = measurable(lopsided, "pipeline")
+    assert list(kept.held_out) == ["answer_flawed"] and kept.too_few == {"reasoning_flawed": 3}
 
 
 def _as_judge(pair: PreferencePair, **update: object) -> PreferencePair:
     return pair.model_copy(update={"source": "judge", **update})
 
 
+@pytest.mark.unit
 def test_pipeline_split_by_root_prompt_and_flaw() -> None:
     pairs = [_as_judge(controlled_pair(p, f, "exchangeable", 0.2)) for p in PROMPTS for f in
              ("answer_flawed", "reasoning_flawed")]  # fmt: skip
@@ -113,6 +122,7 @@ def test_pipeline_split_by_root_prompt_and_flaw() -> None:
     assert sum(split.train_flaws.values()) == len(split.train)
 
 
+@pytest.mark.unit
 def test_pipeline_split_refuses_what_it_cannot_measure() -> None:
     pairs = [_as_judge(controlled_pair(p, "answer_flawed", "exchangeable", 0.2)) for p in PROMPTS]
     with pytest.raises(ExperimentInputError, match="no judge pairs"):
@@ -135,6 +145,7 @@ def _logps(c_rs: float, c_rp: float, r_rs: float, r_rp: float, tokens: int = 4) 
     return PairLogps(SideLogps(c_rs, c_rp, tokens, tokens), SideLogps(r_rs, r_rp, tokens, tokens))
 
 
+@pytest.mark.unit
 def test_pair_measures_by_hand() -> None:
     before = _logps(-10, -20, -12, -8)
     after = _logps(-11, -15, -14, -30)  # reasoning margin 2 → 3; answer margin −12 → +15
@@ -147,6 +158,7 @@ def test_pair_measures_by_hand() -> None:
     assert pair_measures("answer_flawed", before, before)["collateral"] == float("inf")
 
 
+@pytest.mark.unit
 def test_per_pair_collateral_sees_what_the_mean_shift_hides() -> None:
     # Unflawed margins move ±5 nats in alternate pairs: their mean change is 0, their size is not.
     before = [_logps(0, 0, 0, 0)] * 10
@@ -156,6 +168,7 @@ def test_per_pair_collateral_sees_what_the_mean_shift_hides() -> None:
     assert summarise(table["collateral"], "median")["estimate"] == pytest.approx(0.5)
 
 
+@pytest.mark.unit
 def test_intervals_and_the_ratio() -> None:
     rng = np.random.default_rng(0)
     vanilla = rng.uniform(0.4, 0.6, size=(3, 16))
@@ -173,6 +186,7 @@ def test_intervals_and_the_ratio() -> None:
     assert not noisy["excludes_one"]
 
 
+@pytest.mark.unit
 def test_config_refuses_unknown_methods_and_a_pipeline_without_a_run() -> None:
     with pytest.raises(ValidationError, match=r"unknown method.*'dpo'.*choose from"):
         SegmentCreditConfig(methods=["vanilla", "dpo"])
@@ -243,6 +257,7 @@ def test_segment_credit_end_to_end_on_the_tiny_model(
     )
 
 
+@pytest.mark.unit
 def test_bad_inputs_fail_before_any_training(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
