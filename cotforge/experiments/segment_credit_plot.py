@@ -43,6 +43,9 @@ def ratio_by_steps(results: dict[str, Any], path: Path) -> None:
                             color=COLOURS[i % len(COLOURS)])  # fmt: skip
             ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
             ax.set_xscale("log", base=2)
+            ticks = sorted({int(s) for by_step in ratios.values() for s in by_step})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
             ax.set_title(f"{design}, {flaw}", fontsize=10, loc="left")
             ax.set_xlabel("training steps")
             ax.set_ylabel("collateral(vanilla) / collateral(method)" if col == 0 else "")
