@@ -78,7 +78,12 @@ def _print_segment_credit(results: dict[str, Any], plot: Path) -> None:
         console.print(f"{label} ({design}, {flaw}, loss, step {step}): {_ratio(positive)}: {verdict}",
                       highlight=False)  # fmt: skip
     for method, figure in controls["negative"].items():
-        verdict = "contains 1, as it must" if figure["contains_one"] else "EXCLUDES 1: the measure is biased"
+        verdict = (
+            "contains 1, as a null must"
+            if figure["contains_one"]
+            else "excludes 1: without informative weights this arm still differs from DPO, so part of the "
+            "method's effect is not the weights' doing"
+        )
         console.print(
             f"negative control ({design}, {flaw}, {method}): {_ratio(figure)}: {verdict}", highlight=False
         )
