@@ -79,7 +79,7 @@ class SegmentCreditConfig(BaseModel):
         description="Optimizer steps after which held-out pairs are measured; training runs the largest.",
     )
     held_out_prompts: int = Field(
-        default=16,
+        default=12,
         ge=MIN_HELD_OUT,
         description="Held-out safety prompts of the controlled designs (one "
         "held-out pair per flaw type each).",
