@@ -34,7 +34,7 @@ from cotforge.experiments.segment_credit import (
     pipeline_split,
     with_weights,
 )
-from cotforge.manifest import StageRun
+from cotforge.runfolder.manifest import StageRun
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
 from cotforge.schemas import PreferencePair, PromptRecord
 from cotforge.train.config import AWDPOTrainConfig, LoRASettings
@@ -143,8 +143,8 @@ def _prompts(folder: RunFolder) -> list[PromptRecord]:
             p for p in folder.read(RunFiles.PROMPTS, PromptRecord) if p.kind == "safety" and not p.parent_id
         ]
     else:
-        from cotforge.ingest import IngestConfig, ingest_rows
-        from cotforge.sources import bundled_prompt_files, read_rows
+        from cotforge.ingest.rows import IngestConfig, ingest_rows
+        from cotforge.ingest.sources import bundled_prompt_files, read_rows
 
         rows = [row for path in bundled_prompt_files() for row in read_rows(str(path))]
         prompts = [p for p in ingest_rows(rows, IngestConfig()).prompts if p.kind == "safety"]
@@ -152,7 +152,7 @@ def _prompts(folder: RunFolder) -> list[PromptRecord]:
 
 
 def _pipeline_split(run: Path, held_out_fraction: float) -> PairSplit:
-    from cotforge.run_prompts import read_run_prompts
+    from cotforge.runfolder.prompts import read_run_prompts
     from cotforge.train.edge import read_numbered
 
     source = RunFolder(run)

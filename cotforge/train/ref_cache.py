@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cotforge.cache_dirs import user_cache_dir
+from cotforge.serving.cache_dirs import user_cache_dir
 
 TABLES = ("ref_logps", "tis_weights")
 _CHUNK = 500

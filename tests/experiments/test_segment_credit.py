@@ -208,7 +208,7 @@ def test_segment_credit_end_to_end_on_the_tiny_model(
     from typer.testing import CliRunner
 
     from cotforge.cli import app
-    from cotforge.manifest import load_manifest
+    from cotforge.runfolder.manifest import load_manifest
     from cotforge.runfolder import RunFiles, RunFolder
     from cotforge.train.ref_cache import REF_CACHE_DIR_ENV
 
