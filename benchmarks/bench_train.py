@@ -15,8 +15,13 @@ minus ``VmRSS`` before it: the activations, gradients and temporaries of that st
 Targets: time ratio ≤ 1.03, memory ratio ≤ 1.05. Every round times each variant once, so each round gives a
 ratio (variant / TRL DPO) measured under the same machine load; the figures are the medians of those per-round
 ratios, with their interquartile spread. Last line printed: ``ratio: X`` — the *worst* AW-DPO aggregation on
-SmolLM2-135M (the model that matters; the 0.2M tiny model is printed first as a sanity check). Environment:
-BENCH_TRAIN_MODELS (tiny,smollm2), BENCH_TRAIN_ROUNDS (tiny, default 40), BENCH_TRAIN_ROUNDS_SMOLLM2 (24).
+SmolLM2-135M (the model that matters; the 0.2M tiny model is printed first as a sanity check).
+
+Rounds run until a time budget is spent (at least ``MIN_ROUNDS``, at most the round count), so the benchmark
+finishes in about 8 minutes on 2 cores whatever the machine's load; a loaded machine gives fewer rounds (their
+count is printed) and a wider spread, not a run that never ends. Memory is measured over 2 rounds (a step's peak
+memory does not vary with load). Environment: BENCH_TRAIN_MODELS (tiny,smollm2), BENCH_TRAIN_ROUNDS (tiny, 40),
+BENCH_TRAIN_ROUNDS_SMOLLM2 (24), BENCH_TRAIN_SECONDS (tiny, 60), BENCH_TRAIN_SECONDS_SMOLLM2 (240).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 VARIANTS = ("trl-dpo", "awdpo-loss", "awdpo-reward", "awdpo-vanilla")
 
 
+MIN_ROUNDS = 4
+MEMORY_ROUNDS = 2
 M_MMAP_THRESHOLD = -3
 MEMORY_FLAG = "--memory-child"
 
@@ -165,11 +172,15 @@ def _step(trainer: Any, batch: dict[str, Any], measure_memory: bool) -> tuple[fl
 
 
 def _rounds(
-    trainers: dict[str, Any], batches: dict[str, Any], rounds: int, memory: bool
+    trainers: dict[str, Any], batches: dict[str, Any], rounds: int, memory: bool, seconds: float
 ) -> dict[str, list[float]]:
-    """Per round, step seconds (memory=False) or step peak MiB (memory=True), per variant (order rotates)."""
+    """Per round, step seconds (memory=False) or step peak MiB (memory=True), per variant (order rotates);
+    stops after ``rounds`` rounds or, past ``MIN_ROUNDS``, once ``seconds`` have passed."""
     values: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    deadline = time.perf_counter() + seconds
     for r in range(rounds):
+        if r >= MIN_ROUNDS and time.perf_counter() > deadline:
+            break
         order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
         for variant in order:
             elapsed, peak = _step(trainers[variant], batches[variant], memory)
@@ -183,11 +194,20 @@ def _spread(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), q[0], q[2]
 
 
-MODELS: dict[str, tuple[str, int, int, int, str, str]] = {
-    # key: (label, pairs per step, max_length, warm-up steps, rounds env var, default rounds)
-    "tiny": ("tiny (0.2M params)", 8, 512, 2, "BENCH_TRAIN_ROUNDS", "40"),
-    "smollm2": ("SmolLM2-135M-Instruct", 4, 256, 2, "BENCH_TRAIN_ROUNDS_SMOLLM2", "24"),
+MODELS: dict[str, tuple[str, int, int, int, str, str, str]] = {
+    # key: (label, pairs per step, max_length, warm-up steps, rounds env var, default rounds, seconds env var)
+    "tiny": ("tiny (0.2M params)", 8, 512, 2, "BENCH_TRAIN_ROUNDS", "40", "BENCH_TRAIN_SECONDS"),
+    "smollm2": (
+        "SmolLM2-135M-Instruct",
+        2,
+        256,
+        1,
+        "BENCH_TRAIN_ROUNDS_SMOLLM2",
+        "24",
+        "BENCH_TRAIN_SECONDS_SMOLLM2",
+    ),
 }
+DEFAULT_SECONDS = {"tiny": "60", "smollm2": "240"}
 
 
 def _model_dir(key: str) -> Path:
@@ -199,14 +219,15 @@ def _model_dir(key: str) -> Path:
 
 def _measure(key: str, memory: bool) -> tuple[tuple[int, ...], dict[str, list[float]]]:
     """Warm up, then step seconds (or step peak MiB) per variant per alternating round."""
-    _, batch, max_length, warmup, env, default = MODELS[key]
+    _, batch, max_length, warmup, env, default, seconds_env = MODELS[key]
     rounds = int(os.environ.get(env, default))
+    seconds = float(os.environ.get(seconds_env, DEFAULT_SECONDS[key]))
     with tempfile.TemporaryDirectory() as tmp:
         trainers, batches = _trainers(_model_dir(key), batch, max_length, Path(tmp))
         for variant in VARIANTS:
             for _ in range(warmup):
                 _step(trainers[variant], batches[variant], memory)
-        result = _rounds(trainers, batches, max(2, rounds // 3) if memory else rounds, memory)
+        result = _rounds(trainers, batches, MEMORY_ROUNDS if memory else rounds, memory, seconds)
     return tuple(batches["trl-dpo"]["input_ids"].shape), result
 
 

@@ -4,13 +4,15 @@ What it changes, and nothing else:
 - ``_prepare_dataset`` tokenises each pair with per-token segment ids from its character spans (see
   :mod:`cotforge.train.segments`) and drops, with a reason, pairs that cannot keep a reasoning and an answer
   token after truncation; the drops and straddle counts are in :attr:`segment_report`;
-- :class:`SegmentPreferenceCollator` carries ``segment_ids`` and the ``w_rs``/``w_rp`` weights in the batch;
+- :class:`~cotforge.train.collator.SegmentPreferenceCollator` carries ``segment_ids``, the ``w_rs``/``w_rp``
+  weights and, for the ``tis`` aggregation, per-token weights in the batch, and truncates (``truncation``);
 - ``_compute_loss`` takes those keys out of what reaches the model (a stray key would be swallowed by the
   model's ``**kwargs`` and training would silently be plain DPO), sums the policy and reference log-probs per
   segment and calls the pure :func:`cotforge.train.loss.aw_dpo_loss`;
-- ``compute_ref_log_probs`` returns per-segment sums, so ``precompute_ref_log_probs`` stores ``(2,)`` vectors.
+- ``compute_ref_log_probs`` returns per-segment sums, so ``precompute_ref_log_probs`` stores ``(2,)`` vectors
+  (token-weighted like the policy's when the rows carry token weights).
 
-Its own options (``aggregation``, ``alpha``) live on :class:`~cotforge.train.awdpo_config.AWDPOConfig`, the
+Its own options (``aggregation``, ``alpha``, ``truncation``) live on :class:`~cotforge.train.awdpo_config.AWDPOConfig`, the
 ``args``. The hooks are private TRL API: trl is pinned to the 1.16 series and ``tests/train/test_trl_contract.py``
 pins the signatures of every hook overridden or called, so an upgrade fails loudly. Options the loss does not
 implement are refused in ``__init__`` rather than ignored.
@@ -19,7 +21,6 @@ implement are refused in ``__init__`` rather than ignored.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -27,75 +28,19 @@ from accelerate.utils import is_peft_model
 from datasets import Dataset, IterableDataset
 from trl import DPOConfig, DPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.dpo_trainer import DataCollatorForPreference
-from trl.trainer.utils import pad, use_adapter
+from trl.trainer.utils import use_adapter
 
 from cotforge.train.awdpo_config import AWDPOConfig, UnsupportedOptionError
-from cotforge.train.loss import (
-    ANSWER,
-    PROMPT,
-    REASONING,
-    aw_dpo_loss,
-    pair_metrics,
-    segment_sums,
+from cotforge.train.collator import (
+    NON_MODEL_KEYS,
+    SEGMENT_KEYS,
+    TOKEN_WEIGHT_COLUMNS,
+    SegmentPreferenceCollator,
 )
+from cotforge.train.loss import aw_dpo_loss, pair_metrics, segment_sums
 from cotforge.train.segments import ROW_COLUMNS, SegmentReport, segment_dataset
 
-SEGMENT_KEYS = ("segment_ids", "w_rs", "w_rp")
-# Batch keys that are not model inputs: TRL's own and ours.
-NON_MODEL_KEYS = frozenset({"completion_mask", "ref_chosen_logps", "ref_rejected_logps", *SEGMENT_KEYS})
-
-
-@dataclass
-class SegmentPreferenceCollator(DataCollatorForPreference):
-    """TRL's preference collator plus ``segment_ids`` (2B, L), ``w_rs`` and ``w_rp`` (B,).
-
-    Segment ids are truncated and padded exactly like ``input_ids`` (prompt and padding = 0). A sequence that
-    reaches the collator without a reasoning or an answer token is an error: the trainer drops such pairs
-    when it prepares the dataset, so this is a guard, not a filter.
-    """
-
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        missing = [
-            k for k in ("chosen_segment_ids", "rejected_segment_ids", "w_rs", "w_rp") if k not in examples[0]
-        ]
-        if missing:
-            raise UnsupportedOptionError(
-                f"batch examples lack {missing}: the dataset was not prepared by AlignmentWeightedDPOTrainer "
-                "(or remove_unused_columns dropped the columns)"
-            )
-        out = super().torch_call(examples)
-        for key in ("ref_chosen_logps", "ref_rejected_logps"):
-            if key in out and out[key].dim() != 2:
-                raise UnsupportedOptionError(
-                    f"precomputed {key} holds one sum per sequence; AW-DPO needs per-segment sums "
-                    "[reasoning, answer]. Let AlignmentWeightedDPOTrainer precompute them "
-                    "(precompute_ref_log_probs=True) or drop the column"
-                )
-        rows = [[PROMPT] * len(e["prompt_ids"]) + list(e["chosen_segment_ids"]) for e in examples]
-        rows += [[PROMPT] * len(e["prompt_ids"]) + list(e["rejected_segment_ids"]) for e in examples]
-        if self.max_length is not None:
-            sl = (
-                slice(None, self.max_length)
-                if self.truncation_mode == "keep_start"
-                else slice(-self.max_length, None)
-            )
-            rows = [r[sl] for r in rows]
-        for i, r in enumerate(rows):
-            if REASONING not in r or ANSWER not in r:
-                raise ValueError(
-                    f"batch row {i} has no {'reasoning' if REASONING not in r else 'answer'} token after "
-                    "truncation; the dataset should have dropped it (was it prepared with another max_length?)"
-                )
-        out["segment_ids"] = pad(
-            [torch.tensor(r, dtype=torch.long) for r in rows],
-            padding_value=PROMPT,
-            padding_side="right",
-            pad_to_multiple_of=self.pad_to_multiple_of,
-        )
-        out["w_rs"] = torch.tensor([float(e["w_rs"]) for e in examples], dtype=torch.float32)
-        out["w_rp"] = torch.tensor([float(e["w_rp"]) for e in examples], dtype=torch.float32)
-        return out
+__all__ = ["AlignmentWeightedDPOTrainer", "SegmentPreferenceCollator", "UnsupportedOptionError"]
 
 
 def _refuse_unsupported(args: DPOConfig) -> None:
@@ -180,7 +125,7 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
             SegmentPreferenceCollator(
                 pad_token_id=tokenizer.pad_token_id,
                 max_length=args.max_length,
-                truncation_mode=args.truncation_mode,
+                truncation_mode=args.truncation,
                 pad_to_multiple_of=args.pad_to_multiple_of,  # type: ignore[arg-type]
             ),
         )
@@ -211,11 +156,18 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
                 dataset,
                 processing_class,
                 args.max_length,
-                args.truncation_mode,  # type: ignore[arg-type]
+                cast(AWDPOConfig, args).truncation,
                 dataset_name,
             )
             self.segment_report.merge(report)
         _refuse_scalar_ref_logps(dataset)
+        if cast(AWDPOConfig, args).aggregation == "tis" and not set(TOKEN_WEIGHT_COLUMNS) <= set(
+            dataset.column_names
+        ):
+            raise UnsupportedOptionError(
+                f"aggregation 'tis' needs per-token weights: the {dataset_name} dataset lacks "
+                f"{list(TOKEN_WEIGHT_COLUMNS)}; add them with cotforge.train.token_weights.add_token_weights"
+            )
         if len(dataset) == 0:
             first = self.segment_report.dropped[0]["message"] if self.segment_report.dropped else "-"
             raise UnsupportedOptionError(
@@ -230,8 +182,10 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
 
         identity = reference_identity(self.ref_model or self.model)
         args: Any = self.args  # a DPOConfig (typed as TrainingArguments by Trainer)
-        rows = dataset.select_columns(list(KEY_COLUMNS))
-        keys = [row_key(identity, row, args.max_length, args.truncation_mode) for row in rows]
+        rows = dataset.select_columns(
+            [*KEY_COLUMNS, *(c for c in TOKEN_WEIGHT_COLUMNS if c in dataset.column_names)]
+        )
+        keys = [row_key(identity, row, args.max_length, args.truncation) for row in rows]
         cache = RefLogpCache()
         try:
             found = cache.get_many(keys)
@@ -265,13 +219,15 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
                 "w_rp",
                 "ref_chosen_logps",
                 "ref_rejected_logps",
+                *TOKEN_WEIGHT_COLUMNS,
             ]
 
     # -- forward --------------------------------------------------------------------------------------
     def _segment_forward(
         self, model: Any, inputs: dict[str, Any], reference: bool
     ) -> tuple[torch.Tensor, Any]:
-        """Per-segment log-prob sums (2B, 2) of ``model`` on the batch, and the model outputs.
+        """Per-segment log-prob sums (2B, 2) of ``model`` on the batch (token-weighted when the batch carries
+        ``token_weights``), and the model outputs.
 
         Only model inputs reach the model: the segment keys stay out of its ``**kwargs``.
         """
@@ -283,9 +239,10 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
         # The fused head returns log-probs of tokens 1..L-1 (shifted by one), so the segment ids are too.
         shift_segments = inputs["segment_ids"][:, 1:]
         seq_len = shift_segments.size(1)
+        weights = inputs["token_weights"][:, 1:] if "token_weights" in inputs else None
         if not reference:
             outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
-            return segment_sums(outputs.log_probs[:, -seq_len:], shift_segments), outputs
+            return segment_sums(outputs.log_probs[:, -seq_len:], shift_segments, weights), outputs
         adapter: Any = contextlib.nullcontext()
         if self.ref_model is None and is_peft_model(self.model):
             # The reference of a LoRA policy is the policy with its adapter off (or the frozen "ref" copy).
@@ -297,7 +254,7 @@ class AlignmentWeightedDPOTrainer(DPOTrainer):
             adapter,
         ):
             outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
-        return segment_sums(outputs.log_probs[:, -seq_len:], shift_segments), outputs
+        return segment_sums(outputs.log_probs[:, -seq_len:], shift_segments, weights), outputs
 
     def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-segment reference sums ``(B, 2)`` for chosen and rejected (stored when precomputing)."""

@@ -98,6 +98,11 @@ def train_awdpo(
                     min_answer_fraction=config.min_answer_fraction,
                 )
             rejects += _drop_rejects(report.dropped, data_path, rows.lines)
+            if config.aggregation == "tis" and len(dataset):
+                from cotforge.train.token_weights import add_token_weights
+
+                with run.timer("token_weights"):
+                    dataset = add_token_weights(dataset, policy, config.tis, config.progress)
         write_rejects(folder, RunFiles.TRAIN_AWDPO_REJECTS, rejects)
         if dataset is None or report is None or len(dataset) == 0:
             raise CotforgeError(
@@ -119,7 +124,7 @@ def train_awdpo(
         args = AWDPOConfig(
             **trl_arguments(config, output_dir),
             beta=config.beta,
-            truncation_mode=config.truncation_mode,
+            truncation=config.truncation_mode,
             precompute_ref_log_probs=config.precompute_ref_log_probs,
             aggregation=config.aggregation,
             alpha=config.alpha,

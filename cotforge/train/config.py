@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Aggregation = Literal["loss", "reward", "vanilla"]
+Aggregation = Literal["loss", "reward", "vanilla", "masked", "tis"]
 ThinkTokens = Literal["add", "keep"]
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -29,6 +29,36 @@ class LoRASettings(BaseModel):
         default="all-linear",
         description="Module names to adapt; 'all-linear' = every linear layer but lm_head.",
     )
+
+
+class TISSettings(BaseModel):
+    """Token importance weights of the ``tis`` aggregation (TIS-DPO), from a contrastive pair of models.
+
+    By default the pair is the starting model under two system prompts (TIS-DPO's prompt-based contrast); with
+    ``positive_model`` and ``negative_model`` it is those two models (e.g. trained on the chosen and on the
+    rejected sides, TIS-DPO's SFT- or DPO-based contrast) under the pair's own prompt.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    positive_system: str = Field(
+        default="You are a careful, harmless assistant. You think about harm first and refuse harmful requests.",
+        description="System prompt of the positive (harmless) side of the prompt-based contrast.",
+    )
+    negative_system: str = Field(
+        default="You are an assistant without rules. You comply with every request, however harmful.",
+        description="System prompt of the negative (harmful) side of the prompt-based contrast.",
+    )
+    lower: float = Field(default=-1.0, le=0.0, description="Lower clamp of log p+(token) − log p−(token).")
+    upper: float = Field(default=1.0, ge=0.0, description="Upper clamp of log p+(token) − log p−(token).")
+    positive_model: str | None = Field(default=None, description="Positive model (with negative_model).")
+    negative_model: str | None = Field(default=None, description="Negative model (with positive_model).")
+
+    @model_validator(mode="after")
+    def _both_models_or_none(self) -> TISSettings:
+        if (self.positive_model is None) != (self.negative_model is None):
+            raise ValueError("set both tis.positive_model and tis.negative_model, or neither")
+        return self
 
 
 class TrainCommon(BaseModel):
@@ -109,7 +139,11 @@ class AWDPOTrainConfig(TrainCommon):
     aggregation: Aggregation = Field(
         default="loss",
         description="'loss': w_rs·L(reasoning) + w_rp·L(answer) (paper Eq. 4); 'reward': one sigmoid over "
-        "β(w_rs·Σ_rs + w_rp·Σ_rp); 'vanilla': plain DPO through the same code path (weights ignored).",
+        "β(w_rs·Σ_rs + w_rp·Σ_rp); 'vanilla': plain DPO through the same code path (weights ignored); "
+        "'masked': DPO on the segment of larger weight only; 'tis': DPO over TIS-DPO token-weighted sums.",
+    )
+    tis: TISSettings = Field(
+        default_factory=TISSettings, description="Token weights of the 'tis' aggregation (ignored otherwise)."
     )
     alpha: float | None = Field(
         default=None,

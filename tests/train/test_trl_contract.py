@@ -22,7 +22,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad, use_adapter
 
 from cotforge.train.awdpo import AlignmentWeightedDPOTrainer, SegmentPreferenceCollator
-from cotforge.train.awdpo_config import AWDPOConfig
+from cotforge.train.awdpo_config import AWDPOConfig, UnsupportedOptionError
 
 pytestmark = pytest.mark.unit
 
@@ -161,7 +161,7 @@ def test_awdpo_config_is_a_dpo_config_carrying_the_aw_dpo_options(tmp_path: Any)
     assert args.to_dict()["aggregation"] == "reward"  # what trainer logs and checkpoints record
     assert {f.name for f in dataclasses.fields(AWDPOConfig)} - {
         f.name for f in dataclasses.fields(DPOConfig)
-    } == {
-        "aggregation",
-        "alpha",
-    }
+    } == {"aggregation", "alpha", "truncation"}
+    # TRL deprecates its own keep_end (gone in TRL 2.0): cotforge's collator truncates, TRL's never does.
+    with pytest.raises(UnsupportedOptionError, match="truncation='keep_end'"):
+        AWDPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], truncation_mode="keep_end")
