@@ -42,18 +42,18 @@ def utc_now() -> datetime:
 class Record(BaseModel):
     """Base of every record: frozen, unknown fields rejected.
 
-    ``record_key`` names the field that identifies a record within a run file (``None``: records have no
-    identity, such as rejects): two lines with the same key and different content are an error on read.
+    ``record_key`` names the field (or fields) that identify a record within a run file (``None``: records have
+    no identity, such as rejects): two lines with the same key and different content are an error on read.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    record_key: ClassVar[str | None] = None
+    record_key: ClassVar[str | tuple[str, ...] | None] = None
 
 
 class PromptRecord(Record):
     """One prompt to generate for: utility (answer helpfully) or safety (refuse or redirect)."""
 
-    record_key: ClassVar[str | None] = "id"
+    record_key: ClassVar[str | tuple[str, ...] | None] = "id"
 
     id: str = Field(description="Stable id: hash of the normalised text and the kind.")
     text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
@@ -185,7 +185,7 @@ class Rationale(Record):
 class Sample(Record):
     """One teacher generation for one prompt, parsed into a rationale, with its provenance."""
 
-    record_key: ClassVar[str | None] = "id"
+    record_key: ClassVar[str | tuple[str, ...] | None] = "id"
 
     id: str
     prompt_id: str
@@ -222,7 +222,7 @@ Outcome = Literal["accepted", "rejected", "corrected"]
 class Verdict(Record):
     """The outcome of validating or reviewing one sample, with reason codes."""
 
-    record_key: ClassVar[str | None] = "sample_id"
+    record_key: ClassVar[str | tuple[str, ...] | None] = "sample_id"
 
     sample_id: str
     stage: Literal["validate", "review"]
@@ -254,7 +254,7 @@ CandidateStatus = Literal["ok", "no_think_close", "multiple_think_close", "empty
 class Candidate(Record):
     """One policy-model output for a prompt, split at ``</think>`` (or marked with why it could not be)."""
 
-    record_key: ClassVar[str | None] = "id"
+    record_key: ClassVar[str | tuple[str, ...] | None] = "id"
 
     id: str
     prompt_id: str
@@ -294,7 +294,8 @@ class Candidate(Record):
 class JudgeScores(Record):
     """Harmfulness of a candidate: reasoning alone, answer alone, whole output (0 harmless … 1 harmful)."""
 
-    record_key: ClassVar[str | None] = "candidate_id"
+    # An ensemble scores each candidate once per judge.
+    record_key: ClassVar[str | tuple[str, ...] | None] = ("candidate_id", "judge_id")
 
     candidate_id: str
     h_rs: Score
@@ -336,7 +337,7 @@ PairSource = Literal["judge", "teacher_vs_policy", "review_correction", "synthet
 class PreferencePair(Record):
     """A chosen/rejected pair of completions for one prompt, with segment spans and weights."""
 
-    record_key: ClassVar[str | None] = "id"
+    record_key: ClassVar[str | tuple[str, ...] | None] = "id"
 
     id: str
     prompt_id: str

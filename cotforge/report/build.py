@@ -62,6 +62,7 @@ REPORT = StageDeclaration(
     optional_inputs=(
         *RUN_FILES_READ,
         RunFiles.EVAL_RESULTS,
+        RunFiles.EVAL_COMPARISON,
         RunFiles.USAGE,
         RunFiles.PROMPT_CLUSTERS,
         RunFiles.RELEASE,

@@ -172,6 +172,7 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
     if not path.exists():
         raise RunFolderError(f"{path}: not found; run the stage that writes it first")
     key = getattr(model, "record_key", None)
+    key_name = key if key is None or isinstance(key, str) else " and ".join(key)
     seen: dict[Any, tuple[int, T]] = {}
     # Bytes split on "\n" only: model text may hold U+2028 or a bare "\r", which text mode would split on.
     with path.open("rb") as fh:
@@ -190,18 +191,20 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
                     line=lineno,
                 ) from None
             if key is not None:
-                value = getattr(record, key)
+                value = (
+                    getattr(record, key) if isinstance(key, str) else tuple(getattr(record, k) for k in key)
+                )
                 first_seen = seen.get(value)
                 if first_seen is not None:
                     if first_seen[1] == record:
                         continue  # the same record written twice is one record
                     raise DuplicateRecordError(
                         f"{path}:{first_seen[0]} and line {lineno}: two different {model.__name__} records "
-                        f"with {key} {value!r}; a run file holds one record per {key}: delete the wrong "
+                        f"with {key_name} {value!r}; a run file holds one record per {key_name}: delete the wrong "
                         "line, or re-run the stage that wrote the file",
                         file=path,
                         line=lineno,
-                        record_id=str(value),
+                        record_id=value if isinstance(value, str) else "/".join(map(str, value)),
                     )
                 seen[value] = (lineno, record)
             yield record

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -245,6 +246,8 @@ class Outcome:
 
 
 _cli = CliRunner()
+# The CLI's error boundary: `cotforge <command>: error: ...` on one line.
+ERROR_LINE = re.compile(r"cotforge [\w -]+: error: ")
 BENIGN = ("newer-key", "drop-manifest", "drop-run-id")  # what a reader must tolerate: the command succeeds
 CONTENT = ("swap", "truncate", "duplicate-id", "edit-text")
 
@@ -338,7 +341,7 @@ def run_case(damages: list[Damage], command: str, accept: bool) -> Outcome:
             bad.append(f"crashed: {type(result.exception).__name__}: {result.exception}")
             return outcome
         if result.exit_code != 0:
-            if result.exit_code != 1 or "\n" in line or not line.startswith("error:"):
+            if result.exit_code != 1 or "\n" in line or not ERROR_LINE.match(line):
                 bad.append(f"not a one-line error (exit {result.exit_code}): {line[:300]!r}")
             if data_files(run) != before:
                 bad.append("a refused command changed data files")

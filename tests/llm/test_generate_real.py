@@ -18,6 +18,7 @@ import pytest
 from cotforge.errors import FailedRecordsError
 from cotforge.generation.generate import generate_in_run
 from cotforge.generation.requests import GenerateConfig
+from cotforge.generation.validate import validate_in_run
 from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
 from cotforge.schemas import PromptRecord, Rationale, RejectRecord, Sample, Verdict
 from cotforge.serving.vllm_server import VLLMServer
@@ -108,8 +109,8 @@ def test_tagged_mode_on_smollm2_parses_real_text_and_rejects_with_raw_outputs(
         assert reject.reasons == ["parse_failed"]
         assert len(reject.raw["outputs"]) == 2  # the first try and one re-ask, both kept verbatim
         assert all(isinstance(t, str) and t for t in reject.raw["outputs"])
-    assert result.validation is not None
-    assert result.validation.samples == len(samples)
+    validation = validate_in_run(prompts_run)
+    assert validation.samples == len(samples)
     verdicts = RunFolder(prompts_run).read(RunFiles.VERDICTS, Verdict)
     assert len(verdicts) == len(samples)
 

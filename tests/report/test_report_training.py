@@ -33,10 +33,11 @@ def test_training_curves_come_from_the_real_trainer_logs(tmp_path: Path, tiny_mo
         assert all(isinstance(r[key], float) for r in logged), key
 
     section = training_section(contents, dpi=60)
-    assert section.status == "ok" and [f.name for f in section.figures] == ["training_awdpo", "training_sft"]
+    # In the order the stages run.
+    assert section.status == "ok" and [f.name for f in section.figures] == ["training_sft", "training_awdpo"]
     # A segment panel is really drawn: the AW-DPO figure is larger than one drawn from the loss alone.
     loss_only = training_figure("awdpo", [{"step": r["step"], "loss": r["loss"]} for r in logged], dpi=60)
-    assert loss_only is not None and len(section.figures[0].png) > 2 * len(loss_only.png)
+    assert loss_only is not None and len(section.figures[1].png) > 2 * len(loss_only.png)
 
     after = build_report(run)
     assert after.sections["training"] == "ok" and {"training_awdpo.png", "training_sft.png"} <= set(

@@ -52,7 +52,7 @@ def test_push_twice_adds_nothing_and_new_samples_append(
         110,
         2,
     )  # no --annotators: the dataset keeps its 2
-    manifest = load_manifest(RunFolder(run_dir), "review-push")
+    manifest = load_manifest(RunFolder(run_dir), "review")
     assert (
         manifest is not None and manifest.counts["pushed"] == 10 and manifest.counts["already_present"] == 100
     )
@@ -96,7 +96,7 @@ def test_push_refuses_a_dataset_with_other_settings(
         app, ["review", "push", "--run", str(run_dir), "--workspace", "clash", "--dataset", dataset_name]
     )
     assert result.exit_code == 1 and "settings cotforge cannot use" in result.output
-    manifest = load_manifest(RunFolder(run_dir), "review-push")
+    manifest = load_manifest(RunFolder(run_dir), "review")
     assert (
         manifest is not None
         and manifest.status == "failed"

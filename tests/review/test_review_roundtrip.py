@@ -179,7 +179,7 @@ def test_push_annotate_pull_round_trip(
     assert quality.krippendorff_alpha["interval"] == pytest.approx(
         krippendorff_alpha(ratings, "interval"), abs=1e-4
     )
-    manifest = load_manifest(folder, "review-pull")
+    manifest = load_manifest(folder, "review")
     assert manifest is not None and manifest.status == "completed"
     assert (
         manifest.extra["agreement"]["answer_verdict"]["cohen_kappa_mean"]

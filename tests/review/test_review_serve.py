@@ -97,7 +97,7 @@ def test_server_killed_mid_pull_leaves_outputs_intact_and_a_rerun_completes(
         assert not alive(state["argilla_pid"]) and not alive(state["redis_pid"])
         assert not (home / STATE_FILE).exists()
         assert {name: folder.path(name).read_bytes() for name in OUTPUTS} == before
-        manifest = load_manifest(folder, "review-pull")
+        manifest = load_manifest(folder, "review")
         assert manifest is not None and manifest.status == "failed"
 
         # Restart from the same database: the in-memory index is rebuilt, and the pull completes.

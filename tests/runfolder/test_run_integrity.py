@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from cotforge.pairs.build import PAIRS, PairsConfig
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder import RunFiles, RunFolder, read_jsonl
 from cotforge.runfolder.identity import load_manifest, read_run_id
 from cotforge.runfolder.manifest import StageRun
+from cotforge.schemas import JudgeScores
 from tests.pipeline.conftest import build_finished_run
 from tests.runfolder.conftest import cli, refused
 
@@ -182,7 +183,12 @@ def test_a_stage_resumes_its_own_unfinished_output_but_not_a_changed_finished_on
     from cotforge.pairs.judging import JUDGE, JudgeConfig
 
     path = finished / RunFiles.JUDGMENTS
-    lines = path.read_text().splitlines(keepends=True)
+    by_rule = path.read_text()
+    # A judge's scores are its own: the run's rule judgments as the LLM judge "m" would have written them.
+    lines = [
+        s.model_copy(update={"judge_id": "llm:m"}).model_dump_json() + "\n"
+        for s in read_jsonl(path, JudgeScores)
+    ]
     # An LLM judge killed mid-run: its manifest says running and the file holds part of the judgments.
     llm = LLMConfig(model="m", base_urls=[REFUSED])
     StageRun.declared(RunFolder(finished), JUDGE, JudgeConfig(judge=llm)).__enter__()
@@ -200,7 +206,7 @@ def test_a_stage_resumes_its_own_unfinished_output_but_not_a_changed_finished_on
     refused(cli("judge", "--run", finished, *LLM_JUDGE), "judgments.jsonl changed", "Delete it and run")
     # The rule judge rewrites the whole file: it rebuilds it.
     assert cli("judge", "--run", finished).exit_code == 0
-    assert path.read_text() == "".join(lines)
+    assert path.read_text() == by_rule
 
 
 def test_a_failed_stage_marks_what_it_changed_unfinished_and_keeps_what_it_did_not(finished: Path) -> None:
