@@ -1,53 +1,26 @@
-"""Record schemas: the contract between stages.
-
-Every file in a run folder holds one of these models per line. They are frozen (a stage makes new records,
-it never edits old ones) and reject unknown fields, so a typo in a hand-written file fails loudly.
-``cotforge schemas export`` writes their JSON Schema into ``schemas/``.
-"""
+"""The records stages pass each other: prompt, sample, verdict, reject, candidate, scores, pair."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from cotforge import tagged
+from cotforge.schemas.base import (
+    MAX_ANSWER_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_STEP_CHARS,
+    MAX_STEPS,
+    Kind,
+    NonNegInt,
+    Record,
+    Score,
+    content_id,
+    utc_now,
+)
 from cotforge.taxonomy import HazardCategory
-
-Kind = Literal["utility", "safety"]
-Score = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-
-# Generous bounds for validation; generation asks for tighter ones (see the generation config).
-MAX_PROMPT_CHARS = 8000
-MAX_STEP_CHARS = 2000
-MAX_STEPS = 24
-MAX_ANSWER_CHARS = 8000
-
-
-def content_id(prefix: str, *parts: str) -> str:
-    """A stable id: ``prefix`` + 16 hex digits of SHA-256 over the parts (unit-separator joined)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
-    return f"{prefix}-{digest[:16]}"
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware (UTC)."""
-    return datetime.now(UTC)
-
-
-class Record(BaseModel):
-    """Base of every record: frozen, unknown fields rejected.
-
-    ``record_key`` names the field (or fields) that identify a record within a run file (``None``: records have
-    no identity, such as rejects): two lines with the same key and different content are an error on read.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    record_key: ClassVar[str | tuple[str, ...] | None] = None
 
 
 class PromptRecord(Record):
@@ -379,84 +352,3 @@ class PreferencePair(Record):
             "pair_id": self.id,
             "source": self.source,
         }
-
-
-class StageUsage(Record):
-    """Token totals for a stage and, when a price table is configured, what they cost."""
-
-    # Read back from manifests a newer cotforge may have written: unknown keys are dropped, not refused.
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    prompt_tokens: NonNegInt = 0
-    completion_tokens: NonNegInt = 0
-    requests: NonNegInt = 0
-    cached_requests: NonNegInt = 0
-    cost_usd: float | None = None
-
-
-class AcceptedChange(Record):
-    """A run file taken as it is although its manifest did not vouch for it (``--accept-changed FILE``)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    file: str
-    sha256: str = Field(description="The content accepted: the file's SHA-256 when it was accepted.")
-    rows: int | None = None
-    problem: str = Field(description="What the check found: changed, unfinished or another run.")
-    accepted_at: AwareDatetime = Field(default_factory=utc_now)
-    accepted_by: str = Field(description="The stage or pipeline run that was told to accept it.")
-
-
-class RunManifest(Record):
-    """What one stage run did: config, versions, counts, timings, usage. Never holds secrets.
-
-    It is also what vouches for the stage's outputs: each one's SHA-256 (``outputs``), its records
-    (``rows``, JSONL files) and the run they belong to (``run_id``). Keys a newer cotforge wrote are kept,
-    not refused.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    stage: str
-    status: Literal["running", "completed", "failed"]
-    run_dir: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime | None = None
-    duration_s: float | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    config_hash: str = ""
-    inputs: dict[str, str] = Field(default_factory=dict, description="Input file → SHA-256.")
-    outputs: dict[str, str] = Field(default_factory=dict, description="Output file → SHA-256.")
-    versions: dict[str, str] = Field(default_factory=dict)
-    counts: dict[str, int] = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
-    usage: StageUsage = StageUsage()
-    extra: dict[str, Any] = Field(default_factory=dict, description="Stage-specific figures.")
-    error: str | None = None
-    run_id: str | None = Field(
-        default=None,
-        description="The run folder's id (manifests/run.json); None in manifests written before.",
-    )
-    rows: dict[str, int] = Field(default_factory=dict, description="Output JSONL file → records.")
-    unfinished: list[str] | None = Field(
-        default=None,
-        description="Outputs this run may have changed without finishing (it is running, or failed after "
-        "writing them): no other stage reads them. None in manifests written before it was recorded.",
-    )
-    accepted_changes: list[AcceptedChange] = Field(default_factory=list)
-
-
-EXPORTED_MODELS: tuple[type[Record], ...] = (
-    PromptRecord,
-    Rationale,
-    Sample,
-    Verdict,
-    RejectRecord,
-    Candidate,
-    JudgeScores,
-    CandidateScores,
-    SegmentSpan,
-    SegmentWeights,
-    PreferencePair,
-    RunManifest,
-)
