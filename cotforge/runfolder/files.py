@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -102,13 +102,14 @@ def _write_failed(path: Path, exc: OSError, kept: str) -> OutputWriteError:
     )
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and rename."""
+@contextmanager
+def _replaced(path: Path) -> Iterator[TextIO]:
+    """A text file that replaces ``path`` whole when the block ends (temp file, fsync, rename), or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -117,6 +118,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise _write_failed(path, exc, "the previous file, if any, is unchanged") from exc
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and rename."""
+    with _replaced(path) as fh:
+        fh.write(text)
 
 
 def _line_of(record: BaseModel | dict[str, Any]) -> str:
@@ -127,23 +134,12 @@ def _line_of(record: BaseModel | dict[str, Any]) -> str:
 
 def atomic_write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> int:
     """Write records as JSON lines atomically; returns how many were written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(_line_of(record))
-                fh.write("\n")
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _write_failed(path, exc, "the previous file, if any, is unchanged") from exc
-        raise
+    with _replaced(path) as fh:
+        for record in records:
+            fh.write(_line_of(record))
+            fh.write("\n")
+            count += 1
     return count
 
 
