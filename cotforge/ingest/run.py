@@ -94,6 +94,15 @@ def ingest_into_run(run_dir: str | Path, config: IngestConfig) -> IngestRun:
     started = time.perf_counter()
     result = ingest_rows(chain.from_iterable(_rows_of(spec, config) for spec in specs), config, existing)
     read_s = time.perf_counter() - started
+    if not existing and not result.prompts and result.rejects:
+        # Every row refused (a broken quote can swallow a whole CSV): an empty prompts file would only fail the
+        # next stage, further from the cause. Nothing is written; the reasons are in the message.
+        reasons = Counter(c for r in result.rejects for c in r.reasons)
+        raise SourceError(
+            f"ingest: no usable prompt in {', '.join(specs)}: all {len(result.rejects)} rows refused "
+            f"({', '.join(f'{k} {v}' for k, v in reasons.most_common())}); the first: "
+            f"{result.rejects[0].message}. Fix the source and run ingest again"
+        )
     with StageRun.declared(folder, INGEST, config) as run:
         run.timings["read_and_normalise"] = read_s
         prompts = [*existing, *result.prompts]

@@ -180,8 +180,11 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "record"
+                # The value itself when it is short: "≤ 1" alone does not say the score was NaN.
+                got = repr(first.get("input")) if first["loc"] else ""
+                got = f", got {got}" if got and len(got) <= 60 else ""
                 raise RunFolderError(
-                    f"{path}:{lineno}: not a valid {model.__name__} ({where}: {first['msg']}); "
+                    f"{path}:{lineno}: not a valid {model.__name__} ({where}: {first['msg']}{got}); "
                     "fix or remove the line, or re-run the stage that wrote the file",
                     file=path,
                     line=lineno,
