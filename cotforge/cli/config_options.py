@@ -7,6 +7,7 @@ are read from that config field (:mod:`cotforge.cli.stage_command`), so each fla
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import types
 import typing
@@ -126,6 +127,20 @@ def config_field(model: type[BaseModel], dotted: str) -> FieldInfo:
     return model.model_fields[last]
 
 
+def near_key(model: type[BaseModel], dotted: str) -> str | None:
+    """The config key a misspelt ``dotted`` key most likely meant (``gama`` → ``gamma``), if one is close."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        field = model.model_fields.get(part)
+        sub = None if field is None else _submodel(field.annotation)
+        if sub is None:
+            return None
+        model = sub
+    names = [*model.model_fields, *(f.alias for f in model.model_fields.values() if f.alias)]
+    close = difflib.get_close_matches(last, names, n=1, cutoff=0.75)
+    return ".".join([*parents, close[0]]) if close else None
+
+
 def _literal_choices(annotation: Any) -> list[Any]:
     if typing.get_origin(annotation) is Literal:
         return list(typing.get_args(annotation))
@@ -237,7 +252,9 @@ class StageConfig:
             key = prefix + ".".join(str(p) for p in err["loc"])
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = f"unknown key; `cotforge {self.what} --help` lists the keys"
+                near = near_key(self.model(), key[len(prefix) :])
+                hint = f"did you mean `{prefix}{near}`? " if near else ""
+                msg = f"unknown key; {hint}`cotforge {self.what} --help` lists the keys"
             elif err["type"] == "missing":
                 msg = self._how_to_give(key[len(prefix) :], prefix, flag_of)
             elif isinstance(err.get("input"), str | int | float):

@@ -177,3 +177,16 @@ def test_building_the_command_line_imports_no_stage_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_misspelt_key_is_answered_with_the_key_it_most_likely_meant() -> None:
+    from cotforge.cli.config_options import near_key
+    from cotforge.pairs.build import PairsConfig
+
+    assert near_key(PairsConfig, "gama") == "gamma"
+    assert near_key(PairsConfig, "max_disagrement") == "max_disagreement"
+    assert near_key(PairsConfig, "zzz") is None  # nothing close: no guess
+    assert near_key(GENERATE.model(), "teacher.concurency") == "teacher.concurrency"
+    assert near_key(GENERATE.model(), "nosuch.concurency") is None
+    with pytest.raises(ConfigError, match="did you mean `teacher.concurrency`"):
+        GENERATE.build(None, ["teacher.concurency=3"], model="m")
