@@ -188,5 +188,5 @@ def test_a_misspelt_key_is_answered_with_the_key_it_most_likely_meant() -> None:
     assert near_key(PairsConfig, "zzz") is None  # nothing close: no guess
     assert near_key(GENERATE.model(), "teacher.concurency") == "teacher.concurrency"
     assert near_key(GENERATE.model(), "nosuch.concurency") is None
-    with pytest.raises(ConfigError, match="did you mean `teacher.concurrency`"):
+    with pytest.raises(ConfigError, match=r"did you mean `teacher\.concurrency`"):
         GENERATE.build(None, ["teacher.concurency=3"], model="m")
