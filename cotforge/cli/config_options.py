@@ -7,9 +7,7 @@ are read from that config field (:mod:`cotforge.cli.stage_command`), so each fla
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from pydantic_core import PydanticUndefined
 from rich.markup import escape
 
 from cotforge.bounded_yaml import read_yaml_file
+from cotforge.config_keys import near_key, submodel
 from cotforge.errors import ConfigError
 from cotforge.safe_text import elided, visible
 
@@ -104,41 +103,15 @@ def _load_model(path: str) -> type[BaseModel]:
     return model
 
 
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    """The Pydantic model inside ``annotation`` (``X``, ``X | None``), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _submodel(arg)
-            if found is not None:
-                return found
-    return None
-
-
 def config_field(model: type[BaseModel], dotted: str) -> FieldInfo:
     """The field a dotted key names (``teacher.sampling.seed``); KeyError when the config has none."""
     *parents, last = dotted.split(".")
     for part in parents:
-        sub = _submodel(model.model_fields[part].annotation)
+        sub = submodel(model.model_fields[part].annotation)
         if sub is None:
             raise KeyError(dotted)
         model = sub
     return model.model_fields[last]
-
-
-def near_key(model: type[BaseModel], dotted: str) -> str | None:
-    """The config key a misspelt ``dotted`` key most likely meant (``gama`` → ``gamma``), if one is close."""
-    *parents, last = dotted.split(".")
-    for part in parents:
-        field = model.model_fields.get(part)
-        sub = None if field is None else _submodel(field.annotation)
-        if sub is None:
-            return None
-        model = sub
-    names = [*model.model_fields, *(f.alias for f in model.model_fields.values() if f.alias)]
-    close = difflib.get_close_matches(last, names, n=1, cutoff=0.75)
-    return ".".join([*parents, close[0]]) if close else None
 
 
 def _literal_choices(annotation: Any) -> list[Any]:
@@ -182,7 +155,7 @@ def config_keys(model: type[BaseModel], prefix: str = "", depth: int = 0) -> lis
         if choices:
             meaning = f"{meaning} One of: {', '.join(str(c) for c in choices)}.".strip()
         rows.append((prefix + name, _default_text(info), meaning))
-        sub = _submodel(info.annotation)
+        sub = submodel(info.annotation)
         if sub is not None and depth < 1:
             rows += config_keys(sub, f"{prefix}{name}.", depth + 1)
     return rows
@@ -268,7 +241,7 @@ class StageConfig:
         """What to pass for a missing key (a missing section: its required keys)."""
         leaves = [key]
         try:
-            sub = _submodel(config_field(self.model(), key).annotation)
+            sub = submodel(config_field(self.model(), key).annotation)
         except KeyError:
             sub = None
         if sub is not None:

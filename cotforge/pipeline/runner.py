@@ -118,10 +118,11 @@ class PipelineRunner:
         """The step's validated config; ``server:`` entries resolved with ``url_of``."""
         declaration = self.registry[step.stage]
         raw = resolve_servers(step.stage, step.config, url_of)
+        model = declaration.config_model()
         try:
-            return declaration.config_model().model_validate(raw)
+            return model.model_validate(raw)
         except ValidationError as exc:
-            named = format_validation_error(exc, set_items=self.spec.set_items_for(step.name))
+            named = format_validation_error(exc, set_items=self.spec.set_items_for(step.name), model=model)
             raise PipelineError(f"step {step.name}: {named}") from None
 
     @property

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from cotforge.bounded_yaml import load_yaml, read_yaml_file
+from cotforge.config_keys import near_key
 from cotforge.errors import ConfigError
 from cotforge.runfolder.declaration import canonical_stage
 
@@ -204,7 +205,10 @@ def _set_item_of(key: str, set_items: dict[str, str]) -> str | None:
 
 
 def format_validation_error(
-    exc: ValidationError, prefix: str = "", set_items: dict[str, str] | None = None
+    exc: ValidationError,
+    prefix: str = "",
+    set_items: dict[str, str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> str:
     """One line per problem: ``where: what`` (``--set item: where: what`` for a key a ``--set`` gave)."""
     lines = []
@@ -213,7 +217,9 @@ def format_validation_error(
         where = prefix + ".".join(loc) if loc else prefix.rstrip(".") or "pipeline"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against the stage's options)"
+            near = near_key(model, ".".join(loc)) if model is not None else None
+            hint = f"did you mean `{near}`?" if near else "check the spelling against the stage's options"
+            msg = f"unknown key ({hint})"
         item = _set_item_of(".".join(loc), set_items or {}) if loc else None
         lines.append(f"--set {item}: {where}: {msg}" if item else f"{where}: {msg}")
     return "; ".join(lines)

@@ -59,7 +59,8 @@ def test_overrides_address_steps_by_stage_and_keep_types() -> None:
 @pytest.mark.parametrize(
     ("steps", "extra", "message"),
     [
-        ([{"pairs": {"gama": 0.3}}], {}, "step pairs: gama: unknown key"),
+        ([{"pairs": {"gama": 0.3}}], {}, "step pairs: gama: unknown key (did you mean `gamma`?)"),
+        ([{"pairs": {"zzz": 0.3}}], {}, "step pairs: zzz: unknown key (check the spelling"),
         ([{"pairs": {"gamma": 3}}], {}, "step pairs: gamma: Input should be less than or equal to 1"),
         ([{"nonsense": {}}], {}, "unknown stage(s) ['nonsense']"),
         ([{"pairs": {}}, {"pairs": {}}], {}, "each stage may appear once"),
