@@ -73,11 +73,20 @@ def _print_segment_credit(results: dict[str, Any], plot: Path) -> None:
     if positive is not None:
         # Only the distinct design is a positive control: there the unflawed segment has a direction to move in.
         label = "positive control" if design == "distinct" else "headline"
+        moved = results["designs"][design]["methods"].get("vanilla", {}).get(flaw, {}).get(step)
+        still = moved is not None and moved["delta_flawed"]["low"] <= 0 <= moved["delta_flawed"]["high"]
         verdict = (
             "excludes 1: the experiment separates the methods"
             if positive["excludes_one"]
             else "contains 1: no separation of DPO and AW-DPO"
             + (", so no figure here can show an effect" if design == "distinct" else "")
+            # A ratio over a flawed segment that did not move is no evidence of equal methods.
+            + (
+                "; but DPO's flawed segment did not move (its Δ interval contains 0): train longer or on more "
+                "pairs before reading this ratio"
+                if still
+                else ""
+            )
         )
         console.print(f"{label} ({design}, {flaw}, loss, step {step}): {_ratio(positive)}: {verdict}",
                       highlight=False)  # fmt: skip

@@ -283,3 +283,22 @@ def test_bad_inputs_fail_before_any_training(tmp_path: Path) -> None:
     message = run("--from-run", str(few), "--set", "designs=[pipeline]")
     assert "design 'pipeline'" in message and "fewer than the 8 per flaw type" in message
     assert not (tmp_path / "run" / "experiments").exists()
+
+
+@pytest.mark.unit
+def test_a_ratio_over_a_flawed_segment_that_did_not_move_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    import copy
+
+    from cotforge.cli.experiment import _print_segment_credit
+
+    # Recorded from the 2026-12-07 pipeline-design run: DPO's held-out flawed margin moved +0.1 [-0.3, 0.5].
+    recorded = json.loads((Path(__file__).parent / "data" / "pipeline_results_2026-12-07.json").read_text())
+    _print_segment_credit(recorded, Path("plot.png"))
+    out = " ".join(capsys.readouterr().out.split())  # the console may wrap long lines
+    assert "contains 1" in out and "flawed segment did not move" in out
+    moved = copy.deepcopy(recorded)
+    delta = moved["designs"]["pipeline"]["methods"]["vanilla"]["answer_flawed"]["6"]["delta_flawed"]
+    delta.update(low=2.0, high=4.0)
+    _print_segment_credit(moved, Path("plot.png"))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "contains 1" in out and "did not move" not in out
