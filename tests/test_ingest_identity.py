@@ -248,8 +248,8 @@ def test_invented_bad_sources(tmp_path: Path, run_dir: Path) -> None:
     code, out = _ingest(run_dir, str(utf16), "--kind", "utility")
     assert code == 1 and "encoded as UTF-16; cotforge reads UTF-8" in out
     code, out = _ingest(run_dir, str(one), "--kind", "utility", "--text-column", "body")
-    assert code == 0 and "no column 'body' (--text-column); the row has: prompt" in out
-    assert not (run_dir / RunFiles.PROMPTS).read_text()
+    assert code == 1 and "no column 'body' (--text-column); the row has: prompt" in out
+    assert "no usable prompt" in out and not (run_dir / RunFiles.PROMPTS).exists()
 
 
 @pytest.mark.unit
