@@ -9,6 +9,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 
 def submodel(annotation: Any) -> type[BaseModel] | None:
@@ -23,15 +24,30 @@ def submodel(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def near_key(model: type[BaseModel], dotted: str) -> str | None:
-    """The config key a misspelt ``dotted`` key most likely meant (``gama`` → ``gamma``), if one is close."""
-    *parents, last = dotted.split(".")
-    for part in parents:
+def parent_model(model: type[BaseModel], dotted: str) -> type[BaseModel]:
+    """The config model that holds the last part of ``dotted`` (``teacher.sampling.seed`` → ``SamplingParams``);
+    KeyError when a parent part is not a field holding a config."""
+    for part in dotted.split(".")[:-1]:
         field = model.model_fields.get(part)
         sub = None if field is None else submodel(field.annotation)
         if sub is None:
-            return None
+            raise KeyError(dotted)
         model = sub
-    names = [*model.model_fields, *(f.alias for f in model.model_fields.values() if f.alias)]
+    return model
+
+
+def config_field(model: type[BaseModel], dotted: str) -> FieldInfo:
+    """The field a dotted key names (``teacher.sampling.seed``); KeyError when the config has none."""
+    return parent_model(model, dotted).model_fields[dotted.rpartition(".")[2]]
+
+
+def near_key(model: type[BaseModel], dotted: str) -> str | None:
+    """The config key a misspelt ``dotted`` key most likely meant (``gama`` → ``gamma``), if one is close."""
+    try:
+        holder = parent_model(model, dotted)
+    except KeyError:
+        return None
+    parent, _, last = dotted.rpartition(".")
+    names = [*holder.model_fields, *(f.alias for f in holder.model_fields.values() if f.alias)]
     close = difflib.get_close_matches(last, names, n=1, cutoff=0.75)
-    return ".".join([*parents, close[0]]) if close else None
+    return ".".join([p for p in (parent, close[0]) if p]) if close else None

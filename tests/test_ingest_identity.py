@@ -252,6 +252,26 @@ def test_invented_bad_sources(tmp_path: Path, run_dir: Path) -> None:
     assert "no usable prompt" in out and not (run_dir / RunFiles.PROMPTS).exists()
 
 
+def test_a_stray_quote_in_a_csv_is_a_reject_naming_its_lines_not_a_prompt_that_swallows_rows(
+    tmp_path: Path, run_dir: Path
+) -> None:
+    src = tmp_path / "stray.csv"
+    src.write_text('prompt\nSort a list\n"Bake bread\nFry an egg\nBoil "rice" now\nPeel a pear\n')
+    code, out = _ingest(run_dir, str(src), "--kind", "utility")
+    assert code == 0
+    assert sorted(p.text for p in _prompts(run_dir)) == ["Peel a pear", "Sort a list"]
+    [reject] = _rejects(run_dir)
+    assert (
+        reject.reasons == ["malformed_row"]
+        and "lines 3–5" in reject.message
+        and "unclosed quote" in reject.message
+    )
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('prompt\n"Bake bread\nFry an egg\n')
+    code, out = _ingest(tmp_path / "fresh", str(unclosed), "--kind", "utility")
+    assert code == 1 and "unexpected end of data" in out and "no usable prompt" in out
+
+
 @pytest.mark.unit
 def test_a_run_folder_made_before_the_identity_still_reingests_idempotently() -> None:
     """Older run folders may hold one text under both kinds, or two look-alike copies: re-ingest adds nothing."""

@@ -22,7 +22,7 @@ from pydantic_core import PydanticUndefined
 from rich.markup import escape
 
 from cotforge.bounded_yaml import read_yaml_file
-from cotforge.config_keys import near_key, submodel
+from cotforge.config_keys import config_field, near_key, submodel
 from cotforge.errors import ConfigError
 from cotforge.safe_text import elided, visible
 
@@ -101,17 +101,6 @@ def _load_model(path: str) -> type[BaseModel]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"{path} is not a Pydantic model")
     return model
-
-
-def config_field(model: type[BaseModel], dotted: str) -> FieldInfo:
-    """The field a dotted key names (``teacher.sampling.seed``); KeyError when the config has none."""
-    *parents, last = dotted.split(".")
-    for part in parents:
-        sub = submodel(model.model_fields[part].annotation)
-        if sub is None:
-            raise KeyError(dotted)
-        model = sub
-    return model.model_fields[last]
 
 
 def _literal_choices(annotation: Any) -> list[Any]:

@@ -8,6 +8,7 @@ see the traceback (``--debug``).
 
 from __future__ import annotations
 
+import errno
 import traceback
 from pathlib import Path
 
@@ -19,6 +20,20 @@ CONFIG_MODEL_SUFFIXES = ("Config", "Settings", "Step", "Spec")
 # An error line longer than this (a 6,500-character prompt quoted in it) keeps its start and its advice.
 MAX_MESSAGE_CHARS = 2_000
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# What to do about the operating-system errors a user can meet (a run folder on a full disk, a file where a
+# folder belongs); a finished stage's outputs are kept, so "run it again" resumes.
+_OS_ADVICE = {
+    errno.EEXIST: "a file is in the way of a folder cotforge writes there: move it away",
+    errno.ENOTDIR: "a file is in the way of a folder in this path: move it away or choose another path",
+    errno.EISDIR: "a folder is where a file is expected: move it away or name the file",
+    errno.EACCES: "no permission there: fix the folder's permissions or choose another path",
+    errno.EPERM: "not permitted there: fix the folder's permissions or choose another path",
+    errno.EROFS: "the file system is read-only: choose a writable run folder",
+    errno.ENOSPC: "the disk is full: free space and run the command again (finished work is kept)",
+    errno.EDQUOT: "the disk quota is used up: free space and run the command again (finished work is kept)",
+    errno.ENAMETOOLONG: "a name in this path is too long for the file system: choose a shorter path",
+    errno.EMFILE: "too many files open: raise the limit (`ulimit -n`) and run the command again",
+}
 
 
 def located(exc: CotforgeError) -> str:
@@ -71,7 +86,9 @@ def describe(exc: BaseException, command: str) -> tuple[str, int]:
         # A read-only run folder, a full disk, a folder where a file belongs: the machine, not the code.
         what = exc.strerror or str(exc) or type(exc).__name__
         named = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-        message, code = (f"{named}: {what}" if named else f"{what} ({type(exc).__name__})"), EXIT_USER_ERROR
+        message = f"{named}: {what}" if named else f"{what} ({type(exc).__name__})"
+        advice = _OS_ADVICE.get(exc.errno) if exc.errno is not None else None
+        message, code = (f"{message}; {advice}" if advice else message), EXIT_USER_ERROR
     elif isinstance(exc, MemoryError):
         message = "ran out of memory; use a smaller input (--limit) or a machine with more memory"
         code = EXIT_USER_ERROR

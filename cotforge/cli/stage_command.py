@@ -28,10 +28,10 @@ from cotforge.cli.config_options import (
     ConfigFile,
     Sets,
     StageConfig,
-    config_field,
     config_keys,
     field_help,
 )
+from cotforge.config_keys import config_field
 from cotforge.runfolder.integrity import accepting_changes
 
 AcceptChanged = Annotated[

@@ -39,10 +39,9 @@ from cotforge.evaluation.statistics import ScoredItem
 from cotforge.evaluation.suites import LoadedSuite, SuiteSpec, bundled_suite, load_suite
 from cotforge.evaluation.utility import UtilityConfig, run_utility
 from cotforge.generation.refusal import RefusalDetector
-from cotforge.llm.cache import open_cache
 from cotforge.llm.chat import ChatRequest
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import EngineStats, RequestEngine, RequestOutcome
+from cotforge.llm.engine import EngineStats, RequestOutcome, run_folder_engine
 from cotforge.llm.pricing import UsageLedger
 from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, RunFolder, atomic_write_text
@@ -147,15 +146,8 @@ def _run_engine(
     progress: bool, spend: StageSpend,
 ) -> dict[str, RequestOutcome[Any]]:  # fmt: skip
     outcomes: dict[str, RequestOutcome[Any]] = {}
-    cache = open_cache(folder, use_cache, False)
-    engine = RequestEngine(
-        config, cache, progress=progress, label=label, ledger_path=folder.path(RunFiles.USAGE)
-    )
-    try:
+    with run_folder_engine(folder, config, label, use_cache=use_cache, progress=progress) as engine:
         engine.run(requests, parse, lambda o: outcomes.__setitem__(o.request.key, o))
-    finally:
-        if cache is not None:
-            cache.close()
     spend.add(engine.stats, config)
     return outcomes
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cotforge.errors import CotforgeError
 from cotforge.experiments.segment_credit import (
@@ -111,23 +111,17 @@ class SegmentCreditConfig(BaseModel):
         default=True, description="A progress bar per training.", json_schema_extra={"operational": True}
     )
 
-    @field_validator("methods")
+    @field_validator("methods", "controls")
     @classmethod
-    def _known_methods(cls, methods: list[str]) -> list[str]:
-        unknown = [m for m in methods if m not in METHODS]
+    def _known_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        field = info.field_name or ""
+        known = METHODS if field == "methods" else CONTROLS
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-        if "vanilla" not in methods:
+            raise ValueError(f"unknown {field[:-1]}(s) {unknown}; choose from {list(known)}")
+        if field == "methods" and "vanilla" not in names:
             raise ValueError("methods must include 'vanilla': every ratio is against vanilla DPO")
-        return list(dict.fromkeys(methods))
-
-    @field_validator("controls")
-    @classmethod
-    def _known_controls(cls, controls: list[str]) -> list[str]:
-        unknown = [m for m in controls if m not in CONTROLS]
-        if unknown:
-            raise ValueError(f"unknown control(s) {unknown}; choose from {list(CONTROLS)}")
-        return list(dict.fromkeys(controls))
+        return list(dict.fromkeys(names))
 
     @field_validator("measure_at")
     @classmethod

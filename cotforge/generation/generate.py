@@ -20,8 +20,7 @@ from cotforge.generation.requests import (
     plan_samples,
     sample_of,
 )
-from cotforge.llm.cache import open_cache
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome, usage_summary
+from cotforge.llm.engine import ChatRequest, RequestOutcome, run_folder_engine, usage_summary
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, atomic_write_jsonl, read_jsonl
 from cotforge.runfolder.declaration import StageDeclaration
 from cotforge.runfolder.failures import (
@@ -129,33 +128,26 @@ def generate_in_run(
         done, retried = _done_slots(folder, config.retry_rejects, config.retry_failed)
         todo = [p for p in plans if p.request.key not in done]
         by_key = {p.request.key: p for p in todo}
-        cache = open_cache(folder, config.use_cache, config.refresh)
-        engine = RequestEngine(
-            config.teacher,
-            cache,
-            progress=config.progress,
-            label="generate",
-            ledger_path=folder.path(RunFiles.USAGE),
-        )
-        requests = [p.request for p in todo]
-        if retried:
-            # A rejected slot asked again with the attempts it already had would get the same (cached or
-            # seeded) unparseable text: continue with the attempts after those.
-            requests = [
-                dataclasses.replace(r, sampling=engine.sampling_for(r, retried[r.key]))
-                if r.key in retried
-                else r
-                for r in requests
-            ]
         written = {"ok": 0, "rejected": 0, "failed": 0}
 
         def parse(request: ChatRequest, text: str) -> Rationale:
             return parse_rationale(config.output_mode, text)
 
         with (
+            run_folder_engine(folder, config.teacher, "generate", config) as engine,
             AppendLog(folder.path(RunFiles.SAMPLES)) as samples,
             AppendLog(folder.path(RunFiles.GENERATE_REJECTS)) as rejects,
         ):
+            requests = [p.request for p in todo]
+            if retried:
+                # A rejected slot asked again with the attempts it already had would get the same (cached or
+                # seeded) unparseable text: continue with the attempts after those.
+                requests = [
+                    dataclasses.replace(r, sampling=engine.sampling_for(r, retried[r.key]))
+                    if r.key in retried
+                    else r
+                    for r in requests
+                ]
 
             def store(outcome: RequestOutcome[Rationale]) -> None:
                 plan = by_key[outcome.request.key]
@@ -169,11 +161,7 @@ def generate_in_run(
                     written["rejected"] += 1
                     written["failed"] += int(is_failed_request([outcome.reason or ""]))
 
-            try:
-                stats = engine.run(requests, parse, store)
-            finally:
-                if cache is not None:
-                    cache.close()
+            stats = engine.run(requests, parse, store)
         usage = usage_summary(stats, config.teacher)
         run.usage = stats.usage
         run.requests, run.cached_requests = stats.sent, stats.cached

@@ -10,11 +10,10 @@ import json
 from collections.abc import Mapping
 
 from cotforge.generation.refusal import RefusalDetector
-from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine
+from cotforge.llm.engine import ChatRequest, run_folder_engine
 from cotforge.llm.spend import StageSpend
-from cotforge.runfolder import RunFiles, RunFolder
+from cotforge.runfolder import RunFolder
 from cotforge.schemas import PromptRecord, Sample
 from cotforge.templates import default_templates
 
@@ -73,19 +72,12 @@ def llm_refusal_decisions(
         if s.prompt_id in prompts and doubtful(s, prompts[s.prompt_id], detector)
     ]
     decisions: dict[str, bool] = {}
-    cache = open_cache(folder, True, False)
-    engine = RequestEngine(
-        model, cache, progress=False, label="validate", ledger_path=folder.path(RunFiles.USAGE)
-    )
-    try:
+    with run_folder_engine(folder, model, "validate", progress=False) as engine:
         engine.run(
             requests,
             parse_refuses,
             lambda o: decisions.__setitem__(o.request.key, o.value) if o.value is not None else None,
         )
-    finally:
-        if cache is not None:
-            cache.close()
     if spend is not None:
         spend.add(engine.stats, model)
     return decisions

@@ -18,9 +18,8 @@ from typing import Any
 
 from cotforge.errors import ConfigError
 from cotforge.generation.requests import GenerateConfig, parse_rationale, plan_samples, sample_of
-from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.engine import ChatRequest, RequestOutcome, run_folder_engine
 from cotforge.llm.reask import reask_messages
 from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import RunFiles, RunFolder
@@ -136,10 +135,6 @@ def reask_rejected(
                 )
             )
     result.asked = len(pending)
-    cache = open_cache(folder, use_cache, refresh=False)
-    engine = RequestEngine(
-        generate.teacher, cache, progress=progress, label="validate", ledger_path=folder.path(RunFiles.USAGE)
-    )
     outcomes: dict[str, RequestOutcome[Rationale]] = {}
 
     def parse(request: ChatRequest, text: str) -> Rationale:
@@ -148,7 +143,9 @@ def reask_rejected(
     def store(outcome: RequestOutcome[Rationale]) -> None:
         outcomes[outcome.request.key] = outcome
 
-    try:
+    with run_folder_engine(
+        folder, generate.teacher, "validate", use_cache=use_cache, progress=progress
+    ) as engine:
         for attempt in range(1, rounds + 1):
             if not pending:
                 break
@@ -166,9 +163,6 @@ def reask_rejected(
             outcomes.clear()
             engine.run(requests, parse, store)
             pending = _settle(attempt, pending, outcomes, by_key, generate, check, result)
-    finally:
-        if cache is not None:
-            cache.close()
     result.summary.update(result.spend.add(engine.stats, generate.teacher))
     return result
 

@@ -55,7 +55,8 @@ def read_csv_rows(path: Path, delimiter: str = ",") -> Iterator[RawRow]:
     name = str(path)
     sep = "tabs" if delimiter == "\t" else "commas"
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
+        # strict: a stray quote is an error row, not a field that silently swallows the rows after it.
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
         try:
             header = column_names(name, next(reader))
         except StopIteration:
@@ -63,12 +64,17 @@ def read_csv_rows(path: Path, delimiter: str = ",") -> Iterator[RawRow]:
         except csv.Error as exc:
             raise SourceError(f"{name}:1: cannot read the header ({exc})", file=name) from exc
         while True:
+            start = reader.line_num + 1
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                message = f"{exc}; a field this long is usually an unclosed quote"
+                lines = f"line {start}" if reader.line_num <= start else f"lines {start}–{reader.line_num}"
+                message = (
+                    f"{lines}: {exc}; check the quotes there (an unclosed quote swallows the rows after it; a "
+                    'quote inside a field is written twice: "")'
+                )
                 yield RawRow(name, reader.line_num, None, ("malformed_row", message))
                 continue
             lineno = reader.line_num

@@ -17,7 +17,7 @@ from cotforge.errors import CotforgeError
 from cotforge.llm.chat import ChatRequest, ChatResponse, MalformedResponse, RequestFailed
 from cotforge.llm.concurrency import AIMDLimit
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.replicas import Replica, ReplicaSet
+from cotforge.llm.replicas import Replica, ReplicaSet, tls_context
 from cotforge.llm.request_body import chat_request_body, prefix_of, response_of
 from cotforge.schemas import TokenUsage
 
@@ -67,7 +67,7 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, config: LLMConfig) -> None:
-        from openai import AsyncOpenAI, Timeout
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
 
         urls = config.base_urls or [os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")]
         key = config.api_key()
@@ -83,7 +83,13 @@ class OpenAIBackend:
                 Replica(
                     url,
                     [
-                        AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout)
+                        AsyncOpenAI(
+                            base_url=url,
+                            api_key=key,
+                            max_retries=0,
+                            timeout=timeout,
+                            http_client=DefaultAsyncHttpxClient(timeout=timeout, verify=tls_context()),
+                        )
                         for _ in range(math.ceil(initial / CONNECTIONS_PER_CLIENT))
                     ],
                     AIMDLimit(config.concurrency, initial, enabled=config.adaptive_concurrency),

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from cotforge.errors import CotforgeError
 from cotforge.llm.backends import Backend, make_backend
-from cotforge.llm.cache import CachedResponse, RequestCache, request_key
+from cotforge.llm.cache import CachedResponse, RequestCache, open_cache, request_key
 from cotforge.llm.chat import ChatRequest, ChatResponse, RequestFailed
 from cotforge.llm.config import LLMConfig
 from cotforge.llm.pricing import LEDGER_FILE, UsageLedger, cost_of, price_for
@@ -28,6 +29,7 @@ from cotforge.llm.transport import (
     EngineStats,
     RetryingSender,
 )
+from cotforge.runfolder import RunFiles, RunFolder
 from cotforge.schemas import SamplingParams, TokenUsage
 
 T = TypeVar("T")
@@ -299,3 +301,42 @@ def usage_summary(stats: EngineStats, config: LLMConfig) -> dict[str, Any]:
     # Cached answers were paid for by an earlier run: they cost nothing here.
     out["cost_usd"] = cost_of(stats.usage, price_for(config), batch=config.mode == "batch")
     return out
+
+
+class EngineSwitches(Protocol):
+    """A stage config's request switches (every model-calling stage has these three)."""
+
+    @property
+    def use_cache(self) -> bool: ...
+
+    @property
+    def refresh(self) -> bool: ...
+
+    @property
+    def progress(self) -> bool: ...
+
+
+@contextmanager
+def run_folder_engine(
+    folder: RunFolder,
+    config: LLMConfig,
+    label: str,
+    switches: EngineSwitches | None = None,
+    *,
+    use_cache: bool = True,
+    refresh: bool = False,
+    progress: bool = True,
+) -> Iterator[RequestEngine]:
+    """The engine a stage runs inside its run folder: the run's request cache (unless caching is off) and its
+    usage ledger (kept with the cache off too: what the server answered is paid for). Closes the cache.
+    ``switches`` (the stage's config) gives ``use_cache``, ``refresh`` and ``progress`` at once."""
+    if switches is not None:
+        use_cache, refresh, progress = switches.use_cache, switches.refresh, switches.progress
+    cache = open_cache(folder, use_cache, refresh)
+    try:
+        yield RequestEngine(
+            config, cache, progress=progress, label=label, ledger_path=folder.path(RunFiles.USAGE)
+        )
+    finally:
+        if cache is not None:
+            cache.close()

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.engine import ChatRequest, RequestOutcome, run_folder_engine
 from cotforge.llm.spend import StageSpend
 from cotforge.pairs.tactics import REWRITE_INSTRUCTION, TACTICS, apply_tactic, plan_variants, variant_record
 from cotforge.runfolder import RunFiles, atomic_write_jsonl
@@ -121,14 +120,6 @@ def augment_in_run(
         if rewrite:
             assert config.rewriter is not None
             by_key = {f"{p.id}/{t}": (p, t) for p, t in rewrite}
-            cache = open_cache(folder, config.use_cache, config.refresh)
-            engine = RequestEngine(
-                config.rewriter,
-                cache,
-                progress=config.progress,
-                label="augment",
-                ledger_path=folder.path(RunFiles.USAGE),
-            )
 
             def store(outcome: RequestOutcome[str]) -> None:
                 parent, tactic = by_key[outcome.request.key]
@@ -150,15 +141,12 @@ def augment_in_run(
                 else:
                     variants.setdefault(record.id, record)
 
-            try:
+            with run_folder_engine(folder, config.rewriter, "augment", config) as engine:
                 stats = engine.run(
                     rewrite_requests(rewrite, config, templates),
                     lambda req, text: parse_rewrite(by_key[req.key][0].text, text),
                     store,
                 )
-            finally:
-                if cache is not None:
-                    cache.close()
             spend = StageSpend()
             run.extra["usage"] = spend.add(stats, config.rewriter)
             spend.record(run)

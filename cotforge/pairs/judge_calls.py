@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cotforge.llm.cache import open_cache
-from cotforge.llm.engine import RequestEngine, RequestOutcome
+from cotforge.llm.engine import RequestOutcome, run_folder_engine
 from cotforge.llm.spend import StageSpend
 from cotforge.pairs.judges import SEGMENTS, JudgeConfig, LLMJudge, judge_requests, parse_score
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
@@ -62,30 +61,14 @@ def judge_with_models(
     }
     given_up = {(_owner(r, first), r.record_id) for r in read_jsonl(path, RejectRecord)}
     spend = JudgeSpend()
-    cache = open_cache(folder, config.use_cache, config.refresh)
-    try:
-        for judge in judges:
-            todo = [
-                c
-                for c in split
-                if c.id not in by_judge[judge.judge_id] and (judge.judge_id, c.id) not in given_up
-            ]
-            retries = {key: n for (owner, key), n in retried.items() if owner == judge.judge_id}
-            _ask(
-                folder,
-                config,
-                judge,
-                todo,
-                prompts,
-                templates,
-                by_judge[judge.judge_id],
-                retries,
-                cache,
-                spend,
-            )
-    finally:
-        if cache is not None:
-            cache.close()
+    for judge in judges:
+        todo = [
+            c
+            for c in split
+            if c.id not in by_judge[judge.judge_id] and (judge.judge_id, c.id) not in given_up
+        ]
+        retries = {key: n for (owner, key), n in retried.items() if owner == judge.judge_id}
+        _ask(folder, config, judge, todo, prompts, templates, by_judge[judge.judge_id], retries, spend)
     return spend
 
 
@@ -98,29 +81,26 @@ def _ask(
     templates: PromptTemplates,
     done: dict[str, JudgeScores],
     retried: dict[str, int],
-    cache: Any,
     spend: JudgeSpend,
 ) -> None:
     name = judge.judge_id
-    engine = RequestEngine(
-        judge.model, cache, progress=config.progress, label="judge", ledger_path=folder.path(RunFiles.USAGE)
-    )
-    requests = [
-        r
-        for c in todo
-        for r in judge_requests(c, prompts[c.prompt_id], judge.model, templates, judge.prompts)
-    ]
-    requests = [
-        replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
-        for r in requests
-    ]
     partial: dict[str, dict[str, float]] = {}
     failures: set[str] = set()
     transport: set[str] = set()
     with (
+        run_folder_engine(folder, judge.model, "judge", config) as engine,
         AppendLog(folder.path(RunFiles.JUDGMENTS)) as log,
         AppendLog(folder.path(RunFiles.JUDGE_REJECTS)) as rejects,
     ):
+        requests = [
+            r
+            for c in todo
+            for r in judge_requests(c, prompts[c.prompt_id], judge.model, templates, judge.prompts)
+        ]
+        requests = [
+            replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
+            for r in requests
+        ]
 
         def store(outcome: RequestOutcome[float]) -> None:
             cand_id, segment = outcome.request.key.rsplit("/", 1)

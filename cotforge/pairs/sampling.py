@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cotforge import tagged
 from cotforge.generation.quality import QualityConfig, gate_reasons
-from cotforge.llm.cache import open_cache
 from cotforge.llm.config import LLMConfig
-from cotforge.llm.engine import ChatRequest, RequestEngine, RequestOutcome
+from cotforge.llm.engine import ChatRequest, RequestOutcome, run_folder_engine
 from cotforge.llm.spend import StageSpend
 from cotforge.runfolder import AppendLog, RunFiles, RunFolder, read_jsonl
 from cotforge.runfolder.declaration import StageDeclaration
@@ -214,20 +213,16 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
             gates.update(c.gate_reasons)
             gated.update([c.id] if c.gate_reasons else [])
         counts = {"sampled": 0, "failed": 0}
-        cache = open_cache(folder, config.use_cache, config.refresh)
-        engine = RequestEngine(
-            config.policy,
-            cache,
-            progress=config.progress,
-            label="sample",
-            ledger_path=folder.path(RunFiles.USAGE),
-        )
-        # A re-asked slot continues with the attempts after those it had (the cache holds their answers).
-        todo = [
-            replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
-            for r in todo
-        ]
-        with AppendLog(cand_path) as log, AppendLog(rej_path) as rejects:
+        with (
+            run_folder_engine(folder, config.policy, "sample", config) as engine,
+            AppendLog(cand_path) as log,
+            AppendLog(rej_path) as rejects,
+        ):
+            # A re-asked slot continues with the attempts after those it had (the cache holds their answers).
+            todo = [
+                replace(r, sampling=engine.sampling_for(r, retried[r.key])) if retried.get(r.key) else r
+                for r in todo
+            ]
 
             def store(outcome: RequestOutcome[str]) -> None:
                 prompt, index = slot[outcome.request.key]
@@ -254,11 +249,7 @@ def sample_in_run(run_dir: str | Path, config: SampleConfig) -> SampleResult:
                 log.append(cand)
                 log.flush(durable=False)
 
-            try:
-                stats = engine.run(todo, lambda _r, text: text, store)
-            finally:
-                if cache is not None:
-                    cache.close()
+            stats = engine.run(todo, lambda _r, text: text, store)
         spend = StageSpend()
         summary = spend.add(stats, config.policy)
         spend.record(run)

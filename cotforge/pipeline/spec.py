@@ -17,6 +17,7 @@ bad value fails before anything runs, with the step and key in the message.
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,9 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides; a step is addressed by its stage name (``pairs.gamma=0.3``)."""
+def apply_overrides(data: dict[str, Any], overrides: list[str], pipeline: bool = False) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides; a step is addressed by its stage name (``pairs.gamma=0.3``). In a
+    ``pipeline`` file, a first part that is neither a step nor a pipeline key is refused, naming the steps."""
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -161,6 +163,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not parts:
                 raise PipelineError(f"--set {item!r}: name a key inside step {key!r}")
         else:
+            if pipeline and parts[0] not in PipelineSpec.model_fields:
+                raise PipelineError(_not_a_step(item, parts[0], steps))
             target = data
         for part in parts[:-1]:
             nxt = target.get(part)
@@ -173,6 +177,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _not_a_step(item: str, name: str, steps: Any) -> str:
+    """The error for ``--set NAME.key=…`` where NAME is neither a step of the pipeline nor a pipeline key."""
+    names = [
+        canonical_stage(str(next(iter(s)) if "stage" not in s else s["stage"]))
+        for s in (steps if isinstance(steps, list) else [])
+        if isinstance(s, dict) and s
+    ]
+    keys = list(PipelineSpec.model_fields)
+    near = difflib.get_close_matches(canonical_stage(name), names + keys, n=1, cutoff=0.75)
+    hint = f"; did you mean `{near[0]}`?" if near else "; add the step to the file, or leave this --set out"
+    return (
+        f"--set {item}: {name!r} is not a step of this pipeline (its steps: {', '.join(names) or 'none'}) nor a "
+        f"pipeline key ({', '.join(keys)}){hint}"
+    )
+
+
 def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineSpec:
     """Read, override and validate a pipeline file; errors name the file and the offending key."""
     try:
@@ -181,7 +201,7 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineSpe
         raise PipelineError(str(exc), file=path) from None
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: expected a mapping with name, run, servers and steps")
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(data, overrides or [], pipeline=True)
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:

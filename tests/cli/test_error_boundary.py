@@ -72,14 +72,32 @@ def ingest_raising(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ig
         (
             PermissionError(13, "Permission denied", "/r/pairs.jsonl"),
             1,
-            ["/r/pairs.jsonl: Permission denied"],
+            ["/r/pairs.jsonl: Permission denied; no permission there"],
         ),
-        (OSError(28, "No space left on device"), 1, ["No space left on device"]),
+        (
+            OSError(28, "No space left on device"),
+            1,
+            ["No space left on device", "the disk is full: free space"],
+        ),
+        (
+            FileExistsError(17, "File exists", "/r/report"),
+            1,
+            ["/r/report: File exists; a file is in the way"],
+        ),
         (MemoryError(), 1, ["ran out of memory"]),
         (KeyError("prompt_id"), EXIT_BUG, ["unexpected KeyError", "bug", "cotforge --debug ingest …"]),
         (ValueError("x\x1b[2J[/]"), EXIT_BUG, ["unexpected ValueError (x\\x1b[2J[/])"]),
     ],
-    ids=["located", "failed-records", "os-file", "os-bare", "memory", "key-error", "value-error-controls"],
+    ids=[
+        "located",
+        "failed-records",
+        "os-file",
+        "os-bare",
+        "os-in-the-way",
+        "memory",
+        "key-error",
+        "value-error-controls",
+    ],
 )
 def test_every_exception_is_one_line_naming_the_command(
     ingest_raising, exc: BaseException, code: int, needles: list[str]

@@ -100,7 +100,7 @@ _values = st.text(max_size=20)
 def test_set_overrides_raise_only_pipeline_errors(overrides: list[str]) -> None:
     base = yaml.safe_load((Path(__file__).resolve().parents[2] / "pipelines" / "quickstart.yaml").read_text())
     with contextlib.suppress(CotforgeError):
-        apply_overrides(base, overrides)
+        apply_overrides(base, overrides, pipeline=True)
 
 
 _yaml_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10))

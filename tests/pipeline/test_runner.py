@@ -57,6 +57,23 @@ def test_overrides_address_steps_by_stage_and_keep_types() -> None:
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("sample.k=3", "'sample' is not a step of this pipeline (its steps: pairs, ingest)"),
+        ("nosuch.k=3", "add the step to the file, or leave this --set out"),
+        ("pair.gamma=0.3", "did you mean `pairs`?"),
+        ("servrs.x=1", "did you mean `servers`?"),
+    ],
+)
+def test_a_set_for_a_step_the_pipeline_lacks_names_its_steps(item: str, message: str) -> None:
+    data = {"name": "x", "run": "r", "steps": [{"pairs": {"gamma": 0.5}}, {"ingest": None}]}
+    with pytest.raises(PipelineError) as info:
+        apply_overrides(data, [item], pipeline=True)
+    assert message in str(info.value) and str(info.value).startswith(f"--set {item}:")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
     ("steps", "extra", "message"),
     [
         ([{"pairs": {"gama": 0.3}}], {}, "step pairs: gama: unknown key (did you mean `gamma`?)"),
