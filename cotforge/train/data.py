@@ -35,7 +35,14 @@ class ReweightError(CotforgeError):
     """A training-time α that cannot re-weight every pair; the message names the sources."""
 
 
-def _span_reject(pair: PreferencePair, line: int, source: str) -> RejectRecord | None:
+def _pair_reject(pair: PreferencePair, line: int, source: str) -> RejectRecord | None:
+    if pair.chosen == pair.rejected:
+        # Equal sides give every method a constant loss and no gradient: a pair only in name.
+        return RejectRecord(
+            stage="train-awdpo", source=source, line=line, record_id=pair.id, reasons=["identical_sides"],
+            message=f"{source}:{line}: pair {pair.id}: the chosen and rejected texts are identical, so the pair "
+            "prefers nothing; remove it or rebuild the pairs with `cotforge pairs`",
+        )  # fmt: skip
     for side, text, spans in (
         ("chosen", pair.chosen, pair.chosen_spans),
         ("rejected", pair.rejected, pair.rejected_spans),
@@ -57,14 +64,15 @@ def pair_rows(
 ) -> RowsResult:
     """TRL rows for numbered pairs; with ``alpha`` set, every pair's weights are recomputed from its gaps.
 
-    A pair whose reasoning span does not end right after ``</think>`` is rejected. With ``alpha``, a pair whose
-    gaps cannot be recovered (see :func:`cotforge.pairs.weights.pair_gaps`) makes the whole call refuse:
-    training on a mix of re-weighted and stored weights would silently mean two different α.
+    A pair whose two sides are identical, or whose reasoning span does not end right after ``</think>``, is
+    rejected. With ``alpha``, a pair whose gaps cannot be recovered (see :func:`cotforge.pairs.weights.pair_gaps`)
+    makes the whole call refuse: training on a mix of re-weighted and stored weights would silently mean two
+    different α.
     """
     result = RowsResult()
     unknown: dict[str, int] = {}
     for line, pair in pairs:
-        reject = _span_reject(pair, line, source)
+        reject = _pair_reject(pair, line, source)
         if reject is not None:
             result.rejects.append(reject)
             continue

@@ -62,6 +62,15 @@ def test_span_not_at_think_close_is_rejected_with_its_line(pair_maker: Any) -> N
     assert reject.reasons == ["span_not_at_think_close"] and reject.line == 2 and "rejected" in reject.message
 
 
+def test_a_pair_whose_sides_are_identical_is_rejected_not_trained_on(pair_maker: Any) -> None:
+    good, same = pair_maker(2)
+    same = same.model_copy(update={"rejected": same.chosen, "rejected_spans": same.chosen_spans})
+    rows = pair_rows([(1, good), (7, same)], alpha=0.2, source="pairs.jsonl")
+    assert [r["pair_id"] for r in rows.rows] == [good.id]
+    (reject,) = rows.rejects
+    assert reject.reasons == ["identical_sides"] and reject.line == 7 and same.id in reject.message
+
+
 def test_chosen_more_harmful_pairs_are_counted(pair_maker: Any) -> None:
     (pair,) = pair_maker(1)
     flipped = pair.model_copy(
