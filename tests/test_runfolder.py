@@ -48,6 +48,16 @@ def test_read_jsonl_names_file_and_line(tmp_path: Path) -> None:
         list(read_jsonl(path, Verdict))
 
 
+def test_read_jsonl_reads_a_file_an_editor_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "verdicts.jsonl"
+    records = [Verdict(sample_id=s, stage="validate", outcome="accepted") for s in ("a", "b")]
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(r.model_dump_json() + "\n" for r in records).encode())
+    assert list(read_jsonl(path, Verdict)) == records
+    path.write_bytes(b"\xef\xbb\xbf" + b"\xef\xbb\xbf" + records[0].model_dump_json().encode())
+    with pytest.raises(RunFolderError, match=r"verdicts.jsonl:1: not a valid Verdict"):
+        list(read_jsonl(path, Verdict))  # one mark is an editor's; a second is damage
+
+
 def test_manifest_never_holds_secrets(tmp_path: Path) -> None:
     config = {
         "api_key": "sk-live-abcdefghijklmnop",

@@ -173,6 +173,8 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
     # Bytes split on "\n" only: model text may hold U+2028 or a bare "\r", which text mode would split on.
     with path.open("rb") as fh:
         for lineno, line in enumerate(fh, start=1):
+            if lineno == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark an editor added on saving
             if not line.strip():
                 continue
             try:

@@ -23,8 +23,9 @@ def records_frame(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise CotforgeError(f"{path}: not found; run the stage that writes it first")
     rows: list[dict[str, Any]] = []
-    # Split on "\n" only: model text may hold U+2028, which str.splitlines() would treat as a line end.
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    # Split on "\n" only: model text may hold U+2028, which str.splitlines() would treat as a line end. utf-8-sig
+    # drops a byte-order mark an editor added, as read_jsonl does.
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
         if not line.strip():
             continue
         try:
