@@ -7,6 +7,7 @@ line, and the good rows still land. Lines are read with a length bound, split on
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +55,6 @@ def _repeated_key(value: object) -> str | None:
 
 # A prompt row is at most a few kilobytes; a longer line is skipped as one reject without holding it whole.
 MAX_LINE_BYTES = 16 * 1024**2
-_BOM = b"\xef\xbb\xbf"
 
 
 def _lines(fh: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
@@ -74,8 +74,8 @@ def _jsonl_row(name: str, lineno: int, line: bytes | None) -> RawRow | None:
     """One JSON Lines line as a row or an error row; ``None`` for a blank line."""
     if line is None:
         return RawRow(name, lineno, None, ("line_too_long", f"line longer than {MAX_LINE_BYTES} bytes"))
-    if lineno == 1 and line.startswith(_BOM):
-        line = line[len(_BOM) :]
+    if lineno == 1:
+        line = line.removeprefix(codecs.BOM_UTF8)
     if not line.strip():
         return None
     raw = _text(line)

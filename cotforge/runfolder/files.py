@@ -7,6 +7,7 @@ go through :class:`AppendLog`, which fsyncs each batch and, on reopen, cuts a to
 
 from __future__ import annotations
 
+import codecs
 import gc
 import hashlib
 import json
@@ -174,7 +175,7 @@ def read_jsonl(path: Path, model: type[T]) -> Iterator[T]:
     with path.open("rb") as fh:
         for lineno, line in enumerate(fh, start=1):
             if lineno == 1:
-                line = line.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark an editor added on saving
+                line = line.removeprefix(codecs.BOM_UTF8)  # a byte-order mark an editor added on saving
             if not line.strip():
                 continue
             try:
