@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cotforge.errors import CotforgeError
 from cotforge.experiments.segment_credit import (
@@ -43,6 +43,14 @@ STAGE = "experiment-segment-credit"
 RESULTS_FILE = "segment_credit.json"
 PLOT_FILE = "ratio_by_steps.png"
 HEADLINE = ("answer_flawed", "loss")
+
+
+def _known(names: list[str], known: Iterable[str], noun: str) -> list[str]:
+    """``names`` without repeats, or ValueError naming those not in ``known``."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {noun}(s) {unknown}; choose from {list(known)}")
+    return list(dict.fromkeys(names))
 
 
 class SegmentCreditConfig(BaseModel):
@@ -111,17 +119,18 @@ class SegmentCreditConfig(BaseModel):
         default=True, description="A progress bar per training.", json_schema_extra={"operational": True}
     )
 
-    @field_validator("methods", "controls")
+    @field_validator("methods")
     @classmethod
-    def _known_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
-        field = info.field_name or ""
-        known = METHODS if field == "methods" else CONTROLS
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ValueError(f"unknown {field[:-1]}(s) {unknown}; choose from {list(known)}")
-        if field == "methods" and "vanilla" not in names:
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        methods = _known(methods, METHODS, "method")
+        if "vanilla" not in methods:
             raise ValueError("methods must include 'vanilla': every ratio is against vanilla DPO")
-        return list(dict.fromkeys(names))
+        return methods
+
+    @field_validator("controls")
+    @classmethod
+    def _known_controls(cls, controls: list[str]) -> list[str]:
+        return _known(controls, CONTROLS, "control")
 
     @field_validator("measure_at")
     @classmethod
