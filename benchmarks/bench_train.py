@@ -15,7 +15,10 @@ minus ``VmRSS`` before it: the activations, gradients and temporaries of that st
 Targets: time ratio ≤ 1.03, memory ratio ≤ 1.05. Every round times each variant once, so each round gives a
 ratio (variant / TRL DPO) measured under the same machine load; the figures are the medians of those per-round
 ratios, with their interquartile spread. Last line printed: ``ratio: X`` — the *worst* AW-DPO aggregation on
-SmolLM2-135M (the model that matters; the 0.2M tiny model is printed first as a sanity check).
+SmolLM2-135M (the model that matters; the 0.2M tiny model is printed first as a sanity check). Two controls run
+in the same rounds and are printed under each table: TRL's DPO timed again (must read 1) and TRL's DPO plus a
+wait of 10 % of its warm-up step (must read about 1.10, its IQR above 1): they show what size of difference the
+run could have seen.
 
 Rounds run until a time budget is spent (at least ``MIN_ROUNDS``, at most the round count), so the benchmark
 finishes in about 8 minutes on 2 cores whatever the machine's load; a loaded machine gives fewer rounds (their
@@ -45,6 +48,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 VARIANTS = ("trl-dpo", "awdpo-loss", "awdpo-reward", "awdpo-vanilla")
+# Controls, timed in the same rounds: TRL's DPO again (negative: its ratio must read 1) and TRL's DPO with a
+# known extra wait of PLUS × its warm-up step time (positive: its ratio must read 1 + PLUS). A run whose controls
+# miss cannot tell "AW-DPO costs what DPO does" from "this run could not see a difference".
+CONTROLS = ("control-trl-again", "control-trl-plus")
+PLUS = 0.10
+ARMS = VARIANTS + CONTROLS
 
 
 MIN_ROUNDS = 4
@@ -104,6 +113,18 @@ def _pairs(n: int) -> list[Any]:
     return pairs
 
 
+class _Padded:
+    """The positive control: a trainer's step followed by a fixed wait (set after the warm-up)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.model, self.extra_s = inner, inner.model, 0.0
+
+    def training_step(self, model: Any, batch: dict[str, Any]) -> Any:
+        out = self.inner.training_step(model, batch)
+        time.sleep(self.extra_s)
+        return out
+
+
 def _trainers(
     model_dir: Path, batch: int, max_length: int, workdir: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,9 +172,13 @@ def _trainers(
     )
     for trainer in trainers.values():
         trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which is not used here
+    trainers["control-trl-again"] = trainers["trl-dpo"]
+    trainers["control-trl-plus"] = _Padded(trainers["trl-dpo"])
     full = next(iter(trainers["awdpo-loss"].get_train_dataloader()))
     batches = {v: full for v in VARIANTS[1:]}
     batches["trl-dpo"] = {k: full[k] for k in ("input_ids", "attention_mask", "completion_mask")}
+    for control in CONTROLS:
+        batches[control] = batches["trl-dpo"]
     torch.set_grad_enabled(True)
     return trainers, batches
 
@@ -176,12 +201,12 @@ def _rounds(
 ) -> dict[str, list[float]]:
     """Per round, step seconds (memory=False) or step peak MiB (memory=True), per variant (order rotates);
     stops after ``rounds`` rounds or, past ``MIN_ROUNDS``, once ``seconds`` have passed."""
-    values: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    values: dict[str, list[float]] = {v: [] for v in ARMS}
     deadline = time.perf_counter() + seconds
     for r in range(rounds):
         if r >= MIN_ROUNDS and time.perf_counter() > deadline:
             break
-        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+        order = ARMS[r % len(ARMS) :] + ARMS[: r % len(ARMS)]
         for variant in order:
             elapsed, peak = _step(trainers[variant], batches[variant], memory)
             values[variant].append(peak if memory else elapsed)
@@ -224,9 +249,12 @@ def _measure(key: str, memory: bool) -> tuple[tuple[int, ...], dict[str, list[fl
     seconds = float(os.environ.get(seconds_env, DEFAULT_SECONDS[key]))
     with tempfile.TemporaryDirectory() as tmp:
         trainers, batches = _trainers(_model_dir(key), batch, max_length, Path(tmp))
+        warm: list[float] = []
         for variant in VARIANTS:
             for _ in range(warmup):
-                _step(trainers[variant], batches[variant], memory)
+                elapsed, _ = _step(trainers[variant], batches[variant], memory)
+                warm += [elapsed] if variant == "trl-dpo" else []
+        trainers["control-trl-plus"].extra_s = PLUS * statistics.median(warm)
         result = _rounds(trainers, batches, MEMORY_ROUNDS if memory else rounds, memory, seconds)
     return tuple(batches["trl-dpo"]["input_ids"].shape), result
 
@@ -254,18 +282,30 @@ def bench_model(key: str) -> float:
     )
     base_m = peaks.get("trl-dpo", 0.0)
     print(
-        f"{'variant':<15}{'step ms':>10}{'time ratio':>12}{'ratio IQR':>18}{'peak MiB':>10}{'mem ratio':>11}"
+        f"{'variant':<18}{'step ms':>10}{'time ratio':>12}{'ratio IQR':>18}{'peak MiB':>10}{'mem ratio':>11}"
     )
     worst = 0.0
-    for variant in VARIANTS:
+    spreads: dict[str, tuple[float, float, float]] = {}
+    for variant in ARMS:
         ratios = [t / b for t, b in zip(times[variant], times["trl-dpo"], strict=True)]
-        ratio, low, high = _spread(ratios)
+        ratio, low, high = spreads[variant] = _spread(ratios)
         m = peaks.get(variant, 0.0)
         mem_ratio = f"{m / base_m:11.3f}" if base_m > 0 else f"{'n/a':>11}"
         step_ms = 1000 * statistics.median(times[variant])
-        print(f"{variant:<15}{step_ms:10.1f}{ratio:12.3f}{f'{low:.3f}–{high:.3f}':>18}{m:10.1f}{mem_ratio}")
-        if variant != "trl-dpo":
+        print(f"{variant:<18}{step_ms:10.1f}{ratio:12.3f}{f'{low:.3f}–{high:.3f}':>18}{m:10.1f}{mem_ratio}")
+        if variant in VARIANTS[1:]:
             worst = max(worst, ratio)
+    positive, negative = spreads["control-trl-plus"], spreads["control-trl-again"]
+    seen = positive[1] > 1.0 and negative[1] <= 1.0 <= negative[2]
+    print(
+        f"controls: +{PLUS:.0%} wait reads {positive[0]:.3f} (IQR {positive[1]:.3f}–{positive[2]:.3f}), TRL again "
+        f"reads {negative[0]:.3f} (IQR {negative[1]:.3f}–{negative[2]:.3f}): "
+        + (
+            "this run can see a difference of that size"
+            if seen
+            else "this run CANNOT resolve such a difference"
+        )
+    )
     return worst
 
 
